@@ -1,0 +1,247 @@
+"""The register (plant model): enterprise → plants → lines → processes → signals.
+
+One YAML file per enterprise, validated strictly: unknown keys are errors, every reference
+is checked, and a bad file fails at start-up with the file, line, field path and reason
+(see ``common.register_loader``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from common.durations import Duration
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# ns=<index>;<type>=<id> or nsu=<uri>;<type>=<id> or a bare <type>=<id> (namespace 0).
+_NODE_ID = re.compile(r"^(?:(?:ns=\d+|nsu=[^;]+);)?[isgb]=.+$", re.DOTALL)
+_MQTT_WILDCARD = re.compile(r"[+#]")
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use letters, digits, '_', '-', '.', "
+            "start with a letter or digit, at most 64 characters "
+            "(ids become MQTT topic levels and InfluxDB tags)"
+        )
+    return value
+
+
+Id = Annotated[str, AfterValidator(_check_id)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IndustryType(str, Enum):
+    DISCRETE = "discrete"
+    PROCESS = "process"
+
+
+class SignalRole(str, Enum):
+    STATE = "state"
+    """Machine state (running/idle/fault/...): proves the process is under digital control."""
+    MODE = "mode"
+    """Control mode (auto/manual); used by rule R6."""
+    PARAMETER = "parameter"
+    """A key process parameter (spindle speed, temperature, ...)."""
+
+
+class UpdateKind(str, Enum):
+    PERIODIC = "periodic"
+    """A new sample arrives every expected interval (polled, or published on a timer)."""
+    ON_CHANGE = "on_change"
+    """Reported by exception: may stay silent while the value is unchanged."""
+
+
+MANUAL = "manual"
+
+
+class OpcUaSource(Strict):
+    id: Id
+    kind: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://")
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    """``poll`` reads all nodes every ``poll_interval`` for servers without subscriptions."""
+    poll_interval: Duration = 1.0
+    publishing_interval: Duration = 0.5
+
+
+class MqttSource(Strict):
+    id: Id
+    kind: Literal["mqtt"]
+    broker: str = Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
+    """The plant's device broker, ``mqtt://host:port``."""
+    qos: Literal[0, 1, 2] = 1
+
+
+Source = Annotated[OpcUaSource | MqttSource, Field(discriminator="kind")]
+
+
+class Signal(Strict):
+    id: Id
+    role: SignalRole
+    key: bool = True
+    """For parameters: whether it is a key parameter the KPI requires."""
+    source: str | None = None
+    """A source id of this plant, ``manual`` for values typed in by people, or absent (unbound)."""
+    node: str | None = None
+    """OPC UA node id: ``ns=2;s=...``, or ``nsu=<namespace uri>;s=...`` resolved at connect."""
+    topic: str | None = None
+    """MQTT topic the device publishes on (no wildcards)."""
+    path: str = "value"
+    """Dotted path to the value in the JSON payload; ``.`` for a plain payload."""
+    timestamp_path: str | None = "ts"
+    """Dotted path to the source timestamp (ms since epoch, or ISO 8601)."""
+    quality_path: str | None = "quality"
+    """Dotted path to the quality (``good``/``uncertain``/``bad``/``override`` or a status code)."""
+    interval: Duration = 1.0
+    """Expected sampling interval."""
+    update: UpdateKind = UpdateKind.PERIODIC
+    unit: str | None = None
+    manual_values: tuple[str | int | bool, ...] = ("MANUAL",)
+    """For a ``mode`` signal: the values that mean manual control."""
+
+    @model_validator(mode="after")
+    def _binding_is_complete(self) -> Signal:
+        if self.node is not None and not _NODE_ID.match(self.node):
+            raise ValueError(
+                f"node {self.node!r} is not an OPC UA node id "
+                "(ns=2;s=Name, nsu=urn:...;s=Name, ns=3;i=1001)"
+            )
+        if self.topic is not None and (not self.topic or _MQTT_WILDCARD.search(self.topic)):
+            raise ValueError(f"topic {self.topic!r} must be a concrete topic without + or #")
+        if self.source == MANUAL and (self.node or self.topic):
+            raise ValueError("a manual signal has no node or topic")
+        if self.source is None and (self.node or self.topic):
+            raise ValueError("node/topic given but no source: name the source it is read from")
+        return self
+
+    @property
+    def is_automated(self) -> bool:
+        return self.source not in (None, MANUAL)
+
+
+class Downtime(Strict):
+    """A planned downtime window: the line is not scheduled from start to end."""
+
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Downtime:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("downtime start and end need a time zone (e.g. 2026-11-28T08:00:00Z)")
+        if self.end <= self.start:
+            raise ValueError("downtime end must be after its start")
+        return self
+
+
+class Process(Strict):
+    id: Id
+    name: str
+    key: bool
+    industry: IndustryType
+    equipment: str = ""
+    signals: tuple[Signal, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_signals(self) -> Process:
+        _require_unique("signal", [s.id for s in self.signals])
+        return self
+
+    def signals_with_role(self, role: SignalRole) -> tuple[Signal, ...]:
+        return tuple(s for s in self.signals if s.role is role)
+
+
+class Line(Strict):
+    id: Id
+    name: str = ""
+    downtime: tuple[Downtime, ...] = ()
+    processes: tuple[Process, ...] = ()
+
+
+class Plant(Strict):
+    id: Id
+    name: str = ""
+    sources: tuple[Source, ...] = ()
+    lines: tuple[Line, ...] = ()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Plant:
+        _require_unique("source", [s.id for s in self.sources])
+        _require_unique("line", [line.id for line in self.lines])
+        by_id = {s.id: s for s in self.sources}
+        for line in self.lines:
+            for process in line.processes:
+                for signal in process.signals:
+                    _check_binding(self.id, line.id, process.id, signal, by_id)
+        return self
+
+    def source(self, source_id: str) -> Source:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        raise KeyError(source_id)
+
+
+def _check_binding(
+    plant: str, line: str, process: str, signal: Signal, sources: dict[str, Source]
+) -> None:
+    where = f"plant {plant}, line {line}, process {process}, signal {signal.id}"
+    if not signal.is_automated:
+        return
+    assert signal.source is not None
+    source = sources.get(signal.source)
+    if source is None:
+        raise ValueError(
+            f"{where}: source {signal.source!r} is not declared in this plant's sources "
+            f"(declared: {sorted(sources) or 'none'}; or use 'manual')"
+        )
+    if isinstance(source, OpcUaSource) and signal.node is None:
+        raise ValueError(f"{where}: OPC UA source {source.id!r} needs a 'node'")
+    if isinstance(source, MqttSource) and signal.topic is None:
+        raise ValueError(f"{where}: MQTT source {source.id!r} needs a 'topic'")
+    if isinstance(source, OpcUaSource) and signal.topic is not None:
+        raise ValueError(f"{where}: 'topic' given for OPC UA source {source.id!r}")
+    if isinstance(source, MqttSource) and signal.node is not None:
+        raise ValueError(f"{where}: 'node' given for MQTT source {source.id!r}")
+
+
+class Enterprise(Strict):
+    id: Id
+    name: str = ""
+    region: str
+    above_designated_size: bool
+    declared_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The rate declared in the enterprise's self-assessment, shown beside the measured one."""
+
+
+class Register(Strict):
+    version: str | None = None
+    """Declared version; when absent the content digest is the version."""
+    enterprise: Enterprise
+    plants: tuple[Plant, ...]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Register:
+        _require_unique("plant", [p.id for p in self.plants])
+        _require_unique(
+            "process", [proc.id for p in self.plants for ln in p.lines for proc in ln.processes]
+        )
+        return self
+
+
+def _require_unique(kind: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise ValueError(f"duplicate {kind} id {item!r}")
+        seen.add(item)

@@ -1,0 +1,136 @@
+"""The uplink wire schema: one batch of samples and liveness events from one edge agent.
+
+Columnar JSON keeps the per-message overhead low (MQTT messages/s, not bytes, limit a
+Python pipeline) while staying readable with ``mosquitto_sub``. Timestamps are integers,
+nanoseconds since the Unix epoch, UTC.
+
+A sample is what was received, never a made-up value: ``value`` may be null when the
+source reported a bad status without a value; the raw OPC UA status code is always kept.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_VERSION = 1
+
+Value = float | int | bool | str | None
+
+
+class WireError(ValueError):
+    """A batch that cannot be accepted; the message names the culprit."""
+
+
+class SampleColumns(BaseModel):
+    """Samples as parallel columns; index i of every list is one sample."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    process: list[str] = Field(default_factory=list)
+    signal: list[str] = Field(default_factory=list)
+    ts: list[int] = Field(default_factory=list)
+    """Source timestamp (ns); the edge's receive time when the source gave none."""
+    value: list[Value] = Field(default_factory=list)
+    status: list[int] = Field(default_factory=list)
+    """Raw OPC UA status code (MQTT device qualities are mapped to codes at the edge)."""
+    recv: list[int] = Field(default_factory=list)
+    """When the edge received it (ns)."""
+    server_ts: list[int | None] = Field(default_factory=list)
+    """OPC UA server timestamp (ns) where the server sent one."""
+
+    @model_validator(mode="after")
+    def _same_length(self) -> SampleColumns:
+        n = len(self.process)
+        lengths = {
+            name: len(getattr(self, name))
+            for name in ("signal", "ts", "value", "status", "recv", "server_ts")
+        }
+        wrong = {name: length for name, length in lengths.items() if length != n}
+        if wrong:
+            raise ValueError(f"sample columns differ in length: process has {n}, {wrong}")
+        for i, code in enumerate(self.status):
+            if not 0 <= code <= 0xFFFFFFFF:
+                raise ValueError(f"sample {i}: status {code} is not a 32-bit status code")
+        return self
+
+    def __len__(self) -> int:
+        return len(self.process)
+
+    def append(
+        self,
+        process: str,
+        signal: str,
+        ts: int,
+        value: Value,
+        status: int,
+        recv: int,
+        server_ts: int | None = None,
+    ) -> None:
+        self.process.append(process)
+        self.signal.append(signal)
+        self.ts.append(ts)
+        self.value.append(value)
+        self.status.append(status)
+        self.recv.append(recv)
+        self.server_ts.append(server_ts)
+
+
+class LivenessEvent(BaseModel):
+    """A source (or the edge itself) went up or down at ``ts``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    """A source id of the plant, or ``EDGE_SOURCE`` for the edge agent itself."""
+    ts: int
+    up: bool
+    detail: str = ""
+
+
+EDGE_SOURCE = "_edge"
+
+
+class UplinkBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+    edge: str
+    enterprise: str
+    plant: str
+    register_version: str
+    boot: int
+    """The edge's start time (ns): with ``seq`` it identifies a batch across restarts."""
+    seq: int = Field(ge=0)
+    sent: int
+    samples: SampleColumns = Field(default_factory=SampleColumns)
+    liveness: list[LivenessEvent] = Field(default_factory=list)
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+def decode_batch(payload: bytes, topic: str) -> UplinkBatch:
+    """Parse and validate a batch, or raise WireError naming the topic and the fields."""
+    try:
+        return UplinkBatch.model_validate_json(payload)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        raise WireError(f"malformed batch on {topic}: {problems}{more}") from None
+
+
+class EdgeState(BaseModel):
+    """Retained on the edge's state topic: birth when it starts, death as its Last Will."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    edge: str
+    online: bool
+    boot: int
+    register_version: str = ""
+    sources: list[str] = Field(default_factory=list)
