@@ -6,7 +6,7 @@ never by a lookup of a few known codes, so every code a server can send is class
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 GOOD = 0x00000000
 GOOD_LOCAL_OVERRIDE = 0x00960000
@@ -18,7 +18,7 @@ BAD_WAITING_FOR_INITIAL_DATA = 0x80320000
 _CODE_MASK = 0xFFFF0000
 
 
-class Quality(str, Enum):
+class Quality(StrEnum):
     GOOD = "good"
     OVERRIDDEN = "overridden"
     UNCERTAIN = "uncertain"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -39,12 +39,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class IndustryType(str, Enum):
+class IndustryType(StrEnum):
     DISCRETE = "discrete"
     PROCESS = "process"
 
 
-class SignalRole(str, Enum):
+class SignalRole(StrEnum):
     STATE = "state"
     """Machine state (running/idle/fault/...): proves the process is under digital control."""
     MODE = "mode"
@@ -53,7 +53,7 @@ class SignalRole(str, Enum):
     """A key process parameter (spindle speed, temperature, ...)."""
 
 
-class UpdateKind(str, Enum):
+class UpdateKind(StrEnum):
     PERIODIC = "periodic"
     """A new sample arrives every expected interval (polled, or published on a timer)."""
     ON_CHANGE = "on_change"

@@ -87,7 +87,9 @@ def parse_register(raw: bytes, path: Path) -> LoadedRegister:
         problem = getattr(exc, "problem", None) or str(exc)
         raise RegisterError(f"{where}: invalid YAML: {problem}") from exc
     if not isinstance(data, dict):
-        raise RegisterError(f"{path}: the register must be a mapping with 'enterprise' and 'plants'")
+        raise RegisterError(
+            f"{path}: the register must be a mapping with 'enterprise' and 'plants'"
+        )
     lines = _line_index(node)
     try:
         model = Register.model_validate(data)

@@ -42,5 +42,5 @@ def parse_edge_topic(prefix: str, topic: str) -> EdgeTopic:
         or not all(parts[2:5])
     ):
         raise ValueError(f"topic {topic!r} is not {prefix}/v1/<enterprise>/<plant>/<edge>/<kind>")
-    kind: Kind = parts[5]  # type: ignore[assignment]
+    kind: Kind = parts[5]
     return EdgeTopic(parts[2], parts[3], parts[4], kind)

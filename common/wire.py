@@ -95,7 +95,7 @@ EDGE_SOURCE = "_edge"
 class UplinkBatch(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_version: Literal[1] = Field(SCHEMA_VERSION, alias="schema")
+    schema_version: Literal[1] = Field(1, alias="schema")
     edge: str
     enterprise: str
     plant: str

@@ -1,0 +1,194 @@
+"""The I/O shell around the pure evaluator: read a window from InfluxDB, evaluate, store.
+
+The live loop and a recomputation of a past window both go through ``compute``: the same
+InfluxQL read and the same pure ``evaluate`` call, so "recomputed = live" holds by
+construction, and the result does not depend on which collector received which batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from collector.kpi.aggregate import ScopeRate, aggregate
+from collector.kpi.evaluator import Evaluation, evaluate
+from collector.kpi.inputs import SignalSamples, SourceEvent, Window
+from collector.kpi.thresholds import Thresholds
+from collector.storage.lineprotocol import point_line
+from collector.storage.reader import InfluxQLReader
+from collector.storage.writer import InfluxWriter
+from common.register import UpdateKind
+from common.register_loader import LoadedRegister
+
+log = logging.getLogger(__name__)
+
+PROCESS_STATUS = "process_status"
+KPI_RATE = "kpi_rate"
+
+
+@dataclass(frozen=True)
+class KpiResult:
+    window: Window
+    computed_at_ns: int
+    evaluations: tuple[Evaluation, ...]
+    rates: tuple[ScopeRate, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window.to_dict(),
+            "computed_at_ns": self.computed_at_ns,
+            "rates": [r.to_dict() for r in self.rates],
+            "evaluations": [e.to_dict() for e in self.evaluations],
+        }
+
+
+def lookback_ns(register: LoadedRegister, thresholds: Thresholds) -> int:
+    """How far before a window a sample can still make a value known at its start."""
+    longest = 0.0
+    for ref in register.signals():
+        signal = ref.signal
+        if signal.update is UpdateKind.ON_CHANGE:
+            hold = thresholds.on_change_max_hold
+        else:
+            hold = thresholds.periodic_hold_factor * signal.interval
+        longest = max(longest, hold)
+    return int(longest * 1e9)
+
+
+class KpiService:
+    def __init__(
+        self,
+        registers: list[LoadedRegister],
+        reader: InfluxQLReader,
+        writer: InfluxWriter,
+        thresholds: Thresholds,
+        *,
+        window_s: float,
+        period_s: float,
+        lag_s: float,
+    ) -> None:
+        self.registers = registers
+        self.reader = reader
+        self.writer = writer
+        self.thresholds = thresholds
+        self.window_s = window_s
+        self.period_s = period_s
+        self.lag_s = lag_s
+        self.latest: KpiResult | None = None
+        self.evaluations_run = 0
+        self.last_error = ""
+
+    async def compute(self, window: Window) -> KpiResult:
+        evaluations = []
+        for register in self.registers:
+            enterprise = register.enterprise_id
+            lookback = lookback_ns(register, self.thresholds)
+            raw_samples = await self.reader.samples(
+                window.start_ns, window.end_ns, lookback, enterprise
+            )
+            samples = {
+                key: SignalSamples(
+                    ts=list(cols.ts), status=list(cols.status), value=list(cols.value)
+                )
+                for key, cols in raw_samples.items()
+            }
+            raw_liveness = await self.reader.liveness(
+                window.start_ns - lookback, window.end_ns, enterprise
+            )
+            liveness = {
+                key: [SourceEvent(ts, up) for ts, up in events]
+                for key, events in raw_liveness.items()
+            }
+            evaluations.append(evaluate(register, window, samples, liveness, self.thresholds))
+        rates = aggregate(evaluations)
+        return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
+
+    def current_window(self) -> Window:
+        end = time.time_ns() - int(self.lag_s * 1e9)
+        return Window(end - int(self.window_s * 1e9), end)
+
+    async def evaluate_now(self) -> KpiResult:
+        result = await self.compute(self.current_window())
+        await self.writer.write(result_lines(result))
+        self.latest = result
+        self.evaluations_run += 1
+        return result
+
+    async def run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                result = await self.evaluate_now()
+                self.last_error = ""
+                log.info("KPI: %s", summary(result))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("KPI evaluation failed: %s", self.last_error)
+            await asyncio.sleep(max(0.0, self.period_s - (time.monotonic() - started)))
+
+
+def summary(result: KpiResult) -> str:
+    parts = []
+    for rate in result.rates:
+        if rate.scope in ("enterprise", "plant") and rate.industry == "all":
+            shown = "n/a" if rate.rate is None else f"{rate.rate:.1%}"
+            parts.append(
+                f"{rate.scope} {rate.scope_id} {shown} ({rate.numerator}/{rate.denominator})"
+            )
+    return "; ".join(parts)
+
+
+def result_lines(result: KpiResult) -> list[str]:
+    """``process_status`` and ``kpi_rate`` points, stamped with the window's end."""
+    ts = result.window.end_ns
+    window_s = result.window.duration_ns / 1e9
+    lines: list[str | None] = []
+    for evaluation in result.evaluations:
+        for p in evaluation.processes:
+            shares = [s.good for s in p.signals]
+            fields: dict[str, Any] = {
+                "status": str(p.status),
+                "counted": p.status.value == "DIGITALIZED",
+                "reasons": ",".join(str(r) for r in p.reasons),
+                "coverage_min": min(shares) if shares else 0.0,
+                "longest_gap_s": max((s.longest_gap_s for s in p.signals), default=0.0),
+                "scheduled_s": p.scheduled_s,
+                "window_s": window_s,
+                "register_version": p.register_version,
+                "register_digest": p.register_digest,
+                "thresholds": p.thresholds,
+                "evidence": json.dumps([s.to_dict() for s in p.signals], separators=(",", ":")),
+            }
+            if p.manual_share is not None:
+                fields["manual_share"] = p.manual_share
+            tags = {
+                "enterprise": p.enterprise_id,
+                "plant": p.plant_id,
+                "line": p.line_id,
+                "process": p.process_id,
+                "industry": p.industry,
+            }
+            lines.append(point_line(PROCESS_STATUS, tags, fields, ts))
+    versions = ",".join(sorted({e.register_version for e in result.evaluations}))
+    for rate in result.rates:
+        fields = {
+            "numerator": rate.numerator,
+            "denominator": rate.denominator,
+            "not_scheduled": rate.not_scheduled,
+            "reasons": json.dumps(rate.reasons, sort_keys=True, separators=(",", ":")),
+            "enterprises": rate.enterprises,
+            "register_versions": versions,
+            "thresholds": result.evaluations[0].thresholds if result.evaluations else "",
+            "window_s": window_s,
+        }
+        if rate.rate is not None:
+            fields["rate"] = float(rate.rate)
+        tags = {"scope": rate.scope, "scope_id": rate.scope_id, "industry": rate.industry}
+        lines.append(point_line(KPI_RATE, tags, fields, ts))
+    return [line for line in lines if line is not None]

@@ -1,0 +1,114 @@
+"""Wire the collector together: consumer → pipeline → InfluxDB, the KPI loop, the API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+
+from collector.api.app import create_app
+from collector.ingest.consumer import UplinkConsumer
+from collector.ingest.pipeline import IngestPipeline
+from collector.kpi.service import KpiService
+from collector.settings import CollectorSettings
+from collector.storage.reader import InfluxQLReader
+from collector.storage.writer import make_writer
+from common.endpoints import parse_broker_url
+from common.register_loader import LoadedRegister, RegisterError, load_register
+
+log = logging.getLogger(__name__)
+
+
+def load_registers(settings: CollectorSettings) -> dict[str, LoadedRegister]:
+    registers: dict[str, LoadedRegister] = {}
+    for path in settings.registers:
+        register = load_register(path)
+        other = registers.get(register.enterprise_id)
+        if other is not None:
+            raise RegisterError(
+                f"{path}: enterprise {register.enterprise_id!r} is already loaded from {other.path}"
+            )
+        registers[register.enterprise_id] = register
+    return registers
+
+
+class Collector:
+    def __init__(self, settings: CollectorSettings) -> None:
+        self.settings = settings
+        self.registers = load_registers(settings)
+        self.writer = make_writer(settings.influx, max_lines=settings.write_batch_lines)
+        self.reader = InfluxQLReader(settings.influx)
+        self.consumer: UplinkConsumer
+        self.pipeline = IngestPipeline(
+            self.writer,
+            self.registers,
+            self._dead_letter,
+            max_lines=settings.write_batch_lines,
+        )
+        self.consumer = UplinkConsumer(
+            self.pipeline,
+            parse_broker_url(settings.broker),
+            prefix=settings.topic_prefix,
+            client_id=settings.client_id,
+            session_expiry=settings.session_expiry,
+        )
+        self.kpi = KpiService(
+            list(self.registers.values()),
+            self.reader,
+            self.writer,
+            settings.kpi.thresholds,
+            window_s=settings.kpi.window,
+            period_s=settings.kpi.period,
+            lag_s=settings.kpi.lag,
+        )
+        self.app = create_app(self)
+        self.api_server: uvicorn.Server | None = None
+
+    async def _dead_letter(self, *args: object) -> None:
+        await self.consumer.dead_letter(*args)  # type: ignore[arg-type]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info(
+            "collector: registers %s, broker %s, InfluxDB %s",
+            ", ".join(f"{r.enterprise_id}@{r.version}" for r in self.registers.values()),
+            self.settings.broker,
+            self.settings.influx.describe(),
+        )
+        try:
+            await self.writer.ensure_database()
+        except Exception as exc:  # unreachable at start is normal: writes retry
+            log.warning("InfluxDB not ready at start (%s); writes will retry", exc)
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.api.host,
+            port=self.settings.api.port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self.api_server = uvicorn.Server(config)
+        tasks = [
+            asyncio.create_task(self.pipeline.run_writer(), name="writer"),
+            asyncio.create_task(self.consumer.run(), name="consumer"),
+            asyncio.create_task(self.kpi.run(), name="kpi"),
+            asyncio.create_task(self.api_server.serve(), name="api"),
+        ]
+        log.info(
+            "API on http://%s:%d (OpenAPI at /docs)", self.settings.api.host, self.settings.api.port
+        )
+        await stop.wait()
+        log.info("stopping collector")
+        self.api_server.should_exit = True
+        for task in tasks[1:3]:
+            task.cancel()
+        await self._drain_queue(timeout=10.0)
+        tasks[0].cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.writer.close()
+        await self.reader.close()
+
+    async def _drain_queue(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.pipeline.queue.empty() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

@@ -1,0 +1,1 @@
+"""Edge agent: acquire (OPC UA, MQTT) → normalize → buffer → uplink to the central broker."""

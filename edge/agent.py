@@ -1,0 +1,217 @@
+"""The edge agent: wires the plant's sources to the buffer and the uplink, and reports health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+
+from common.endpoints import parse_broker_url
+from common.register import MqttSource as MqttSourceConfig
+from common.register import OpcUaSource as OpcUaSourceConfig
+from common.register_loader import LoadedRegister, load_register
+from common.topics import edge_topic
+from common.wire import LivenessEvent, Value
+from edge.buffer import SampleBuffer
+from edge.settings import EdgeSettings
+from edge.sources import Source, now_ns
+from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
+from edge.sources.opcua.source import NodeBinding, OpcUaSource
+from edge.uplink import Uplink, UplinkIdentity
+
+log = logging.getLogger(__name__)
+
+
+class BufferSink:
+    """What sources report into: samples and liveness go to the buffer, rejections are counted."""
+
+    def __init__(self, buffer: SampleBuffer, wakeup: asyncio.Event) -> None:
+        self.buffer = buffer
+        self.wakeup = wakeup
+        self.rejected_count = 0
+        self.last_rejections: dict[str, str] = {}
+
+    def sample(
+        self,
+        process: str,
+        signal: str,
+        ts: int,
+        value: Value,
+        status: int,
+        recv: int,
+        server_ts: int | None = None,
+    ) -> None:
+        self.buffer.add_sample((process, signal, ts, value, status, recv, server_ts))
+        self.wakeup.set()
+
+    def liveness(self, source: str, up: bool, detail: str = "") -> None:
+        log.info("source %s is %s: %s", source, "up" if up else "down", detail)
+        self.buffer.add_liveness(LivenessEvent(source=source, ts=now_ns(), up=up, detail=detail))
+        self.wakeup.set()
+
+    def rejected(self, source: str, culprit: str, reason: str) -> None:
+        self.rejected_count += 1
+        if len(self.last_rejections) < 1000 or culprit in self.last_rejections:
+            self.last_rejections[culprit] = f"{source}: {reason}"
+
+
+def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Source]:
+    plant = register.plant(settings.plant)
+    unknown = set(settings.endpoints) | set(settings.brokers)
+    unknown -= {s.id for s in plant.sources}
+    if unknown:
+        raise ValueError(
+            f"endpoint/broker override for unknown source(s) {sorted(unknown)} "
+            f"(plant {plant.id} sources: {[s.id for s in plant.sources]})"
+        )
+    nodes: dict[str, list[NodeBinding]] = {}
+    topics: dict[str, list[TopicBinding]] = {}
+    for line in plant.lines:
+        for process in line.processes:
+            for signal in process.signals:
+                if not signal.is_automated:
+                    continue
+                assert signal.source is not None
+                if signal.node is not None:
+                    nodes.setdefault(signal.source, []).append(
+                        NodeBinding(signal.node, process.id, signal.id, signal.interval)
+                    )
+                elif signal.topic is not None:
+                    topics.setdefault(signal.source, []).append(
+                        TopicBinding(signal.topic, process.id, signal)
+                    )
+    sources: list[Source] = []
+    for config in plant.sources:
+        if isinstance(config, OpcUaSourceConfig):
+            sources.append(
+                OpcUaSource(
+                    config,
+                    nodes.get(config.id, []),
+                    endpoint=settings.endpoints.get(config.id),
+                    timeout=settings.opcua_timeout,
+                    watchdog=settings.opcua_watchdog,
+                    items_per_call=settings.monitored_items_per_call,
+                    nodes_per_read=settings.nodes_per_read,
+                    reconnect_max_delay=settings.reconnect_max_delay,
+                )
+            )
+        elif isinstance(config, MqttSourceConfig):
+            sources.append(
+                MqttDeviceSource(
+                    config,
+                    topics.get(config.id, []),
+                    client_id=f"plantkpi-{settings.resolved_edge_id}-{config.id}",
+                    broker=settings.brokers.get(config.id),
+                    reconnect_max_delay=settings.reconnect_max_delay,
+                )
+            )
+    return sources
+
+
+class EdgeAgent:
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.register = load_register(settings.register)
+        self.plant = self.register.plant(settings.plant)
+        self.sources = build_sources(self.register, settings)
+        self.buffer = SampleBuffer(settings.buffer_max_samples)
+        edge_id = settings.resolved_edge_id
+        enterprise = self.register.enterprise_id
+
+        def topic(kind: Any) -> str:
+            return edge_topic(settings.topic_prefix, enterprise, self.plant.id, edge_id, kind)
+
+        self.uplink = Uplink(
+            UplinkIdentity(
+                edge=edge_id,
+                enterprise=enterprise,
+                plant=self.plant.id,
+                register_version=self.register.version,
+                boot=time.time_ns(),
+                samples_topic=topic("samples"),
+                state_topic=topic("state"),
+                health_topic=topic("health"),
+                sources=tuple(s.id for s in self.sources),
+            ),
+            parse_broker_url(settings.uplink_broker),
+            self.buffer,
+            batch_max_samples=settings.batch_max_samples,
+            flush_interval=settings.flush_interval,
+            reconnect_max_delay=settings.reconnect_max_delay,
+        )
+        self.sink = BufferSink(self.buffer, self.uplink.wakeup)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "edge": self.uplink.identity.edge,
+            "plant": self.plant.id,
+            "ts": time.time_ns(),
+            "register_version": self.register.version,
+            "sources": {s.id: s.health() for s in self.sources},
+            "buffer": asdict(self.buffer.stats()),
+            "uplink": asdict(self.uplink.stats),
+            "rejected": self.sink.rejected_count,
+        }
+
+    async def _report_health(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.status_interval)
+            report = self.health()
+            buffer = report["buffer"]
+            log.info(
+                "health: uplink %s, %d batches sent, buffer %d (dropped %d), rejected %d, sources %s",
+                report["uplink"]["state"],
+                report["uplink"]["batches_sent"],
+                buffer["depth"],
+                buffer["dropped"],
+                report["rejected"],
+                {k: v["state"] for k, v in report["sources"].items()},
+            )
+            await self.uplink.publish_health(json.dumps(report, default=str).encode())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info(
+            "edge %s for plant %s (register %s): %d sources, uplink %s",
+            self.uplink.identity.edge,
+            self.plant.id,
+            self.register.version,
+            len(self.sources),
+            self.settings.uplink_broker,
+        )
+        source_tasks = [
+            asyncio.create_task(s.run(self.sink), name=f"source-{s.id}") for s in self.sources
+        ]
+        uplink_task = asyncio.create_task(self.uplink.run(), name="uplink")
+        health_task = asyncio.create_task(self._report_health(), name="health")
+        await stop.wait()
+        log.info(
+            "stopping: closing sources, flushing %d buffered samples", self.buffer.stats().depth
+        )
+        for task in source_tasks:
+            task.cancel()
+        await asyncio.gather(*source_tasks, return_exceptions=True)
+        await self._drain(timeout=10.0)
+        await self.uplink.goodbye()
+        for task in (uplink_task, health_task):
+            task.cancel()
+        await asyncio.gather(uplink_task, health_task, return_exceptions=True)
+        stats = self.buffer.stats()
+        if stats.depth:
+            log.warning("stopped with %d samples not sent (uplink unavailable)", stats.depth)
+
+    async def _drain(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self.uplink.wakeup.set()
+        # Polling is fine here: it runs once, at shutdown, for at most ``timeout``.
+        while len(self.buffer) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def run_agent(settings: EdgeSettings, stop: asyncio.Event) -> None:
+    agent = EdgeAgent(settings)
+    with contextlib.suppress(asyncio.CancelledError):
+        await agent.run(stop)

@@ -1,0 +1,46 @@
+"""Acquisition sources: each reads one equipment connection and reports samples and liveness.
+
+A source gets a ``SourceSink`` and runs until cancelled. It never raises for the equipment
+being unreachable: it reports the source down, retries with capped backoff, and reports
+it up again once readings flow.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from common.backoff import Backoff
+from common.wire import Value
+
+__all__ = ["Backoff", "Source", "SourceSink", "now_ns"]
+
+
+class SourceSink(Protocol):
+    def sample(
+        self,
+        process: str,
+        signal: str,
+        ts: int,
+        value: Value,
+        status: int,
+        recv: int,
+        server_ts: int | None = None,
+    ) -> None: ...
+
+    def liveness(self, source: str, up: bool, detail: str = "") -> None: ...
+
+    def rejected(self, source: str, culprit: str, reason: str) -> None:
+        """A reading that cannot become a sample (names the node id or topic)."""
+
+
+class Source(Protocol):
+    id: str
+
+    async def run(self, sink: SourceSink) -> None: ...
+
+    def health(self) -> dict[str, object]: ...
+
+
+def now_ns() -> int:
+    return time.time_ns()

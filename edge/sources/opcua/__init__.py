@@ -1,0 +1,1 @@
+"""OPC UA acquisition (asyncua): subscriptions with batched monitored items, or polling."""
