@@ -28,6 +28,11 @@ ApiOption = Annotated[str, typer.Option(envvar="KPI_API", help="Collector API ba
 DEFAULT_API = "http://127.0.0.1:8080"
 
 
+@service_app.callback()
+def _group() -> None:
+    """Keep ``run`` a named subcommand (more will follow)."""
+
+
 @service_app.command()
 def run(
     register: Annotated[

@@ -115,7 +115,7 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
 class EdgeAgent:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
-        self.register = load_register(settings.register)
+        self.register = load_register(settings.register_file)
         self.plant = self.register.plant(settings.plant)
         self.sources = build_sources(self.register, settings)
         self.buffer = SampleBuffer(settings.buffer_max_samples)

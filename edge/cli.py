@@ -16,9 +16,14 @@ from common.service import run_until_signal, setup_logging
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
+@app.callback()
+def _group() -> None:
+    """Keep ``run`` a named subcommand (more will follow)."""
+
+
 @app.command()
 def run(
-    register: Annotated[Path | None, typer.Option(help="Register YAML (env EDGE_REGISTER)")] = None,
+    register: Annotated[Path | None, typer.Option(help="Register YAML (env EDGE_REGISTER_FILE)")] = None,
     plant: Annotated[str | None, typer.Option(help="Plant id to serve (env EDGE_PLANT)")] = None,
     uplink_broker: Annotated[
         str | None, typer.Option(help="Central broker mqtt://host:port")
@@ -40,7 +45,7 @@ def run(
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
-            "register": register,
+            "register_file": register,
             "plant": plant,
             "uplink_broker": uplink_broker,
             "edge_id": edge_id,

@@ -17,7 +17,7 @@ class EdgeSettings(BaseSettings):
         env_prefix="EDGE_", env_file=".env", extra="ignore", secrets_dir=None
     )
 
-    register: Path
+    register_file: Path
     """The enterprise register (YAML)."""
     plant: str
     """Which plant of the register this agent serves."""

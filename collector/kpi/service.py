@@ -189,6 +189,11 @@ def result_lines(result: KpiResult) -> list[str]:
         }
         if rate.rate is not None:
             fields["rate"] = float(rate.rate)
+        # Line ids are unique per plant and plant ids per enterprise: both are tags too.
         tags = {"scope": rate.scope, "scope_id": rate.scope_id, "industry": rate.industry}
+        if rate.enterprise_id:
+            tags["enterprise"] = rate.enterprise_id
+        if rate.plant_id:
+            tags["plant"] = rate.plant_id
         lines.append(point_line(KPI_RATE, tags, fields, ts))
     return [line for line in lines if line is not None]

@@ -1,0 +1,1 @@
+"""Central collector: uplink consumer, storage, KPI evaluator and API."""

@@ -1,0 +1,30 @@
+"""The configurable KPI thresholds; the values in force are stored with every result (R7)."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from common.durations import Duration
+
+
+class Thresholds(BaseModel):
+    """Defaults follow KPI.md. Shares are fractions of the scheduled part of the window."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    coverage_min: float = Field(0.95, gt=0.0, le=1.0)
+    """R3: minimum share of the scheduled window with a known, good value."""
+    manual_mode_max: float = Field(0.10, ge=0.0, le=1.0)
+    """R6: maximum share of the scheduled window in manual control mode."""
+    periodic_hold_factor: float = Field(3.0, gt=0.0)
+    """A periodic sample stays known for this many expected intervals."""
+    on_change_max_hold: Duration = 43200.0
+    """Seconds an on-change sample stays known while its source is alive."""
+    reason_min_share: float = Field(0.01, ge=0.0, le=1.0)
+    """A failing signal reports every non-good category with at least this share."""
+
+    def fingerprint(self) -> str:
+        """Compact, key-sorted JSON: equal thresholds always give the same text."""
+        return json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,1 @@
+"""Unit tests of the pure KPI evaluator and aggregation (no servers)."""
