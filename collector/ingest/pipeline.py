@@ -16,7 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from collector.ingest.resolve import BatchRejected, resolve_batch
-from collector.storage.errors import DatabaseMissing, WriteRejected, WriteUnavailable
+from collector.storage.errors import (
+    DatabaseMissing,
+    WriteRejected,
+    WriteUnauthorized,
+    WriteUnavailable,
+)
 from collector.storage.lineprotocol import (
     StoredLiveness,
     liveness_line,
@@ -224,8 +229,9 @@ class IngestPipeline:
                 await self.writer.write(lines)
                 self.stats.last_write_latency_s = time.monotonic() - started
                 return
-            except (WriteUnavailable, DatabaseMissing) as exc:
-                kind = "unavailable" if isinstance(exc, WriteUnavailable) else "database_missing"
+            except (WriteUnavailable, DatabaseMissing, WriteUnauthorized) as exc:
+                # Never dead-letter for these: the data is fine, the database is not (yet).
+                kind = type(exc).__name__
                 self.stats.failure(kind, str(exc))
                 log.warning("InfluxDB write failed (%s); retrying in %.1fs", exc, delay)
                 if isinstance(exc, DatabaseMissing):

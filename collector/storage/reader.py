@@ -1,0 +1,258 @@
+"""Read stored samples, liveness and KPI points back with InfluxQL over ``/query``.
+
+Used to recompute a past window, so it must return exactly what the live path saw: the
+samples inside ``[start, end)`` plus, per signal, the last sample before ``start`` (it
+says what the value was when the window opened). The latter is a ``ORDER BY time DESC
+LIMIT 1`` query per signal over the lookback, so a long lookback costs one point per
+signal, not every point in it.
+
+Responses are requested chunked, which streams past the server's ``max-row-limit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from collector.storage.errors import QueryError, QueryUnavailable, server_message
+from collector.storage.influxql import (
+    ResponseError,
+    Series,
+    is_read_only,
+    parse_chunk,
+    quote_ident,
+    quote_literal,
+    tag_filter,
+    time_range,
+)
+from collector.storage.lineprotocol import LIVENESS, SAMPLE
+from collector.storage.settings import InfluxSettings
+from common.quality import BAD
+
+_SAMPLE_FIELDS = ", ".join(quote_ident(f) for f in ("value", "value_bool", "value_str", "status"))
+CHUNK_SIZE = 10_000
+
+Value = float | bool | str | None
+
+
+@dataclass
+class SignalColumns:
+    """One signal's samples as parallel columns, sorted by ``ts`` (source time, ns)."""
+
+    ts: list[int] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+    value: list[Value] = field(default_factory=list)
+    """The stored value: float (numbers), bool, str, or None when only a status was sent."""
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass(frozen=True)
+class PointRow:
+    ts_ns: int
+    tags: dict[str, str]
+    fields: dict[str, Any]
+    """Non-null fields of the point."""
+
+
+class InfluxQLReader:
+    def __init__(self, settings: InfluxSettings, *, chunk_size: int = CHUNK_SIZE):
+        self.settings = settings
+        self.chunk_size = chunk_size
+        self._target = settings.describe()
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- raw queries ----------------------------------------------------------------------
+
+    async def query(self, q: str, params: Mapping[str, Any] | None = None) -> list[Series]:
+        """Run InfluxQL (several statements may be joined with ``;``).
+
+        ``params`` are InfluxQL bind parameters (``$name`` in the query). SELECT and SHOW
+        go as GET, anything else as POST. Raises :class:`QueryError` (with the query text)
+        or :class:`QueryUnavailable` when the server cannot be reached or answers 5xx.
+        """
+        args: dict[str, str] = {
+            "q": q,
+            "db": self.settings.database,
+            "epoch": "ns",
+            "chunked": "true",
+            "chunk_size": str(self.chunk_size),
+        }
+        if self.settings.retention_policy:
+            args["rp"] = self.settings.retention_policy
+        if params:
+            args["params"] = json.dumps(dict(params))
+        url = f"{self.settings.url}/query"
+        try:
+            session = self._http()
+            request = (
+                session.get(url, params=args) if is_read_only(q) else session.post(url, data=args)
+            )
+            async with request as response:
+                status = response.status
+                body = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise QueryUnavailable(self._target, q, f"cannot reach the server: {exc!r}") from exc
+        if status >= 500:
+            message = server_message(body, f"HTTP {status}")
+            raise QueryUnavailable(self._target, q, f"HTTP {status}: {message}", status=status)
+        if status != 200:
+            message = server_message(body, f"HTTP {status}")
+            raise QueryError(self._target, q, f"HTTP {status}: {message}", status=status)
+        series: list[Series] = []
+        try:
+            # Chunks are separated by "\n" only (str.splitlines would also cut at U+0085
+            # or U+2028 inside a string value).
+            for line in body.decode().split("\n"):
+                if line.strip():
+                    parse_chunk(line, series)
+                    await asyncio.sleep(0)  # big windows: let other tasks run between chunks
+        except ResponseError as exc:
+            raise QueryError(self._target, q, str(exc)) from None
+        except ValueError as exc:
+            raise QueryError(self._target, q, f"unreadable response: {exc}") from None
+        return series
+
+    # -- the shapes the KPI evaluator needs ------------------------------------------------
+
+    async def samples(
+        self, start_ns: int, end_ns: int, lookback_ns: int, enterprise: str
+    ) -> dict[tuple[str, str], SignalColumns]:
+        """Samples per ``(process, signal)`` in ``[start, end)``, preceded by the last one in
+        ``[start - lookback, start)`` if there is one."""
+        where = f"{quote_ident('enterprise')} = {quote_literal(enterprise)}"
+        group = f"GROUP BY {quote_ident('process')}, {quote_ident('signal')}"
+        statements = [
+            f"SELECT {_SAMPLE_FIELDS} FROM {quote_ident(SAMPLE)} "
+            f"WHERE {where} AND {time_range(start_ns, end_ns)} {group}"
+        ]
+        if lookback_ns > 0:
+            statements.append(
+                f"SELECT {_SAMPLE_FIELDS} FROM {quote_ident(SAMPLE)} "
+                f"WHERE {where} AND {time_range(start_ns - lookback_ns, start_ns)} {group} "
+                "ORDER BY time DESC LIMIT 1"
+            )
+        out: dict[tuple[str, str], SignalColumns] = {}
+        before: dict[tuple[str, str], tuple[int, int, Value]] = {}
+        for series in await self.query("; ".join(statements)):
+            key = (series.tags.get("process", ""), series.tags.get("signal", ""))
+            index = {name: i for i, name in enumerate(series.columns)}
+            if series.statement_id == 1:
+                if series.values:
+                    before[key] = _sample_row(series.values[0], index)
+                continue
+            columns = out.setdefault(key, SignalColumns())
+            for row in series.values:
+                ts, status, value = _sample_row(row, index)
+                columns.ts.append(ts)
+                columns.status.append(status)
+                columns.value.append(value)
+        for key, (ts, status, value) in before.items():
+            columns = out.setdefault(key, SignalColumns())
+            columns.ts.insert(0, ts)
+            columns.status.insert(0, status)
+            columns.value.insert(0, value)
+        for columns in out.values():
+            _sort_columns(columns)
+        return out
+
+    async def liveness(
+        self, start_ns: int, end_ns: int, enterprise: str, lookback_ns: int = 0
+    ) -> dict[tuple[str, str], list[tuple[int, bool]]]:
+        """Up/down events per ``(plant, source)`` in ``[start, end)``, sorted by time,
+        preceded by the last event in ``[start - lookback, start)`` when ``lookback_ns``."""
+        where = f"{quote_ident('enterprise')} = {quote_literal(enterprise)}"
+        group = f"GROUP BY {quote_ident('plant')}, {quote_ident('source')}"
+        select = f"SELECT {quote_ident('up')} FROM {quote_ident(LIVENESS)}"
+        statements = [f"{select} WHERE {where} AND {time_range(start_ns, end_ns)} {group}"]
+        if lookback_ns > 0:
+            statements.append(
+                f"{select} WHERE {where} AND {time_range(start_ns - lookback_ns, start_ns)} "
+                f"{group} ORDER BY time DESC LIMIT 1"
+            )
+        out: dict[tuple[str, str], list[tuple[int, bool]]] = {}
+        for series in await self.query("; ".join(statements)):
+            key = (series.tags.get("plant", ""), series.tags.get("source", ""))
+            i_time, i_up = series.columns.index("time"), series.columns.index("up")
+            events = out.setdefault(key, [])
+            events.extend((int(row[i_time]), bool(row[i_up])) for row in series.values)
+        for events in out.values():
+            events.sort(key=lambda event: event[0])
+        return out
+
+    async def points(
+        self,
+        measurement: str,
+        start_ns: int,
+        end_ns: int,
+        tags: Mapping[str, str] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> list[PointRow]:
+        """Points of any measurement in ``[start, end)`` whose tags equal ``tags``, sorted by
+        time; each row carries its tags (``GROUP BY *``) and its non-null fields."""
+        select = ", ".join(quote_ident(f) for f in fields) if fields else "*"
+        conditions = [time_range(start_ns, end_ns)]
+        if tags:
+            conditions.append(tag_filter(dict(tags)))
+        q = (
+            f"SELECT {select} FROM {quote_ident(measurement)} "
+            f"WHERE {' AND '.join(conditions)} GROUP BY *"
+        )
+        rows: list[PointRow] = []
+        for series in await self.query(q):
+            for row in series.rows():
+                ts = int(row.pop("time"))
+                values = {k: v for k, v in row.items() if v is not None}
+                rows.append(PointRow(ts, dict(series.tags), values))
+        rows.sort(key=lambda r: r.ts_ns)
+        return rows
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created on first use: a ClientSession belongs to the running event loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                headers=self.settings.auth_headers(),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _sample_row(row: list[Any], index: dict[str, int]) -> tuple[int, int, Value]:
+    value: Value = None
+    i = index.get("value")
+    if i is not None and row[i] is not None:
+        value = float(row[i])  # JSON drops the ".0" of whole floats
+    else:
+        i = index.get("value_bool")
+        if i is not None and row[i] is not None:
+            value = bool(row[i])
+        else:
+            i = index.get("value_str")
+            if i is not None and row[i] is not None:
+                value = str(row[i])
+    i = index.get("status")
+    # Every sample is written with its status; should one lack it, never call it Good.
+    status = int(row[i]) if i is not None and row[i] is not None else BAD
+    return int(row[index["time"]]), status, value
+
+
+def _sort_columns(columns: SignalColumns) -> None:
+    if all(a <= b for a, b in zip(columns.ts, columns.ts[1:], strict=False)):
+        return
+    order = sorted(range(len(columns.ts)), key=columns.ts.__getitem__)
+    columns.ts[:] = [columns.ts[i] for i in order]
+    columns.status[:] = [columns.status[i] for i in order]
+    columns.value[:] = [columns.value[i] for i in order]

@@ -1,0 +1,1 @@
+"""Test suite; a package so that ``tests.support`` imports from the repository root."""

@@ -1,0 +1,1 @@
+"""Tests of collector.storage and of the test servers it runs against."""

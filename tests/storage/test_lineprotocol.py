@@ -1,0 +1,219 @@
+"""Line protocol serialization: escaping, injection attempts, types, NaN/inf. Pure."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from collector.storage.lineprotocol import (
+    LineProtocolError,
+    SerializeStats,
+    StoredLiveness,
+    StoredSample,
+    escape_key,
+    escape_measurement,
+    escape_string_field,
+    liveness_line,
+    liveness_lines,
+    point_line,
+    sample_line,
+    sample_lines,
+)
+from common.wire import LivenessEvent
+
+TS = 1_700_000_000_123_456_789
+
+
+def make_sample(**changes: object) -> StoredSample:
+    base: dict[str, object] = {
+        "enterprise": "ent",
+        "plant": "p1",
+        "line": "l1",
+        "process": "proc",
+        "signal": "sig",
+        "ts_ns": TS,
+        "value": 1.5,
+        "status": 0,
+        "recv_ns": TS + 10,
+        "server_ts_ns": None,
+        "edge": "edge-1",
+        "seq": 7,
+    }
+    base.update(changes)
+    return StoredSample(**base)  # type: ignore[arg-type]
+
+
+def test_sample_line_layout() -> None:
+    line = sample_line(make_sample())
+    assert line == (
+        "sample,enterprise=ent,line=l1,plant=p1,process=proc,signal=sig "
+        f'value=1.5,status=0i,recv_ns={TS + 10}i,edge="edge-1",seq=7i {TS}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (42, "value=42.0"),  # ints are stored as float: one type for 'value' forever
+        (-0.25, "value=-0.25"),
+        (1e-7, "value=1e-07"),
+        (True, "value_bool=true"),
+        (False, "value_bool=false"),
+        ("RUNNING", 'value_str="RUNNING"'),
+        ("", 'value_str=""'),
+    ],
+)
+def test_sample_value_types(value: object, field: str) -> None:
+    line = sample_line(make_sample(value=value))
+    fields = line.split(" ")[1].split(",")
+    assert fields[0] == field
+    assert sum(f.startswith("value") for f in fields) == 1
+
+
+def test_none_value_stores_status_only() -> None:
+    line = sample_line(make_sample(value=None, status=0x80310000))
+    assert " status=2150694912i," in line
+    assert "value" not in line
+
+
+def test_server_timestamp_only_when_present() -> None:
+    assert "server_ns" not in sample_line(make_sample(server_ts_ns=None))
+    assert f"server_ns={TS - 5}i" in sample_line(make_sample(server_ts_ns=TS - 5))
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, 10**400])
+def test_nonfinite_value_is_skipped_and_counted(bad: float) -> None:
+    stats = SerializeStats()
+    line = sample_line(make_sample(value=bad), stats)
+    assert "value" not in line
+    assert "nan" not in line.lower() and "inf" not in line.lower()
+    assert line.endswith(f"seq=7i {TS}")  # still a valid point: status etc. are kept
+    assert stats.nonfinite_fields == 1
+
+
+def test_tag_escaping() -> None:
+    sample = make_sample(plant="plant a,b=c", process="x=1", signal="s p")
+    line = sample_line(sample)
+    assert line.startswith(
+        r"sample,enterprise=ent,line=l1,plant=plant\ a\,b\=c,process=x\=1,signal=s\ p "
+    )
+
+
+def test_tag_injection_cannot_add_tags_or_fields() -> None:
+    # Unescaped, this would add a tag 'evil' and a field 'value=666'.
+    line = sample_line(make_sample(signal="sig,evil=1 value=666"))
+    head = line.split(" value=")[0]
+    assert r"signal=sig\,evil\=1\ value\=666" in head
+    assert line.count(" value=") == 1
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\rb", "trailing\\", "back\\slash"])
+def test_newlines_and_backslashes_in_tags_are_rejected(bad: str) -> None:
+    with pytest.raises(LineProtocolError, match=r"tag process value"):
+        sample_line(make_sample(process=bad))
+
+
+def test_newline_injection_in_tag_is_rejected() -> None:
+    evil = "p1 value=1 1\nsample,enterprise=other value=666"
+    with pytest.raises(LineProtocolError, match="newlines"):
+        point_line("kpi_rate", {"plant": evil}, {"rate": 0.5}, TS)
+
+
+def test_string_field_escaping() -> None:
+    text = 'say "hi", a=b \\ c'
+    assert escape_string_field(text) == '"say \\"hi\\", a=b \\\\ c"'
+    line = sample_line(make_sample(value=text))
+    assert 'value_str="say \\"hi\\", a=b \\\\ c"' in line
+
+
+def test_newlines_in_string_fields_stay_on_one_line() -> None:
+    line = sample_line(make_sample(value='line1\nline2\r\n" bad=1'))
+    assert "\n" not in line and "\r" not in line
+    assert 'value_str="line1\\nline2\\r\\n\\" bad=1"' in line
+
+
+def test_string_injection_cannot_end_the_field() -> None:
+    line = point_line("m", {"t": "x"}, {"s": '" ,evil=1i 99'}, TS)
+    assert line == f'm,t=x s="\\" ,evil=1i 99" {TS}'
+
+
+def test_measurement_rules() -> None:
+    assert escape_measurement("a b,c=d") == r"a\ b\,c=d"
+    for bad in ("", "#comment", "a\nb", "a\\b"):
+        with pytest.raises(LineProtocolError, match="measurement"):
+            escape_measurement(bad)
+
+
+def test_key_escaping() -> None:
+    assert escape_key("a b,c=d") == r"a\ b\,c\=d"
+    assert escape_key("plain-id_1.2") == "plain-id_1.2"
+
+
+def test_point_line_types_sorted_tags() -> None:
+    line = point_line(
+        "process_status",
+        {"process": "p1", "enterprise": "e", "line": "l"},
+        {"digitalized": True, "coverage": 0.95, "count": 3, "reasons": "LOW_COVERAGE"},
+        TS,
+    )
+    assert line == (
+        "process_status,enterprise=e,line=l,process=p1 "
+        f'digitalized=true,coverage=0.95,count=3i,reasons="LOW_COVERAGE" {TS}'
+    )
+
+
+def test_point_line_skips_nonfinite_fields_and_drops_empty_points() -> None:
+    stats = SerializeStats()
+    line = point_line("kpi_rate", {"scope": "plant"}, {"rate": math.nan, "n": 3}, TS, stats)
+    assert line == f"kpi_rate,scope=plant n=3i {TS}"
+    assert point_line("kpi_rate", {"scope": "plant"}, {"rate": math.inf}, TS, stats) is None
+    assert stats.nonfinite_fields == 2
+    assert stats.empty_points == 1
+
+
+@pytest.mark.parametrize(
+    ("tags", "fields", "ts", "match"),
+    [
+        ({}, {}, TS, "at least one field"),
+        ({"time": "x"}, {"f": 1}, TS, "'time' cannot be a tag key"),
+        ({}, {"time": 1}, TS, "'time' cannot be a field key"),
+        ({"t": ""}, {"f": 1}, TS, "tag 't' value is empty"),
+        ({}, {"f": 2**63}, TS, "int64"),
+        ({}, {"f": [1]}, TS, "not a float, int, bool or str"),
+        ({}, {"f": 1}, 1.5, "int nanoseconds"),
+        ({}, {"f": 1}, True, "int nanoseconds"),
+        ({}, {"f": 1}, 2**63 - 1, "outside InfluxDB's range"),
+    ],
+)
+def test_point_line_errors_name_the_culprit(
+    tags: dict[str, str], fields: dict[str, object], ts: object, match: str
+) -> None:
+    with pytest.raises(LineProtocolError, match=match):
+        point_line("m", tags, fields, ts)  # type: ignore[arg-type]
+
+
+def test_sample_errors_name_the_sample() -> None:
+    with pytest.raises(LineProtocolError, match=r"sample proc/sig at .*status"):
+        sample_line(make_sample(status="good"))
+    with pytest.raises(LineProtocolError, match=r"sample proc/sig .*not a number"):
+        sample_line(make_sample(value=[1, 2]))
+
+
+def test_liveness_lines() -> None:
+    event = StoredLiveness("ent", "p1", "a1-opcua", TS, False, 'lost: "timeout"\nretrying', "e1")
+    assert liveness_line(event) == (
+        "liveness,enterprise=ent,plant=p1,source=a1-opcua "
+        f'up=false,detail="lost: \\"timeout\\"\\nretrying",edge="e1" {TS}'
+    )
+    lines = liveness_lines("ent", "p1", "e1", [LivenessEvent(source="_edge", ts=TS, up=True)])
+    assert lines == [
+        f'liveness,enterprise=ent,plant=p1,source=_edge up=true,detail="",edge="e1" {TS}'
+    ]
+
+
+def test_sample_lines_many() -> None:
+    samples = [make_sample(ts_ns=TS + i, value=float(i)) for i in range(100)]
+    lines = sample_lines(samples)
+    assert len(lines) == 100
+    assert lines[3].endswith(f" {TS + 3}")

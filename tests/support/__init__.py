@@ -1,0 +1,1 @@
+"""Shared test support: real servers as subprocesses and the InfluxDB v2 compatibility proxy."""
