@@ -23,7 +23,9 @@ def _group() -> None:
 
 @app.command()
 def run(
-    register: Annotated[Path | None, typer.Option(help="Register YAML (env EDGE_REGISTER_FILE)")] = None,
+    register: Annotated[
+        Path | None, typer.Option(help="Register YAML (env EDGE_REGISTER_FILE)")
+    ] = None,
     plant: Annotated[str | None, typer.Option(help="Plant id to serve (env EDGE_PLANT)")] = None,
     uplink_broker: Annotated[
         str | None, typer.Option(help="Central broker mqtt://host:port")

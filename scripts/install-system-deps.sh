@@ -27,6 +27,9 @@ declare -A BINARY=(
     [mosquitto]=/usr/sbin/mosquitto
     [mosquitto-clients]=/usr/bin/mosquitto_sub
     [influxdb]=/usr/bin/influxd
+    [docker-compose]=/usr/bin/docker-compose
+    [nodejs]=/usr/bin/node
+    [npm]=/usr/bin/npm
 )
 # package -> its system service
 declare -A SERVICE=(
@@ -35,7 +38,7 @@ declare -A SERVICE=(
 )
 
 missing=()
-for pkg in mosquitto mosquitto-clients influxdb; do
+for pkg in mosquitto mosquitto-clients influxdb docker-compose nodejs npm; do
     bin=${BINARY[$pkg]}
     if [[ -x $bin ]] || command -v "$(basename "$bin")" >/dev/null 2>&1; then
         log "$pkg: $(basename "$bin") already present, skipping"

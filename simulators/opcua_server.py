@@ -1,0 +1,336 @@
+"""One OPC UA server per OPC UA source of the register, serving its machines' signals.
+
+Node ids are taken verbatim from the register (``nsu=<namespace uri>;s=<name>``): each
+namespace URI is registered, each machine (process) gets one folder under Objects, and its
+variables carry the exact string node ids. Values are written server-side with a real
+status code and source timestamp, so a client sees what an actual PLC gateway would send.
+
+Before any sample is written a variable holds BadWaitingForInitialData. The first tick is
+written before the server listens, so a client only ever sees that for machines that never
+report (offline); those initial values are recorded in the ledger when listening starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from asyncua import ua
+from asyncua.server.server import Server
+from asyncua.ua.attribute_ids import AttributeIds
+
+from common.quality import BAD_WAITING_FOR_INITIAL_DATA
+from common.register import UpdateKind
+from simulators.ledger import Ledger
+from simulators.machine import Sample, SignalSpec, Value, value_type
+
+log = logging.getLogger(__name__)
+
+_NSU_STRING = re.compile(r"^nsu=([^;]+);s=(.+)$", re.DOTALL)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_YIELD_EVERY = 200
+"""Writes (or node creations) between two yields to the event loop."""
+
+_VARIANTS: dict[type, ua.VariantType] = {
+    str: ua.VariantType.String,
+    int: ua.VariantType.Int64,
+    float: ua.VariantType.Double,
+    bool: ua.VariantType.Boolean,
+}
+_DEFAULTS: dict[type, Value] = {str: "", int: 0, float: 0.0, bool: False}
+
+
+class NodeIdError(ValueError):
+    """A register node id the simulator cannot serve."""
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    uri: str
+    identifier: str
+
+
+def parse_node_id(node: str) -> NodeAddress:
+    """Split ``nsu=<uri>;s=<name>``; any other form raises NodeIdError naming the node."""
+    match = _NSU_STRING.match(node)
+    if match is None:
+        raise NodeIdError(
+            f"node {node!r}: the simulator serves only string node ids with a namespace URI, "
+            "nsu=<namespace uri>;s=<process>.<signal>"
+        )
+    return NodeAddress(match.group(1), match.group(2))
+
+
+@dataclass(frozen=True)
+class OpcUaBinding:
+    """One signal of one machine, served at ``node``."""
+
+    process: str
+    signal: SignalSpec
+    node: str
+
+
+def brief_list(names: Sequence[str], limit: int = 8) -> str:
+    """``a, b, c`` or ``a, b, … (+40 more)``: start-up lines stay readable for big plants."""
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])}, … (+{len(names) - limit} more)"
+
+
+def to_datetime(ns: int) -> ua.DateTime:
+    """An aware UTC datetime; exact to the microsecond (what OPC UA clients decode)."""
+    return cast(ua.DateTime, _EPOCH + timedelta(microseconds=ns // 1000))
+
+
+def _node_id(identifier: str, namespace: int) -> ua.NodeId:
+    return ua.NodeId(ua.String(identifier), ua.Int16(namespace))
+
+
+def _status(code: int) -> ua.StatusCode:
+    return ua.StatusCode(ua.UInt32(code))
+
+
+def seen_ts(ns: int) -> int:
+    """The source timestamp a client decodes from ``to_datetime(ns)``, in ns."""
+    return ns // 1000 * 1000
+
+
+class _Variable:
+    __slots__ = ("address", "binding", "last", "node_id", "variant", "written")
+
+    def __init__(self, binding: OpcUaBinding, address: NodeAddress) -> None:
+        self.binding = binding
+        self.address = address
+        self.variant = _VARIANTS[value_type(binding.signal)]
+        self.node_id: ua.NodeId | None = None
+        self.last: tuple[Value, int] | None = None
+        self.written = False
+
+
+class OpcUaSourceServer:
+    """The OPC UA server of one register source.
+
+    Lifecycle: ``await prepare()`` (address space), optional first ``write``,
+    ``await listen()``, then ``write`` per tick, ``await stop()``.
+    """
+
+    def __init__(
+        self,
+        source_id: str,
+        endpoint: str,
+        bindings: Sequence[OpcUaBinding],
+        *,
+        ledger: Ledger | None = None,
+        polled: bool = False,
+    ) -> None:
+        """``polled``: the edge reads this source by polling (register ``mode: poll``)."""
+        self.source_id = source_id
+        self.endpoint = endpoint
+        self.ledger = ledger
+        self.polled = polled
+        self._vars: dict[tuple[str, str], _Variable] = {}
+        seen_nodes: dict[tuple[str, str], str] = {}
+        for binding in bindings:
+            where = f"source {source_id}, process {binding.process}, signal {binding.signal.id}"
+            try:
+                address = parse_node_id(binding.node)
+            except NodeIdError as exc:
+                raise NodeIdError(f"{where}: {exc}") from None
+            key = (address.uri, address.identifier)
+            if key in seen_nodes:
+                raise NodeIdError(
+                    f"{where}: node {binding.node!r} is also used by {seen_nodes[key]}"
+                )
+            seen_nodes[key] = where
+            self._vars[(binding.process, binding.signal.id)] = _Variable(binding, address)
+        self._folders: dict[str, str] = {}
+        """Machine → namespace URI of its folder (that of its first variable)."""
+        for var in self._vars.values():
+            process = var.binding.process
+            if process not in self._folders:
+                self._folders[process] = var.address.uri
+                if (var.address.uri, process) in seen_nodes:
+                    raise NodeIdError(
+                        f"{seen_nodes[(var.address.uri, process)]}: node "
+                        f"'nsu={var.address.uri};s={process}' is the folder of machine {process}"
+                    )
+        self._server: Server | None = None
+        self._start_ns = 0
+        self.writes = 0
+
+    @property
+    def processes(self) -> list[str]:
+        return sorted({process for process, _ in self._vars})
+
+    @property
+    def namespaces(self) -> list[str]:
+        return sorted({v.address.uri for v in self._vars.values()})
+
+    @property
+    def url(self) -> str:
+        """The endpoint actually listened on (port resolved when the endpoint's port is 0)."""
+        server = self._server
+        if server is not None and server.bserver is not None:
+            return f"opc.tcp://{server.bserver.hostname}:{server.bserver.port}"
+        return self.endpoint
+
+    async def prepare(self) -> None:
+        """Build the address space; every variable starts as BadWaitingForInitialData."""
+        # Per message logs of the server would drown the simulator's own lines.
+        server_logger = logging.getLogger("asyncua.server")
+        if server_logger.getEffectiveLevel() < logging.WARNING:
+            server_logger.setLevel(logging.WARNING)
+        server = Server()
+        await server.init()
+        server.set_endpoint(self.endpoint)
+        server.set_server_name(f"plantkpi simulator {self.source_id}")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        server.set_identity_tokens([ua.AnonymousIdentityToken])
+        await server.set_application_uri(f"urn:plantkpi:sim:{self.source_id}")
+        self._server = server
+        self._start_ns = time.time_ns()
+
+        indexes = {uri: await server.register_namespace(uri) for uri in self.namespaces}
+        by_process: dict[str, list[_Variable]] = {}
+        for var in self._vars.values():
+            var.node_id = _node_id(var.address.identifier, indexes[var.address.uri])
+            by_process.setdefault(var.binding.process, []).append(var)
+        created = 0
+        # One folder per machine: asyncua adds siblings under one parent in quadratic time.
+        for process, variables in by_process.items():
+            folder_id = _node_id(process, indexes[self._folders[process]])
+            folder = await server.nodes.objects.add_folder(
+                folder_id, ua.QualifiedName(process, folder_id.NamespaceIndex)
+            )
+            for var in variables:
+                assert var.node_id is not None
+                kind = value_type(var.binding.signal)
+                await folder.add_variable(
+                    var.node_id,
+                    ua.QualifiedName(var.binding.signal.id, var.node_id.NamespaceIndex),
+                    _DEFAULTS[kind],
+                    var.variant,
+                )
+                await server.write_attribute_value(var.node_id, self._initial_value())
+                created += 1
+                if created % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+
+    async def listen(self) -> None:
+        """Start accepting clients; record the initial value of variables not yet written."""
+        server = self._require_server()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise OSError(
+                exc.errno,
+                f"OPC UA source {self.source_id}: cannot listen on {self.endpoint}: {exc.strerror}",
+            ) from exc
+        if self.ledger is not None:
+            ts = seen_ts(self._start_ns)
+            for var in self._vars.values():
+                if not var.written:
+                    self.ledger.record(
+                        self.source_id,
+                        var.binding.process,
+                        var.binding.signal.id,
+                        ts,
+                        None,
+                        BAD_WAITING_FOR_INITIAL_DATA,
+                    )
+        log.info(
+            "OPC UA source %s: %d nodes of %d machines (%s) in %s on %s",
+            self.source_id,
+            len(self._vars),
+            len(self.processes),
+            brief_list(self.processes),
+            ", ".join(self.namespaces),
+            self.url,
+        )
+
+    async def write(self, samples: Iterable[tuple[str, Sample]]) -> int:
+        """Write (process, sample) pairs; return how many were written.
+
+        A variable is never written with the (value, status) it already holds when a
+        subscription could not tell the writes apart: on-change signals always, and
+        periodic ones of a subscribed source (a state string that stays RUNNING). The
+        ledger counts only what a subscriber receives. A polled source gets every write,
+        so its source timestamp keeps advancing for the poller.
+        """
+        server = self._require_server()
+        written = 0
+        server_ts = cast(ua.DateTime, datetime.now(UTC))
+        for process, sample in samples:
+            var = self._vars.get((process, sample.signal))
+            if var is None:
+                raise KeyError(f"source {self.source_id} serves no {process}.{sample.signal}")
+            value = float(sample.value) if var.variant is ua.VariantType.Double else sample.value
+            repeat = var.last == (value, sample.status)
+            if repeat and (not self.polled or var.binding.signal.update is UpdateKind.ON_CHANGE):
+                continue
+            assert var.node_id is not None
+            datavalue = ua.DataValue(
+                ua.Variant(value, var.variant),
+                _status(sample.status),
+                SourceTimestamp=to_datetime(sample.ts),
+                ServerTimestamp=server_ts,
+            )
+            if datavalue.StatusCode is not None and datavalue.StatusCode.is_bad():
+                await self._write_keeping_value(var.node_id, datavalue)
+            else:
+                await server.write_attribute_value(var.node_id, datavalue)
+            var.last = (value, sample.status)
+            var.written = True
+            if self.ledger is not None:
+                self.ledger.record(
+                    self.source_id, process, sample.signal, seen_ts(sample.ts), value, sample.status
+                )
+            written += 1
+            if written % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        self.writes += written
+        return written
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop()
+
+    async def _write_keeping_value(self, node_id: ua.NodeId, datavalue: ua.DataValue) -> None:
+        """Write a Bad DataValue without dropping its value.
+
+        asyncua nulls the value of a Bad write (Part 4, 7.7.1 says a server shall), but the
+        scenario's bad_quality machine is a device that reports its reading with Bad status,
+        as many field gateways do; the value must reach the client so every write stays a
+        distinct, countable notification. So the stored value is set directly and the
+        subscriptions are notified the way ``write_attribute_value`` does it.
+        """
+        server = self._require_server()
+        attribute = server.iserver.aspace[node_id].attributes[AttributeIds.Value]
+        attribute.value = datavalue
+        attribute.value_callback = None
+        for handle, callback in list(attribute.datachange_callbacks.items()):
+            try:
+                await callback(handle, datavalue)
+            except Exception:  # as in asyncua: one broken subscription must not stop writes
+                log.exception("OPC UA source %s: data change callback failed", self.source_id)
+
+    def _initial_value(self) -> ua.DataValue:
+        ts = to_datetime(self._start_ns)
+        return ua.DataValue(
+            ua.Variant(None, ua.VariantType.Null),
+            _status(BAD_WAITING_FOR_INITIAL_DATA),
+            SourceTimestamp=ts,
+            ServerTimestamp=ts,
+        )
+
+    def _require_server(self) -> Server:
+        if self._server is None:
+            raise RuntimeError(f"OPC UA source {self.source_id}: prepare() first")
+        return self._server

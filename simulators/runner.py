@@ -1,0 +1,308 @@
+"""Runs a scenario: builds the machines, serves their signals, ticks them in real time.
+
+In-process use (tests, benches)::
+
+    scenario = load_scenario("examples/demo/scenario.yaml")
+    async with Simulator(scenario, endpoints={"a1-opcua": "opc.tcp://127.0.0.1:4841"},
+                         ledger=Ledger(keep=True)) as sim:
+        ...  # sim.endpoints, sim.brokers, sim.ledger.records
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Collection, Mapping
+from typing import Any, Self
+
+from common.endpoints import parse_broker_url
+from common.register import MqttSource, OpcUaSource, Source
+from simulators.ledger import Ledger
+from simulators.machine import BehaviourPlan, Machine, Sample, SignalSpec
+from simulators.mqtt_devices import MqttBinding, MqttDevices
+from simulators.opcua_server import OpcUaBinding, OpcUaSourceServer
+from simulators.scenario import LoadedScenario
+
+log = logging.getLogger(__name__)
+
+
+class SimulatorError(ValueError):
+    """Options that do not fit the register (unknown source id, wrong kind, bad URL)."""
+
+
+class Simulator:
+    """Every OPC UA server and MQTT device of a scenario's register.
+
+    ``endpoints`` / ``brokers`` override a source's URL by source id; ``sources`` limits the
+    run to some source ids (default: all). The simulator starts and closes ``ledger``.
+    """
+
+    def __init__(
+        self,
+        scenario: LoadedScenario,
+        *,
+        endpoints: Mapping[str, str] | None = None,
+        brokers: Mapping[str, str] | None = None,
+        sources: Collection[str] | None = None,
+        tick: float = 0.1,
+        ledger: Ledger | None = None,
+    ) -> None:
+        if tick <= 0:
+            raise SimulatorError(f"tick must be positive, got {tick}")
+        self.scenario = scenario
+        self.tick = tick
+        self.ledger = ledger
+        register = scenario.register
+        all_sources: dict[str, Source] = {}
+        owner: dict[str, str] = {}
+        for plant in register.model.plants:
+            for source in plant.sources:
+                if source.id in owner:
+                    # The register allows it (ids are per plant); overrides by id could not.
+                    raise SimulatorError(
+                        f"{register.path.name}: source id {source.id!r} is used by plants "
+                        f"{owner[source.id]} and {plant.id}; the simulator needs unique source ids"
+                    )
+                owner[source.id] = plant.id
+                all_sources[source.id] = source
+        endpoints = dict(endpoints or {})
+        brokers = dict(brokers or {})
+        _check_overrides(endpoints, all_sources, OpcUaSource, "endpoint", register.path.name)
+        _check_overrides(brokers, all_sources, MqttSource, "broker", register.path.name)
+        for source_id, url in endpoints.items():
+            if not url.startswith("opc.tcp://"):
+                raise SimulatorError(
+                    f"endpoint for {source_id}: {url!r} is not opc.tcp://host:port"
+                )
+        for source_id, url in brokers.items():
+            try:
+                parse_broker_url(url)
+            except ValueError as exc:
+                raise SimulatorError(f"broker for {source_id}: {exc}") from None
+        if sources is not None:
+            unknown = sorted(set(sources) - set(all_sources))
+            if unknown:
+                raise SimulatorError(
+                    f"unknown source ids {unknown} (sources in {register.path.name}: "
+                    f"{sorted(all_sources)})"
+                )
+        selected = {sid: s for sid, s in all_sources.items() if sources is None or sid in sources}
+
+        opcua_bindings: dict[str, list[OpcUaBinding]] = {
+            sid: [] for sid, s in selected.items() if isinstance(s, OpcUaSource)
+        }
+        mqtt_bindings: dict[str, list[MqttBinding]] = {
+            sid: [] for sid, s in selected.items() if isinstance(s, MqttSource)
+        }
+        self._route: dict[tuple[str, str], str] = {}
+        self._specs: dict[str, list[SignalSpec]] = {}
+        self._hints: dict[str, str] = {}
+        for ref in register.signals():
+            signal = ref.signal
+            if not signal.is_automated or signal.source not in selected:
+                continue
+            assert signal.source is not None
+            process = ref.process
+            spec = SignalSpec.from_register(signal)
+            if signal.source in opcua_bindings:
+                assert signal.node is not None
+                opcua_bindings[signal.source].append(OpcUaBinding(process.id, spec, signal.node))
+            else:
+                assert signal.topic is not None
+                mqtt_bindings[signal.source].append(
+                    MqttBinding(
+                        process.id,
+                        signal.id,
+                        signal.topic,
+                        signal.path,
+                        signal.timestamp_path,
+                        signal.quality_path,
+                    )
+                )
+            self._route[(process.id, signal.id)] = signal.source
+            self._specs.setdefault(process.id, []).append(spec)
+            self._hints[process.id] = f"{process.id} {process.name} {process.equipment}"
+
+        self.opcua: dict[str, OpcUaSourceServer] = {
+            sid: OpcUaSourceServer(
+                sid,
+                endpoints.get(sid, _opcua(selected[sid]).endpoint),
+                bindings,
+                ledger=ledger,
+                polled=_opcua(selected[sid]).mode == "poll",
+            )
+            for sid, bindings in opcua_bindings.items()
+            if bindings
+        }
+        self.mqtt: dict[str, MqttDevices] = {
+            sid: MqttDevices(
+                sid,
+                brokers.get(sid, _mqtt(selected[sid]).broker),
+                bindings,
+                qos=_mqtt(selected[sid]).qos,
+                ledger=ledger,
+            )
+            for sid, bindings in mqtt_bindings.items()
+            if bindings
+        }
+        self.machines: dict[str, Machine] = {}
+        """Built by ``start``, once the servers are ready, so the clock starts with them."""
+        self.start_ns = 0
+        self._loop_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """OPC UA source id → the URL it listens on."""
+        return {sid: server.url for sid, server in self.opcua.items()}
+
+    @property
+    def brokers(self) -> dict[str, str]:
+        """MQTT source id → the broker its devices publish to."""
+        return {sid: str(devices.broker) for sid, devices in self.mqtt.items()}
+
+    async def start(self) -> None:
+        """Start servers and devices; returns once the OPC UA servers listen.
+
+        MQTT devices connect in the background (and keep retrying); see ``MqttDevices``.
+        """
+        if self._started:
+            return
+        self._started = True
+        try:
+            if self.ledger is not None:
+                await self.ledger.start()
+            for server in self.opcua.values():
+                await server.prepare()
+            # Whole milliseconds: every source timestamp survives MQTT's ms resolution.
+            self.start_ns = -(-time.time_ns() // 1_000_000) * 1_000_000
+            seed = self.scenario.seed
+            self.machines = {
+                pid: Machine(
+                    pid,
+                    specs,
+                    seed=seed,
+                    start_ns=self.start_ns,
+                    plan=self._plan(pid, specs),
+                    hint=self._hints[pid],
+                )
+                for pid, specs in self._specs.items()
+            }
+            # The first values are in place before anyone can connect.
+            await self._tick(self.start_ns)
+            for server in self.opcua.values():
+                await server.listen()
+            for devices in self.mqtt.values():
+                await devices.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._loop_task = asyncio.create_task(self._tick_loop(), name="simulator-ticks")
+
+    async def run(self, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
+        """Start, run until ``duration`` seconds passed or ``stop`` is set, then stop."""
+        await self.start()
+        assert self._loop_task is not None
+        waiters: set[asyncio.Future[Any]] = {self._loop_task}
+        stop_waiter = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        if stop_waiter is not None:
+            waiters.add(stop_waiter)
+        try:
+            await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+            if self._loop_task.done():
+                self._loop_task.result()  # a failed tick loop is an error of the run
+        finally:
+            if stop_waiter is not None:
+                stop_waiter.cancel()
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop ticking, drain MQTT, stop the servers, close the ledger. Idempotent."""
+        task, self._loop_task = self._loop_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Concurrently: each asyncua server takes up to a second to stop.
+        results = await asyncio.gather(
+            *(devices.stop() for devices in self.mqtt.values()),
+            *(server.stop() for server in self.opcua.values()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("stopping a simulated source failed: %r", result)
+        if self.ledger is not None:
+            await self.ledger.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _plan(self, process_id: str, specs: list[SignalSpec]) -> BehaviourPlan:
+        plan = self.scenario.plan(process_id)
+        if plan.signals is None:
+            return plan
+        # With ``sources`` limiting the run, some listed signals may not be simulated here.
+        return dataclasses.replace(plan, signals=plan.signals & {s.id for s in specs})
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            deadline += self.tick
+            delay = deadline - loop.time()
+            if delay < 0:  # fell behind (a long write): catch up without a burst of ticks
+                deadline = loop.time()
+                delay = 0.0
+            await asyncio.sleep(delay)
+            await self._tick(time.time_ns())
+
+    async def _tick(self, now_ns: int) -> None:
+        opcua: dict[str, list[tuple[str, Sample]]] = {}
+        mqtt: dict[str, list[tuple[str, Sample]]] = {}
+        for pid, machine in self.machines.items():
+            for sample in machine.step(now_ns):
+                source = self._route[(pid, sample.signal)]
+                target = opcua if source in self.opcua else mqtt
+                target.setdefault(source, []).append((pid, sample))
+        for source, items in mqtt.items():
+            self.mqtt[source].submit(items)
+        for source, items in opcua.items():
+            await self.opcua[source].write(items)
+
+
+def _check_overrides(
+    overrides: Mapping[str, str],
+    sources: Mapping[str, Source],
+    kind: type[OpcUaSource] | type[MqttSource],
+    what: str,
+    register_name: str,
+) -> None:
+    for source_id in overrides:
+        source = sources.get(source_id)
+        if source is None:
+            raise SimulatorError(
+                f"{what} override for unknown source {source_id!r} "
+                f"(sources in {register_name}: {sorted(sources)})"
+            )
+        if not isinstance(source, kind):
+            raise SimulatorError(
+                f"{what} override for {source_id!r}, but it is a {source.kind} source"
+            )
+
+
+def _opcua(source: Source) -> OpcUaSource:
+    assert isinstance(source, OpcUaSource)
+    return source
+
+
+def _mqtt(source: Source) -> MqttSource:
+    assert isinstance(source, MqttSource)
+    return source

@@ -1,0 +1,75 @@
+"""Building a Simulator from a scenario: routing, source selection and option errors (no I/O)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from simulators.runner import Simulator, SimulatorError
+from simulators.scenario import LoadedScenario, load_scenario
+from tests.simulators.conftest import MQTT_REGISTER, MQTT_SCENARIO, write_scenario
+from tests.support.servers import REPO_ROOT
+
+DEMO = REPO_ROOT / "examples" / "demo" / "scenario.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo() -> LoadedScenario:
+    return load_scenario(DEMO)
+
+
+def test_one_server_per_opcua_source_and_one_client_per_mqtt_source(demo: LoadedScenario) -> None:
+    sim = Simulator(demo)
+    assert sorted(sim.opcua) == ["a1-opcua", "a2-opcua", "b1-opcua"]
+    assert sorted(sim.mqtt) == ["a-devices", "b-devices"]
+    assert sim.endpoints["a1-opcua"] == "opc.tcp://127.0.0.1:48401"
+    assert sim.brokers["b-devices"] == "mqtt://127.0.0.1:18830"
+    assert sim.opcua["a2-opcua"].polled and not sim.opcua["a1-opcua"].polled
+    assert sim.opcua["a1-opcua"].processes == [
+        "a1-deburring",
+        "a1-grinding",
+        "a1-milling",
+        "a1-turning",
+    ]
+    assert sim.mqtt["a-devices"].topics[0] == "devices/plant-a/a2-marking/power"
+
+
+def test_overrides_and_source_selection(demo: LoadedScenario) -> None:
+    sim = Simulator(
+        demo,
+        endpoints={"b1-opcua": "opc.tcp://127.0.0.1:0"},
+        brokers={"b-devices": "mqtt://broker:1884"},
+        sources={"b1-opcua", "b-devices"},
+    )
+    assert sim.endpoints == {"b1-opcua": "opc.tcp://127.0.0.1:0"}
+    assert sim.brokers == {"b-devices": "mqtt://broker:1884"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"endpoints": {"a-devices": "opc.tcp://h:1"}}, "but it is a mqtt source"),
+        ({"endpoints": {"zz": "opc.tcp://h:1"}}, "unknown source 'zz'"),
+        ({"endpoints": {"a1-opcua": "http://h:1"}}, "is not opc.tcp://host:port"),
+        ({"brokers": {"a-devices": "tcp://h:1"}}, "broker for a-devices: broker 'tcp://h:1'"),
+        ({"sources": {"a1-opcua", "nope"}}, "unknown source ids ['nope']"),
+        ({"tick": 0}, "tick must be positive"),
+    ],
+)
+def test_option_errors_name_the_culprit(
+    demo: LoadedScenario, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SimulatorError) as info:
+        Simulator(demo, **kwargs)  # type: ignore[arg-type]
+    assert message in str(info.value)
+
+
+def test_source_ids_must_be_unique_across_plants(tmp_path: Path) -> None:
+    second_plant = MQTT_REGISTER.split("plants:\n", 1)[1].replace("id: p1", "id: p2")
+    for process in ("d1", "d2", "d3", "d4"):
+        second_plant = second_plant.replace(f"id: {process}\n", f"id: {process}x\n")
+    register = MQTT_REGISTER + second_plant.replace("id: l1", "id: l2")
+    scenario = load_scenario(write_scenario(tmp_path, register, MQTT_SCENARIO))
+    with pytest.raises(SimulatorError, match="source id 'dev' is used by plants p1 and p2"):
+        Simulator(scenario)
