@@ -16,6 +16,7 @@ from collector.storage.reader import InfluxQLReader
 from collector.storage.writer import make_writer
 from common.endpoints import parse_broker_url
 from common.register_loader import LoadedRegister, RegisterError, load_register
+from common.service import wait_for_stop_or_failure
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,14 @@ class Collector:
         log.info(
             "API on http://%s:%d (OpenAPI at /docs)", self.settings.api.host, self.settings.api.port
         )
-        await stop.wait()
-        log.info("stopping collector")
+        try:
+            await wait_for_stop_or_failure(stop, tasks)
+        finally:
+            log.info("stopping collector")
+            await self._shutdown(tasks)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        assert self.api_server is not None
         self.api_server.should_exit = True
         for task in tasks[1:3]:
             task.cancel()

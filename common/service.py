@@ -37,3 +37,24 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         await main(stop)
 
     asyncio.run(runner())
+
+
+class ServiceFailed(RuntimeError):
+    """A long-running task of a service ended: the process must exit (and be restarted)."""
+
+
+async def wait_for_stop_or_failure(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Return when ``stop`` is set; raise ServiceFailed when a task ends on its own first.
+
+    A service whose consumer or writer died must not keep answering health checks while
+    it ingests nothing: a silent stall is worse than a restart.
+    """
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if stopper in done:
+        return
+    stopper.cancel()
+    task = next(iter(done))
+    error = task.exception() if not task.cancelled() else None
+    logging.getLogger(__name__).critical("task %s ended unexpectedly: %r", task.get_name(), error)
+    raise ServiceFailed(f"task {task.get_name()} ended: {error!r}")

@@ -14,6 +14,7 @@ from common.endpoints import parse_broker_url
 from common.register import MqttSource as MqttSourceConfig
 from common.register import OpcUaSource as OpcUaSourceConfig
 from common.register_loader import LoadedRegister, load_register
+from common.service import wait_for_stop_or_failure
 from common.topics import edge_topic
 from common.wire import LivenessEvent, Value
 from edge.buffer import SampleBuffer
@@ -187,10 +188,18 @@ class EdgeAgent:
         ]
         uplink_task = asyncio.create_task(self.uplink.run(), name="uplink")
         health_task = asyncio.create_task(self._report_health(), name="health")
-        await stop.wait()
-        log.info(
-            "stopping: closing sources, flushing %d buffered samples", self.buffer.stats().depth
-        )
+        try:
+            await wait_for_stop_or_failure(stop, [*source_tasks, uplink_task, health_task])
+        finally:
+            await self._shutdown(source_tasks, uplink_task, health_task)
+
+    async def _shutdown(
+        self,
+        source_tasks: list[asyncio.Task[None]],
+        uplink_task: asyncio.Task[None],
+        health_task: asyncio.Task[None],
+    ) -> None:
+        log.info("stopping: closing sources, flushing %d samples", self.buffer.stats().depth)
         for task in source_tasks:
             task.cancel()
         await asyncio.gather(*source_tasks, return_exceptions=True)

@@ -32,6 +32,7 @@ class ConsumerStats:
     connects: int = 0
     messages: int = 0
     bad_topics: int = 0
+    failed_messages: int = 0
     last_error: str = ""
 
 
@@ -110,7 +111,13 @@ class UplinkConsumer:
                     )
                     backoff.reset()
                     async for message in client.messages:
-                        await self.handle(str(message.topic), _as_bytes(message.payload))
+                        topic_name = str(message.topic)
+                        try:
+                            await self.handle(topic_name, _as_bytes(message.payload))
+                        except Exception:
+                            # One message must never stop ingestion: log it, count it, go on.
+                            self.stats.failed_messages += 1
+                            log.exception("failed to process a message on %s", topic_name)
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:

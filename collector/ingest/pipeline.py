@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from collector.ingest.resolve import BatchRejected, resolve_batch
+from collector.ingest.resolve import BatchRejected, Resolved, resolve_batch
 from collector.storage.errors import (
     DatabaseMissing,
     WriteRejected,
@@ -23,10 +23,11 @@ from collector.storage.errors import (
     WriteUnavailable,
 )
 from collector.storage.lineprotocol import (
+    LineProtocolError,
     StoredLiveness,
     liveness_line,
     liveness_lines,
-    sample_lines,
+    sample_line,
 )
 from collector.storage.writer import InfluxWriter
 from common.register_loader import LoadedRegister
@@ -120,8 +121,7 @@ class IngestPipeline:
             self.stats.samples_rejected += resolved.rejected_samples
             for reason in resolved.rejections:
                 log.warning("rejected sample: %s", reason)
-        lines = sample_lines(resolved.samples)
-        lines.extend(liveness_lines(batch.enterprise, batch.plant, batch.edge, resolved.liveness))
+        lines = self._serialize(resolved, batch.enterprise, batch.plant, batch.edge)
         if lines:
             await self.queue.put(
                 Pending(
@@ -133,6 +133,23 @@ class IngestPipeline:
                     len(resolved.samples),
                 )
             )
+
+    def _serialize(self, resolved: Resolved, enterprise: str, plant: str, edge: str) -> list[str]:
+        """Line protocol for the accepted samples; a sample that cannot be stored (e.g. a
+        timestamp outside InfluxDB's range) is rejected on its own, naming it."""
+        lines: list[str] = []
+        for sample in resolved.samples:
+            try:
+                lines.append(sample_line(sample))
+            except LineProtocolError as exc:
+                self.stats.samples_rejected += 1
+                resolved.samples_unstorable += 1
+                log.warning("rejected sample from edge %s batch %d: %s", edge, sample.seq, exc)
+        try:
+            lines.extend(liveness_lines(enterprise, plant, edge, resolved.liveness))
+        except LineProtocolError as exc:
+            log.warning("rejected liveness events from edge %s: %s", edge, exc)
+        return lines
 
     async def submit_edge_state(self, topic: EdgeTopic, online: bool, boot: int) -> None:
         """An edge's birth or death (Last Will) becomes a liveness event of its ``_edge`` source."""

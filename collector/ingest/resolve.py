@@ -26,6 +26,8 @@ class Resolved:
     rejections: list[str] = field(default_factory=list)
     """Why samples were rejected, naming edge, batch and signal (the first few, then a count)."""
     rejected_samples: int = 0
+    samples_unstorable: int = 0
+    """Accepted here but refused by the line-protocol serializer (counted by the pipeline)."""
 
 
 MAX_REJECTIONS_LISTED = 20

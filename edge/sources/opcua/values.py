@@ -20,11 +20,19 @@ class UnsupportedValue(ValueError):
     pass
 
 
+_MIN_VALID = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_VALID = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def to_ns(moment: datetime | None) -> int | None:
+    """Nanoseconds since the epoch; None for a missing timestamp or OPC UA's min/max
+    sentinels (some servers send 9999-12-31 as "no server timestamp")."""
     if moment is None:
         return None
     if moment.tzinfo is None:  # asyncua returns naive UTC datetimes
         moment = moment.replace(tzinfo=UTC)
+    if not _MIN_VALID < moment < _MAX_VALID:
+        return None
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
