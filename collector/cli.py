@@ -82,18 +82,12 @@ def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any])
     seconds = (window["end_ns"] - window["start_ns"]) / 1e9
     end = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(window["end_ns"] / 1e9))
     table = Table(title=f"Key-process digitalization rate — window {seconds:.0f}s ending {end}")
-    for column in (
-        "scope",
-        "id",
-        "rate",
-        "digitalized",
-        "key processes",
-        "not scheduled",
-        "top reasons",
-    ):
-        table.add_column(
-            column, justify="right" if column not in ("scope", "id", "top reasons") else "left"
-        )
+    table.add_column("scope")
+    table.add_column("id")
+    table.add_column("rate", justify="right")
+    table.add_column("digitalized/key", justify="right")
+    table.add_column("not sched.", justify="right")
+    table.add_column("why not (processes)")
     order = {"region_official": 0, "region_pooled": 1, "enterprise": 2, "plant": 3, "line": 4}
     rows = sorted(
         (r for r in kpi["rates"] if r["industry"] == "all"),
@@ -102,13 +96,12 @@ def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any])
     for r in rows:
         reasons = sorted(r["reasons"].items(), key=lambda kv: -kv[1])[:3]
         table.add_row(
-            r["scope"],
+            r["scope"].replace("region_", "region "),
             r["scope_id"],
             _pct(r["rate"]),
-            str(r["numerator"]),
-            str(r["denominator"]),
+            f"{r['numerator']}/{r['denominator']}",
             str(r["not_scheduled"]),
-            ", ".join(f"{code}×{n}" for code, n in reasons),
+            " ".join(f"{code}×{n}" for code, n in reasons),
         )
     console.print(table)
     failing = Table(title="Key processes that do not count, and why")

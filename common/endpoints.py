@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -37,3 +38,12 @@ def parse_overrides(items: list[str] | None, what: str) -> dict[str, str]:
             raise ValueError(f"{what} override {item!r} is not SOURCE_ID=URL")
         result[key.strip()] = value.strip()
     return result
+
+
+def tls_context(address: BrokerAddress) -> ssl.SSLContext | None:
+    """For ``mqtts://``: verify the broker's certificate against the system CAs.
+
+    Client certificates, a custom CA and credentials are configured per link in the
+    security work; until then ``mqtts://`` at least never falls back to plain TCP.
+    """
+    return ssl.create_default_context() if address.tls else None

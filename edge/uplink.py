@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from common.endpoints import BrokerAddress
+from common.endpoints import BrokerAddress, tls_context
 from common.wire import EdgeState, UplinkBatch
 from edge.buffer import SampleBuffer
 from edge.sources import Backoff
@@ -89,6 +89,7 @@ class Uplink:
                 async with aiomqtt.Client(
                     self.broker.host,
                     self.broker.port,
+                    tls_context=tls_context(self.broker),
                     identifier=f"plantkpi-{self.identity.edge}",
                     will=will,
                     keepalive=10,

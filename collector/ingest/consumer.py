@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from collector.ingest.pipeline import IngestPipeline
 from common.backoff import Backoff
-from common.endpoints import BrokerAddress
+from common.endpoints import BrokerAddress, tls_context
 from common.topics import EdgeTopic, dead_letter_topic, parse_edge_topic, subscription
 from common.wire import EdgeState
 
@@ -87,6 +87,7 @@ class UplinkConsumer:
                 async with aiomqtt.Client(
                     self.broker.host,
                     self.broker.port,
+                    tls_context=tls_context(self.broker),
                     identifier=self.client_id,
                     protocol=aiomqtt.ProtocolVersion.V5,
                     clean_start=False,

@@ -1,6 +1,6 @@
 """Where and how the collector stores and reads data: one model for writer and reader.
 
-Embedded in the collector's settings (env prefix ``COLLECTOR_INFLUX_``). ``v1`` talks to
+Embedded in the collector's settings (env prefix ``COLLECTOR_INFLUX__``). ``v1`` talks to
 InfluxDB 1.x (``/write``, optional user/password); ``v2`` talks to InfluxDB 2.x or to the
 1.8+ compatibility API (``/api/v2/write`` with a token; ``database`` is the bucket).
 Reads use InfluxQL over ``/query`` in both modes (2.x serves it through DBRP mappings).

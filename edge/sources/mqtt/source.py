@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import aiomqtt
 
-from common.endpoints import parse_broker_url
+from common.endpoints import parse_broker_url, tls_context
 from common.register import MqttSource as MqttSourceConfig
 from common.register import Signal
 from edge.sources import Backoff, SourceSink, now_ns
@@ -70,6 +70,7 @@ class MqttDeviceSource:
                 async with aiomqtt.Client(
                     self.broker.host,
                     self.broker.port,
+                    tls_context=tls_context(self.broker),
                     identifier=self.client_id,
                     keepalive=15,
                     timeout=10,

@@ -1,0 +1,47 @@
+# One image for every plantkpi service; docker-compose.yml picks the command:
+#   plantkpi-sim run ...        equipment simulators (OPC UA servers, MQTT devices)
+#   plantkpi-edge run ...       edge agent, one per plant
+#   plantkpi-collector run      central collector and HTTP API (port 8080)
+#   kpi --api http://...        the KPI table in a terminal
+# Build: docker build -t plantkpi .   (or: docker-compose build)
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- build: install the project and its dependencies into a venv ---------------------------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/plantkpi
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY common/ common/
+COPY edge/ edge/
+COPY collector/ collector/
+COPY simulators/ simulators/
+# A regular (not editable) install without the dev extras: the runtime stage needs only
+# /opt/plantkpi, not the sources.
+RUN /opt/plantkpi/bin/pip install .
+
+# --- runtime -----------------------------------------------------------------------------
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/plantkpi/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system --gid 10001 plantkpi \
+    && useradd --system --uid 10001 --gid plantkpi --create-home --home-dir /home/plantkpi \
+       --shell /usr/sbin/nologin plantkpi
+COPY --from=build /opt/plantkpi /opt/plantkpi
+# The demo register and scenario, at /app/examples/demo/. A real register is mounted
+# read-only over a path of its own (docs/deployment.md). Owned by root: the services only
+# read them.
+WORKDIR /app
+COPY examples/ examples/
+# Numeric ids, so an orchestrator can verify the image does not run as root.
+USER 10001:10001
+# Smoke test as the runtime user: every console script imports and starts.
+RUN plantkpi-sim --help >/dev/null \
+    && plantkpi-edge --help >/dev/null \
+    && plantkpi-collector --help >/dev/null \
+    && kpi --help >/dev/null
+EXPOSE 8080
+CMD ["plantkpi-collector", "run"]
