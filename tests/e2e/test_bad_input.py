@@ -275,3 +275,47 @@ def test_malformed_register_stops_start_up_naming_file_line_and_field(
     assert (
         f"{bad}:" in result.stderr and "industry" in result.stderr and "discrete" in result.stderr
     )
+
+
+async def test_batch_influxdb_refuses_is_dead_lettered_with_its_reason_and_later_batches_written(
+    collector: Collector, mosquitto: MosquittoServer, influxdb: InfluxServer, influx_db: str
+) -> None:
+    # Someone wrote `value` as a string into this database first: our float `value` now
+    # conflicts (HTTP 400), while string values (field `value_str`) still fit.
+    await _write_raw(influxdb, influx_db, 'sample,enterprise=other value="text"')
+    broker = parse_broker_url(mosquitto.url)
+    topic = edge_topic("plantkpi", ENTERPRISE, "plant-a", "edge-plant-a", "samples")
+    now = time.time_ns()
+    async with aiomqtt.Client(
+        broker.host, broker.port, identifier=f"t-{uuid.uuid4().hex[:6]}"
+    ) as client:
+        await client.subscribe("plantkpi/v1/deadletter/#", qos=1)
+        await client.publish(
+            topic, batch(1, [("a1-turning", "spindle_speed", now, 1200.0)]).encode(), qos=1
+        )
+        await client.publish(
+            topic, batch(2, [("a1-turning", "state", now, "RUNNING")]).encode(), qos=1
+        )
+        async with asyncio.timeout(20):
+            async for message in client.messages:
+                letter = json.loads(bytes(message.payload))
+                break
+    assert letter["topic"] == topic
+    assert "InfluxDB rejected" in letter["reason"] and "value" in letter["reason"]
+    assert json.loads(letter["payload"])["seq"] == 1
+    await eventually(lambda: collector.pipeline.stats.samples_written >= 1, what="the second batch")
+    assert collector.pipeline.stats.batches_dead_lettered == 1
+    assert collector.pipeline.stats.write_failures.get("rejected") == 1
+    values = await stored_values(influxdb, influx_db)
+    assert values[("a1-turning", "state")] == ["RUNNING"]
+    assert ("a1-turning", "spindle_speed") not in values
+
+
+async def _write_raw(influxdb: InfluxServer, database: str, line: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{influxdb.url}/write", params={"db": database}, data=line
+        ) as response:
+            assert response.status == 204, await response.text()
