@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from common.register import Line, Plant, Process, Register, Signal
+from common.yaml_source import YamlSourceError, parse_yaml
 
 
 class RegisterError(Exception):
@@ -75,26 +74,19 @@ def load_register(path: str | Path) -> LoadedRegister:
 
 def parse_register(raw: bytes, path: Path) -> LoadedRegister:
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RegisterError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RegisterError(f"{where}: invalid YAML: {problem}") from exc
-    if not isinstance(data, dict):
+        document = parse_yaml(raw, path)
+    except YamlSourceError as exc:
+        raise RegisterError(str(exc)) from None
+    if not isinstance(document.data, dict):
         raise RegisterError(
             f"{path}: the register must be a mapping with 'enterprise' and 'plants'"
         )
-    lines = _line_index(node)
     try:
-        model = Register.model_validate(data)
+        model = Register.model_validate(document.data)
     except ValidationError as exc:
-        raise RegisterError(_format_errors(path, exc, lines)) from None
+        # pydantic puts the discriminator value ('opcua', 'mqtt') into source locations.
+        messages = document.validation_messages(exc, ignore=("opcua", "mqtt"))
+        raise RegisterError("invalid register\n  " + "\n  ".join(messages)) from None
     signals = {
         (process.id, signal.id): SignalRef(plant, line, process, signal)
         for plant in model.plants
@@ -103,57 +95,3 @@ def parse_register(raw: bytes, path: Path) -> LoadedRegister:
         for signal in process.signals
     }
     return LoadedRegister(model, path, hashlib.sha256(raw).hexdigest(), signals)
-
-
-def _format_errors(path: Path, exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
-    messages = []
-    for error in exc.errors():
-        loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
-        line = _nearest_line(loc, lines)
-        where = f"{path}:{line}" if line else str(path)
-        field_path = _render_loc(loc) or "(top level)"
-        reason = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            reason = "unknown key (check the spelling; unknown keys are not ignored)"
-        messages.append(f"{where}: {field_path}: {reason}")
-    return "invalid register\n  " + "\n  ".join(messages)
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic inserts the discriminator value ('opcua', 'mqtt') into union locations.
-    return part in ("opcua", "mqtt")
-
-
-def _render_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _nearest_line(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
-def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
-    """Map each field path to the 1-based line where it starts in the YAML text."""
-    index: dict[tuple[Any, ...], int] = {}
-
-    def walk(current: yaml.Node, path: tuple[Any, ...]) -> None:
-        index[path] = current.start_mark.line + 1
-        if isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                child = (*path, key.value)
-                index[child] = key.start_mark.line + 1
-                walk(value, child)
-                index[child] = key.start_mark.line + 1
-        elif isinstance(current, yaml.SequenceNode):
-            for i, item in enumerate(current.value):
-                walk(item, (*path, i))
-
-    if node is not None:
-        walk(node, ())
-    return index

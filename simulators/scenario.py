@@ -14,12 +14,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.durations import Duration
 from common.register import Process, SignalRole
 from common.register_loader import LoadedRegister, RegisterError, load_register
+from common.yaml_source import YamlSourceError, read_yaml
 from simulators.machine import QUALITY_STATUS, Behaviour, BehaviourPlan
 
 
@@ -157,29 +157,17 @@ def load_scenario(path: str | Path, register: str | Path | None = None) -> Loade
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ScenarioError(
-            f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}"
-        ) from exc
-    if data is None:
-        data = {}
+        document = read_yaml(path, "scenario")
+    except YamlSourceError as exc:
+        raise ScenarioError(str(exc)) from None
+    data = document.data if document.data is not None else {}
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario must be a mapping (seed, register, machines, ...)")
-    lines = _line_index(node)
     try:
         model = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_format_errors(path, exc, lines)) from None
+        messages = document.validation_messages(exc)
+        raise ScenarioError("invalid scenario\n  " + "\n  ".join(messages)) from None
 
     if register is not None:
         register_path = Path(register)
@@ -190,14 +178,11 @@ def load_scenario(path: str | Path, register: str | Path | None = None) -> Loade
     try:
         loaded = load_register(register_path)
     except RegisterError as exc:
-        where = _where(path, ("register",), lines)
-        raise ScenarioError(f"{where}: register: {exc}") from None
+        raise ScenarioError(f"{document.where(('register',))}: register: {exc}") from None
 
     problems = _check_references(model, loaded)
     if problems:
-        messages = [
-            f"{_where(path, loc, lines)}: {_render_loc(loc)}: {msg}" for loc, msg in problems
-        ]
+        messages = [document.problem(loc, msg) for loc, msg in problems]
         raise ScenarioError("invalid scenario\n  " + "\n  ".join(messages))
     return LoadedScenario(model, path, loaded)
 
@@ -281,50 +266,3 @@ def _check_machine(loc: tuple[Any, ...], process: Process, spec: MachineSpec) ->
         if not any(s.role is SignalRole.PARAMETER for s in targets):
             return [(loc, f"{behaviour.value}: process {process.id!r} has no automated parameter")]
     return []
-
-
-def _format_errors(path: Path, exc: ValidationError, lines: dict[tuple[Any, ...], int]) -> str:
-    messages = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        reason = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            reason = "unknown key (check the spelling; unknown keys are not ignored)"
-        messages.append(
-            f"{_where(path, loc, lines)}: {_render_loc(loc) or '(top level)'}: {reason}"
-        )
-    return "invalid scenario\n  " + "\n  ".join(messages)
-
-
-def _where(path: Path, loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> str:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return f"{path}:{lines[loc[:end]]}"
-    return str(path)
-
-
-def _render_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line_index(node: yaml.Node | None) -> dict[tuple[Any, ...], int]:
-    """Map each field path to the 1-based line where it starts in the YAML text."""
-    index: dict[tuple[Any, ...], int] = {}
-
-    def walk(current: yaml.Node, path: tuple[Any, ...]) -> None:
-        index.setdefault(path, current.start_mark.line + 1)
-        if isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                child = (*path, key.value)
-                index[child] = key.start_mark.line + 1
-                walk(value, child)
-        elif isinstance(current, yaml.SequenceNode):
-            for i, item in enumerate(current.value):
-                walk(item, (*path, i))
-
-    if node is not None:
-        walk(node, ())
-    return index

@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from collector.storage.errors import QueryError, QueryUnavailable, server_message
+from collector.storage.http import LazySession
 from collector.storage.influxql import (
     ResponseError,
     Series,
@@ -66,7 +67,7 @@ class InfluxQLReader:
         self.settings = settings
         self.chunk_size = chunk_size
         self._target = settings.describe()
-        self._session: aiohttp.ClientSession | None = None
+        self._session = LazySession(settings)
 
     # -- raw queries ----------------------------------------------------------------------
 
@@ -216,18 +217,10 @@ class InfluxQLReader:
     # -- plumbing -------------------------------------------------------------------------
 
     def _http(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession belongs to the running event loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-                headers=self.settings.auth_headers(),
-            )
-        return self._session
+        return self._session.get()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
 
 
 def _sample_row(row: list[Any], index: dict[str, int]) -> tuple[int, int, Value]:

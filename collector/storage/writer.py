@@ -33,6 +33,7 @@ from collector.storage.errors import (
     classify_write_failure,
     server_message,
 )
+from collector.storage.http import LazySession
 from collector.storage.influxql import ResponseError, parse_chunk, quote_ident
 from collector.storage.settings import InfluxSettings
 
@@ -87,7 +88,7 @@ class _ChunkingWriter:
         self.stats = WriterStats()
         self.max_lines = max_lines
         self._target = settings.describe()
-        self._session: aiohttp.ClientSession | None = None
+        self._session = LazySession(settings)
         self._warned_bucket = False
 
     async def write(self, lines: Sequence[str]) -> None:
@@ -116,13 +117,7 @@ class _ChunkingWriter:
         raise NotImplementedError
 
     def _http(self) -> aiohttp.ClientSession:
-        # Created on first use: a ClientSession belongs to the running event loop.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-                headers=self.settings.auth_headers(),
-            )
-        return self._session
+        return self._session.get()
 
     async def ensure_database(self) -> bool:
         query = f"CREATE DATABASE {quote_ident(self.settings.database)}"
@@ -173,9 +168,7 @@ class _ChunkingWriter:
             )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
 
 
 class V1Writer(_ChunkingWriter):
