@@ -103,7 +103,13 @@ class KpiService:
                 key: [SourceEvent(ts, up) for ts, up in events]
                 for key, events in raw_liveness.items()
             }
-            evaluations.append(evaluate(register, window, samples, liveness, self.thresholds))
+            # CPU-bound (a second per ~200,000 samples): off the event loop, so ingestion
+            # and the API keep running while a large window is evaluated.
+            evaluations.append(
+                await asyncio.to_thread(
+                    evaluate, register, window, samples, liveness, self.thresholds
+                )
+            )
         rates = aggregate(evaluations)
         return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -89,6 +90,7 @@ class OpcUaSource:
         nodes_per_read: int = 500,
         reconnect_max_delay: float = 30.0,
         queue_size: int = 10,
+        queue_cycles: float = 20.0,
     ) -> None:
         self.id = config.id
         self.config = config
@@ -99,6 +101,7 @@ class OpcUaSource:
         self.items_per_call = items_per_call
         self.nodes_per_read = nodes_per_read
         self.queue_size = queue_size
+        self.queue_cycles = queue_cycles
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = ConnectionHealth()
 
@@ -203,12 +206,12 @@ class OpcUaSource:
         monitored: dict[ua.NodeId, list[NodeBinding]] = {}
         for start in range(0, len(unique), self.items_per_call):
             chunk = unique[start : start + self.items_per_call]
-            interval_ms = min(b[0].sampling_interval for _, b in chunk) * 1000
+            interval_s = min(b[0].sampling_interval for _, b in chunk)
             chunk_nodes: list[Node] = [client.get_node(node_id) for node_id, _ in chunk]
             handles: list[int | ua.StatusCode] = await subscription.subscribe_data_change(
                 chunk_nodes,
-                queuesize=self.queue_size,
-                sampling_interval=ua.Double(interval_ms),
+                queuesize=self._queue_size(interval_s),
+                sampling_interval=ua.Double(interval_s * 1000),
             )
             for (node_id, bindings), handle in zip(chunk, handles, strict=True):
                 if isinstance(handle, ua.StatusCode):
@@ -219,6 +222,12 @@ class OpcUaSource:
                     monitored[node_id] = bindings
         self.stats.nodes_ok = len(monitored)
         return monitored
+
+    def _queue_size(self, sampling_interval: float) -> int:
+        """Room for every sample of several publishing cycles: a server whose publish
+        cycle runs late discards the oldest queued values without telling the client."""
+        per_cycle = self.config.publishing_interval / max(sampling_interval, 0.001)
+        return min(10_000, max(self.queue_size, math.ceil(per_cycle * self.queue_cycles)))
 
     async def _consume(
         self,
