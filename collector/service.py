@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -32,6 +34,15 @@ def load_registers(settings: CollectorSettings) -> dict[str, LoadedRegister]:
             )
         registers[register.enterprise_id] = register
     return registers
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn inside our event loop: signals belong to the service, which stops the API
+    itself after draining ingestion (uvicorn would otherwise take SIGTERM for itself)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Collector:
@@ -64,7 +75,7 @@ class Collector:
             lag_s=settings.kpi.lag,
         )
         self.app = create_app(self)
-        self.api_server: uvicorn.Server | None = None
+        self.api_server: ApiServer | None = None
 
     async def _dead_letter(self, *args: object) -> None:
         await self.consumer.dead_letter(*args)  # type: ignore[arg-type]
@@ -87,7 +98,7 @@ class Collector:
             log_level="warning",
             lifespan="off",
         )
-        self.api_server = uvicorn.Server(config)
+        self.api_server = ApiServer(config)
         tasks = [
             asyncio.create_task(self.pipeline.run_writer(), name="writer"),
             asyncio.create_task(self.consumer.run(), name="consumer"),
@@ -106,9 +117,12 @@ class Collector:
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         assert self.api_server is not None
         self.api_server.should_exit = True
-        for task in tasks[1:3]:
-            task.cancel()
-        await self._drain_queue(timeout=10.0)
+        tasks[2].cancel()  # the KPI loop
+        # Take no new batches, but stay connected until the queued ones are written and
+        # acknowledged: what is left unacknowledged the broker delivers again after restart.
+        self.consumer.pause()
+        await self._drain_queue(timeout=20.0)
+        tasks[1].cancel()
         tasks[0].cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.writer.close()
@@ -117,5 +131,6 @@ class Collector:
     async def _drain_queue(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not self.pipeline.queue.empty() and loop.time() < deadline:  # noqa: ASYNC110
+        pipeline = self.pipeline
+        while (not pipeline.queue.empty() or pipeline.busy) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)

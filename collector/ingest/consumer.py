@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiomqtt
@@ -33,6 +34,7 @@ class ConsumerStats:
     messages: int = 0
     bad_topics: int = 0
     failed_messages: int = 0
+    acked: int = 0
     last_error: str = ""
 
 
@@ -56,6 +58,9 @@ class UplinkConsumer:
         self.stats = ConsumerStats()
         self.client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        self.generation = 0
+        self.paused = asyncio.Event()
+        self.resume = asyncio.Event()  # never set: a paused consumer waits for shutdown
 
     async def dead_letter(
         self, topic: EdgeTopic | None, topic_name: str, payload: bytes, reason: str
@@ -84,7 +89,7 @@ class UplinkConsumer:
         while True:
             try:
                 self.stats.state = "connecting"
-                async with aiomqtt.Client(
+                client = aiomqtt.Client(
                     self.broker.host,
                     self.broker.port,
                     tls_context=tls_context(self.broker),
@@ -95,8 +100,13 @@ class UplinkConsumer:
                     keepalive=15,
                     timeout=30,
                     max_queued_incoming_messages=1000,
-                ) as client:
+                )
+                # Acknowledge a batch only once InfluxDB has it. aiomqtt has no public
+                # switch for paho's manual acknowledgement yet (aiomqtt issue #345).
+                client._client.manual_ack_set(True)
+                async with client:
                     self.client = client
+                    self.generation += 1
                     self.stats.connects += 1
                     await client.subscribe(
                         [
@@ -111,14 +121,7 @@ class UplinkConsumer:
                         "collector subscribed to %s/v1/+/+/+/… on %s", self.prefix, self.broker
                     )
                     backoff.reset()
-                    async for message in client.messages:
-                        topic_name = str(message.topic)
-                        try:
-                            await self.handle(topic_name, _as_bytes(message.payload))
-                        except Exception:
-                            # One message must never stop ingestion: log it, count it, go on.
-                            self.stats.failed_messages += 1
-                            log.exception("failed to process a message on %s", topic_name)
+                    await self._read(client)
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:
@@ -130,24 +133,59 @@ class UplinkConsumer:
                 self.stats.state = "disconnected"
             await asyncio.sleep(backoff.next_delay())
 
-    async def handle(self, topic_name: str, payload: bytes) -> None:
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            if self.paused.is_set():
+                # Shutting down: leave it unacknowledged; the broker sends it again.
+                await self.resume.wait()
+            topic_name = str(message.topic)
+            ack = self._acknowledger(client, message.mid, message.qos)
+            try:
+                await self.handle(topic_name, _as_bytes(message.payload), ack)
+            except Exception:
+                # One message must never stop ingestion: log it, count it, go on.
+                self.stats.failed_messages += 1
+                log.exception("failed to process a message on %s", topic_name)
+                ack()
+
+    def _acknowledger(self, client: aiomqtt.Client, mid: int, qos: int) -> Callable[[], None]:
+        generation = self.generation
+
+        def ack() -> None:
+            # After a reconnect the old packet id means nothing: the broker redelivers the
+            # message and the write, being idempotent, stores the same points again.
+            if qos > 0 and generation == self.generation and self.client is client:
+                client._client.ack(mid, qos)
+                self.stats.acked += 1
+
+        return ack
+
+    def pause(self) -> None:
+        """Stop taking new messages (for a clean shutdown); acks of queued ones still go out."""
+        self.paused.set()
+
+    async def handle(self, topic_name: str, payload: bytes, ack: Callable[[], None]) -> None:
+        """Route one message; every path ends in ``ack`` (now, or once stored)."""
         self.stats.messages += 1
         try:
             topic = parse_edge_topic(self.prefix, topic_name)
         except ValueError as exc:
             self.stats.bad_topics += 1
             log.warning("ignored message: %s", exc)
+            ack()
             return
         if topic.kind == "samples":
-            await self.pipeline.submit_batch(topic, topic_name, payload)
+            await self.pipeline.submit_batch(topic, topic_name, payload, on_written=ack)
         elif topic.kind == "state":
             try:
                 state = EdgeState.model_validate_json(payload)
             except ValidationError as exc:
                 log.warning("bad edge state on %s: %s", topic_name, exc.errors()[0]["msg"])
+                ack()
                 return
-            await self.pipeline.submit_edge_state(topic, state.online, state.boot)
+            await self.pipeline.submit_edge_state(topic, state.online, state.boot, on_written=ack)
         else:
+            ack()
             try:
                 health = json.loads(payload)
             except ValueError:

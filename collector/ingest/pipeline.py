@@ -102,11 +102,23 @@ class IngestPipeline:
         self.retry_max_delay = retry_max_delay
         self.queue: asyncio.Queue[Pending] = asyncio.Queue(queue_batches)
         self.stats = IngestStats()
+        self.busy = False
+        """A group is being written (shutdown waits for it)."""
         self.written = asyncio.Event()
         """Set after every successful write (tests and the KPI loop wait on it)."""
 
-    async def submit_batch(self, topic: EdgeTopic, topic_name: str, payload: bytes) -> None:
-        """Validate one uplink message and queue it (waits while storage is behind)."""
+    async def submit_batch(
+        self,
+        topic: EdgeTopic,
+        topic_name: str,
+        payload: bytes,
+        on_written: Callable[[], None] | None = None,
+    ) -> None:
+        """Validate one uplink message and queue it (waits while storage is behind).
+
+        ``on_written`` runs once the batch is settled: stored, or dead-lettered.
+        """
+        done = on_written or (lambda: None)
         try:
             batch = decode_batch(payload, topic_name)
             resolved = resolve_batch(batch, topic, self.registers)
@@ -114,6 +126,7 @@ class IngestPipeline:
             self.stats.batches_malformed += 1
             log.error("rejected: %s", exc)
             await self.dead_letter(topic, topic_name, payload, str(exc))
+            done()
             return
         self.stats.batches += 1
         self._track_sequence(topic, batch.boot, batch.seq)
@@ -130,9 +143,12 @@ class IngestPipeline:
                     topic,
                     topic_name,
                     payload,
-                    len(resolved.samples),
+                    len(resolved.samples) - resolved.samples_unstorable,
+                    done,
                 )
             )
+        else:
+            done()
 
     def _serialize(self, resolved: Resolved, enterprise: str, plant: str, edge: str) -> list[str]:
         """Line protocol for the accepted samples; a sample that cannot be stored (e.g. a
@@ -151,7 +167,13 @@ class IngestPipeline:
             log.warning("rejected liveness events from edge %s: %s", edge, exc)
         return lines
 
-    async def submit_edge_state(self, topic: EdgeTopic, online: bool, boot: int) -> None:
+    async def submit_edge_state(
+        self,
+        topic: EdgeTopic,
+        online: bool,
+        boot: int,
+        on_written: Callable[[], None] | None = None,
+    ) -> None:
         """An edge's birth or death (Last Will) becomes a liveness event of its ``_edge`` source."""
         seen = self.edge(topic)
         seen.online = online
@@ -168,7 +190,9 @@ class IngestPipeline:
                 topic.edge,
             )
         )
-        await self.queue.put(Pending([line], f"edge {topic.edge} state", topic, "", b"", 0))
+        await self.queue.put(
+            Pending([line], f"edge {topic.edge} state", topic, "", b"", 0, on_written)
+        )
 
     def edge(self, topic: EdgeTopic) -> EdgeSeen:
         key = f"{topic.enterprise}/{topic.plant}/{topic.edge}"
@@ -189,6 +213,7 @@ class IngestPipeline:
     async def run_writer(self) -> None:
         while True:
             group = [await self.queue.get()]
+            self.busy = True
             deadline = time.monotonic() + self.flush_interval
             n_lines = len(group[0].lines)
             while n_lines < self.max_lines:
@@ -201,7 +226,10 @@ class IngestPipeline:
                     break
                 group.append(item)
                 n_lines += len(item.lines)
-            await self._write_group(group)
+            try:
+                await self._write_group(group)
+            finally:
+                self.busy = False
 
     async def _write_group(self, group: list[Pending]) -> None:
         try:
