@@ -64,6 +64,7 @@ class Collector:
             prefix=settings.topic_prefix,
             client_id=settings.client_id,
             session_expiry=settings.session_expiry,
+            share_group=settings.share_group,
         )
         self.kpi = KpiService(
             list(self.registers.values()),

@@ -48,6 +48,9 @@ class CollectorSettings(BaseSettings):
     client_id: str = "plantkpi-collector"
     """Stable: the broker keeps this client's session (and queued batches) across restarts."""
     session_expiry: int = Field(3600, ge=0)
+    share_group: str = Field("", pattern=r"^[A-Za-z0-9_-]*$")
+    """Set the same group on several collectors to split the uplink between them (MQTT 5
+    shared subscription); each needs its own ``client_id``."""
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

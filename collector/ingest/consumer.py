@@ -48,7 +48,9 @@ class UplinkConsumer:
         client_id: str,
         session_expiry: int = 3600,
         reconnect_max_delay: float = 30.0,
+        share_group: str = "",
     ) -> None:
+        self.share_group = share_group
         self.pipeline = pipeline
         self.broker = broker
         self.prefix = prefix
@@ -110,8 +112,9 @@ class UplinkConsumer:
                     self.stats.connects += 1
                     await client.subscribe(
                         [
-                            (subscription(self.prefix, "samples"), 1),
-                            (subscription(self.prefix, "state"), 1),
+                            (self._shared(subscription(self.prefix, "samples")), 1),
+                            (self._shared(subscription(self.prefix, "state")), 1),
+                            # Every instance wants every edge's health for its API view.
                             (subscription(self.prefix, "health"), 0),
                         ]
                     )
@@ -159,6 +162,10 @@ class UplinkConsumer:
                 self.stats.acked += 1
 
         return ack
+
+    def _shared(self, topic_filter: str) -> str:
+        """With a share group, instances split the batches (MQTT 5 shared subscription)."""
+        return f"$share/{self.share_group}/{topic_filter}" if self.share_group else topic_filter
 
     def pause(self) -> None:
         """Stop taking new messages (for a clean shutdown); acks of queued ones still go out."""

@@ -113,8 +113,16 @@ class KpiService:
         rates = aggregate(evaluations)
         return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
 
-    def current_window(self) -> Window:
-        end = time.time_ns() - int(self.lag_s * 1e9)
+    def current_window(self, now_ns: int | None = None) -> Window:
+        """The latest window ending on the period grid, ``lag`` ago.
+
+        Windows sit on a grid (multiples of the period since the epoch) so that every
+        collector instance evaluates exactly the same windows from the same storage and
+        writes the same points: with several instances the results are idempotent.
+        """
+        now = time.time_ns() if now_ns is None else now_ns
+        period = max(1, int(self.period_s * 1e9))
+        end = (now - int(self.lag_s * 1e9)) // period * period
         return Window(end - int(self.window_s * 1e9), end)
 
     async def evaluate_now(self) -> KpiResult:
@@ -126,7 +134,6 @@ class KpiService:
 
     async def run(self) -> None:
         while True:
-            started = time.monotonic()
             try:
                 result = await self.evaluate_now()
                 self.last_error = ""
@@ -136,7 +143,10 @@ class KpiService:
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("KPI evaluation failed: %s", self.last_error)
-            await asyncio.sleep(max(0.0, self.period_s - (time.monotonic() - started)))
+            # Wake just after the next grid point has passed its lag.
+            period = self.period_s
+            lagged_now = time.time() - self.lag_s
+            await asyncio.sleep(period - lagged_now % period + 0.05)
 
 
 def summary(result: KpiResult) -> str:

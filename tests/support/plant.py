@@ -103,11 +103,23 @@ class PlantStack:
         for plant in self.register.model.plants:
             args = ["-m", "edge", "run", "--register", str(self.register_path), "--plant", plant.id]
             args += ["--uplink-broker", self.broker_url, *self._overrides(plant.id)]
-            started.append(self._spawn(f"edge-{plant.id}", args, {"EDGE_STATUS_INTERVAL": "5s"}))
+            # Each stack's edge keeps its store-and-forward buffer in the stack's workdir.
+            env = {
+                "EDGE_STATUS_INTERVAL": "5s",
+                "EDGE_BUFFER_DIR": str(self.workdir / f"buffer-{plant.id}"),
+            }
+            started.append(self._spawn(f"edge-{plant.id}", args, env))
         return started
 
     def start_collector(
-        self, *, window: str = "60s", period: str = "5s", lag: str = "3s", api_port: int = 0
+        self,
+        *,
+        window: str = "60s",
+        period: str = "5s",
+        lag: str = "3s",
+        api_port: int = 0,
+        extra_env: dict[str, str] | None = None,
+        name: str = "collector",
     ) -> Component:
         port = api_port or free_port()
         self.api_url = f"http://{LOOPBACK}:{port}"
@@ -120,8 +132,9 @@ class PlantStack:
             "COLLECTOR_KPI__LAG": lag,
             "COLLECTOR_API__PORT": str(port),
             **self.influx_env,
+            **(extra_env or {}),
         }
-        return self._spawn("collector", ["-m", "collector", "run"], env)
+        return self._spawn(name, ["-m", "collector", "run"], env)
 
     def wait_for_api(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
