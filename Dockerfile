@@ -36,6 +36,9 @@ COPY --from=build /opt/plantkpi /opt/plantkpi
 # read them.
 WORKDIR /app
 COPY examples/ examples/
+# The edge's store-and-forward buffer (a volume in docker-compose.yml), owned by the
+# runtime user so a fresh named volume inherits a writable directory.
+RUN mkdir -p /var/lib/plantkpi/buffer && chown -R 10001:10001 /var/lib/plantkpi
 # Numeric ids, so an orchestrator can verify the image does not run as root.
 USER 10001:10001
 # Smoke test as the runtime user: every console script imports and starts.

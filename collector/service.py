@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from collector.api.app import create_app
+from collector.api.metrics import TimedKpiService
 from collector.ingest.consumer import UplinkConsumer
 from collector.ingest.pipeline import IngestPipeline
 from collector.kpi.service import KpiService
@@ -66,7 +67,8 @@ class Collector:
             session_expiry=settings.session_expiry,
             share_group=settings.share_group,
         )
-        self.kpi = KpiService(
+        # Timed: /metrics reports how long each KPI computation takes.
+        self.kpi: KpiService = TimedKpiService(
             list(self.registers.values()),
             self.reader,
             self.writer,
@@ -75,7 +77,7 @@ class Collector:
             period_s=settings.kpi.period,
             lag_s=settings.kpi.lag,
         )
-        self.app = create_app(self)
+        self.app = create_app(self, settings.api)
         self.api_server: ApiServer | None = None
 
     async def _dead_letter(self, *args: object) -> None:

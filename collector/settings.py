@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collector.kpi.thresholds import Thresholds
@@ -34,6 +34,32 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    tokens: list[SecretStr] = Field(default_factory=list)
+    """Read-only bearer tokens (``COLLECTOR_API__TOKENS='["…"]'``). When any is set, every
+    ``/api/*`` route needs ``Authorization: Bearer <token>``; /health, /ready, /metrics stay
+    open (probes and scrapers carry no secrets; they reveal no plant data but edge/KPI counts)."""
+    shift_start: str = Field("00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """UTC time of day (HH:MM) the first shift, and the production day, start."""
+    shift_length: Duration = 8 * 3600.0
+    """Length of one shift; must divide 24 h (default: 3 shifts of 8 h)."""
+    max_recompute: Duration = 86400.0
+    """Longest window one recomputation (/recompute, one /report window) may cover."""
+    max_range: Duration = 31 * 86400.0
+    """Longest time range of /history, /report and the CSV exports."""
+    report_max_windows: int = Field(100, ge=1, le=10_000)
+    """How many windows one /report request may compute (each reads raw samples)."""
+
+    @field_validator("shift_length")
+    @classmethod
+    def _divides_day(cls, value: float) -> float:
+        if value < 60 or 86400 % value:
+            raise ValueError(f"shift_length {value:g}s must divide 24h (e.g. 8h, 12h)")
+        return value
+
+    @property
+    def shift_start_s(self) -> int:
+        hours, minutes = self.shift_start.split(":")
+        return int(hours) * 3600 + int(minutes) * 60
 
 
 class CollectorSettings(BaseSettings):

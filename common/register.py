@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from common.durations import Duration
+from common.topic_patterns import TopicPattern, filters_overlap
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # ns=<index>;<type>=<id> or nsu=<uri>;<type>=<id> or a bare <type>=<id> (namespace 0).
@@ -71,17 +73,99 @@ class OpcUaSource(Strict):
     """``poll`` reads all nodes every ``poll_interval`` for servers without subscriptions."""
     poll_interval: Duration = 1.0
     publishing_interval: Duration = 0.5
+    max_nodes_per_connection: int = Field(3000, ge=1)
+    """Above this many nodes the edge opens several connections (sessions) to the server,
+    each with its own subscription (pure-Python asyncua handles ~3,000 tags at 1 s each)."""
+
+
+class MqttTls(Strict):
+    """TLS to a device broker (``mqtts://``). Relative paths are relative to the register file."""
+
+    ca_file: Path | None = None
+    """PEM CA certificate(s) the broker's certificate must chain to; absent → the system CAs."""
+    cert_file: Path | None = None
+    """PEM client certificate, for brokers that require one."""
+    key_file: Path | None = None
+    """PEM private key of ``cert_file`` (absent when ``cert_file`` holds the key too)."""
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> MqttTls:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("tls.key_file given without tls.cert_file")
+        return self
+
+
+class MqttSubscription(Strict):
+    """A wildcard topic whose levels name the signal (and the process) a message is for."""
+
+    pattern: str
+    """E.g. ``plant/+/{process}/{signal}``: ``+``/``#`` as in MQTT, named levels give ids."""
+    process: str | None = None
+    """The process of every signal matched, when the pattern has no ``{process}`` level."""
+
+    @model_validator(mode="after")
+    def _pattern_is_valid(self) -> MqttSubscription:
+        pattern = TopicPattern.parse(self.pattern)
+        if "process" in pattern.names and self.process is not None:
+            raise ValueError(f"pattern {self.pattern!r} has a {{process}} level: drop 'process'")
+        if "process" not in pattern.names and self.process is None:
+            raise ValueError(
+                f"pattern {self.pattern!r} has no {{process}} level: give 'process' "
+                "(the process id its signals belong to)"
+            )
+        return self
 
 
 class MqttSource(Strict):
     id: Id
     kind: Literal["mqtt"]
     broker: str = Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
-    """The plant's device broker, ``mqtt://host:port``."""
+    """The plant's device broker, ``mqtt://host:port`` or ``mqtts://host:port`` (TLS)."""
     qos: Literal[0, 1, 2] = 1
+    username: str | None = None
+    """Login name; the password comes from the edge settings, never from the register."""
+    tls: MqttTls | None = None
+    persistent_session: bool = False
+    """MQTT 5 session kept by the broker while the edge is away (clean start off)."""
+    session_expiry: Duration = 3600.0
+    """How long the broker keeps a persistent session (and queues QoS ≥ 1 messages)."""
+    subscriptions: tuple[MqttSubscription, ...] = ()
+    """Wildcard topics binding this source's signals that have no ``topic`` of their own."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttSource:
+        if self.tls is not None and not self.broker.startswith("mqtts://"):
+            raise ValueError(f"tls given but broker {self.broker!r} is not mqtts://")
+        if self.persistent_session and self.qos == 0:
+            raise ValueError(
+                "persistent_session needs qos 1 or 2 (brokers do not queue QoS 0 messages)"
+            )
+        filters = [TopicPattern.parse(s.pattern).filter for s in self.subscriptions]
+        for i, first in enumerate(filters):
+            for second in filters[i + 1 :]:
+                if filters_overlap(first, second):
+                    raise ValueError(
+                        f"subscriptions {first!r} and {second!r} overlap: a topic matching "
+                        "both would be read twice; make them disjoint"
+                    )
+        return self
 
 
 Source = Annotated[OpcUaSource | MqttSource, Field(discriminator="kind")]
+
+
+class Deadband(Strict):
+    """OPC UA data-change deadband: changes smaller than this are not reported."""
+
+    type: Literal["absolute", "percent"]
+    """``absolute``: in the value's unit; ``percent``: of the node's EURange (analog items)."""
+    value: float = Field(ge=0.0)
+
+    @model_validator(mode="after")
+    def _percent_in_range(self) -> Deadband:
+        if self.type == "percent" and self.value > 100.0:
+            raise ValueError(f"a percent deadband is 0..100, got {self.value}")
+        return self
 
 
 class Signal(Strict):
@@ -94,7 +178,7 @@ class Signal(Strict):
     node: str | None = None
     """OPC UA node id: ``ns=2;s=...``, or ``nsu=<namespace uri>;s=...`` resolved at connect."""
     topic: str | None = None
-    """MQTT topic the device publishes on (no wildcards)."""
+    """MQTT topic the device publishes on (no wildcards; see the source's ``subscriptions``)."""
     path: str = "value"
     """Dotted path to the value in the JSON payload; ``.`` for a plain payload."""
     timestamp_path: str | None = "ts"
@@ -104,6 +188,10 @@ class Signal(Strict):
     interval: Duration = 1.0
     """Expected sampling interval."""
     update: UpdateKind = UpdateKind.PERIODIC
+    deadband: Deadband | None = None
+    """OPC UA only: report a change only beyond this deadband."""
+    queue_size: int | None = Field(default=None, ge=1, le=100_000)
+    """OPC UA only: monitored-item queue size (default: room for 20 publishing cycles)."""
     unit: str | None = None
     manual_values: tuple[str | int | bool, ...] = ("MANUAL",)
     """For a ``mode`` signal: the values that mean manual control."""
@@ -179,6 +267,15 @@ class Plant(Strict):
         _require_unique("source", [s.id for s in self.sources])
         _require_unique("line", [line.id for line in self.lines])
         by_id = {s.id: s for s in self.sources}
+        processes = {p.id for line in self.lines for p in line.processes}
+        for source in self.sources:
+            subscriptions = source.subscriptions if isinstance(source, MqttSource) else ()
+            for number, sub in enumerate(subscriptions):
+                if sub.process is not None and sub.process not in processes:
+                    raise ValueError(
+                        f"source {source.id}, subscriptions[{number}]: process "
+                        f"{sub.process!r} is not a process of plant {self.id}"
+                    )
         for line in self.lines:
             for process in line.processes:
                 for signal in process.signals:
@@ -207,10 +304,21 @@ def _check_binding(
         )
     if isinstance(source, OpcUaSource) and signal.node is None:
         raise ValueError(f"{where}: OPC UA source {source.id!r} needs a 'node'")
-    if isinstance(source, MqttSource) and signal.topic is None:
-        raise ValueError(f"{where}: MQTT source {source.id!r} needs a 'topic'")
+    if (
+        isinstance(source, MqttSource)
+        and signal.topic is None
+        and not any(s.process in (None, process) for s in source.subscriptions)
+    ):
+        raise ValueError(
+            f"{where}: MQTT source {source.id!r} needs a 'topic', or a subscription of the "
+            "source whose pattern has {process} or whose 'process' is this one"
+        )
     if isinstance(source, OpcUaSource) and signal.topic is not None:
         raise ValueError(f"{where}: 'topic' given for OPC UA source {source.id!r}")
+    if isinstance(source, MqttSource) and (
+        signal.deadband is not None or signal.queue_size is not None
+    ):
+        raise ValueError(f"{where}: deadband/queue_size apply to OPC UA signals only")
     if isinstance(source, MqttSource) and signal.node is not None:
         raise ValueError(f"{where}: 'node' given for MQTT source {source.id!r}")
 

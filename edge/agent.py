@@ -17,9 +17,10 @@ from common.register_loader import LoadedRegister, load_register
 from common.service import wait_for_stop_or_failure
 from common.topics import edge_topic
 from common.wire import LivenessEvent, Value
-from edge.buffer import SampleBuffer
+from edge.buffer import BufferConfig, SampleBuffer
 from edge.settings import EdgeSettings
 from edge.sources import Source, now_ns
+from edge.sources.mqtt.security import build_security
 from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
 from edge.sources.opcua.source import NodeBinding, OpcUaSource
 from edge.uplink import Uplink, UplinkIdentity
@@ -63,10 +64,11 @@ class BufferSink:
 def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Source]:
     plant = register.plant(settings.plant)
     unknown = set(settings.endpoints) | set(settings.brokers)
+    unknown |= set(settings.broker_passwords) | set(settings.broker_password_files)
     unknown -= {s.id for s in plant.sources}
     if unknown:
         raise ValueError(
-            f"endpoint/broker override for unknown source(s) {sorted(unknown)} "
+            f"endpoint/broker/password setting for unknown source(s) {sorted(unknown)} "
             f"(plant {plant.id} sources: {[s.id for s in plant.sources]})"
         )
     nodes: dict[str, list[NodeBinding]] = {}
@@ -79,9 +81,17 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
                 assert signal.source is not None
                 if signal.node is not None:
                     nodes.setdefault(signal.source, []).append(
-                        NodeBinding(signal.node, process.id, signal.id, signal.interval)
+                        NodeBinding(
+                            signal.node,
+                            process.id,
+                            signal.id,
+                            signal.interval,
+                            deadband=signal.deadband,
+                            queue_size=signal.queue_size,
+                        )
                     )
-                elif signal.topic is not None:
+                elif isinstance(plant.source(signal.source), MqttSourceConfig):
+                    # topic None: bound through the source's wildcard subscriptions
                     topics.setdefault(signal.source, []).append(
                         TopicBinding(signal.topic, process.id, signal)
                     )
@@ -101,12 +111,17 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
                 )
             )
         elif isinstance(config, MqttSourceConfig):
+            broker = parse_broker_url(settings.brokers.get(config.id) or config.broker)
+            security = build_security(
+                config, broker, settings.broker_password(config.id), register.path.parent
+            )
             sources.append(
                 MqttDeviceSource(
                     config,
                     topics.get(config.id, []),
                     client_id=f"plantkpi-{settings.resolved_edge_id}-{config.id}",
-                    broker=settings.brokers.get(config.id),
+                    broker=str(broker),
+                    security=security,
                     reconnect_max_delay=settings.reconnect_max_delay,
                 )
             )
@@ -119,7 +134,18 @@ class EdgeAgent:
         self.register = load_register(settings.register_file)
         self.plant = self.register.plant(settings.plant)
         self.sources = build_sources(self.register, settings)
-        self.buffer = SampleBuffer(settings.buffer_max_samples)
+        # Blocking, at start-up: lock the buffer directory and index the backlog on disk.
+        self.buffer = SampleBuffer.open(
+            BufferConfig(
+                directory=settings.resolved_buffer_dir,
+                max_bytes=settings.buffer_max_bytes,
+                max_samples=settings.buffer_max_samples,
+                segment_bytes=settings.buffer_segment_bytes,
+                commit_interval=settings.buffer_commit_interval,
+                fsync=settings.buffer_fsync,
+                fsync_interval=settings.buffer_fsync_interval,
+            )
+        )
         edge_id = settings.resolved_edge_id
         enterprise = self.register.enterprise_id
 
@@ -188,10 +214,16 @@ class EdgeAgent:
         ]
         uplink_task = asyncio.create_task(self.uplink.run(), name="uplink")
         health_task = asyncio.create_task(self._report_health(), name="health")
+        buffer_task = asyncio.create_task(self.buffer.run(), name="buffer")
         try:
-            await wait_for_stop_or_failure(stop, [*source_tasks, uplink_task, health_task])
+            await wait_for_stop_or_failure(
+                stop, [*source_tasks, uplink_task, health_task, buffer_task]
+            )
         finally:
             await self._shutdown(source_tasks, uplink_task, health_task)
+            buffer_task.cancel()
+            await asyncio.gather(buffer_task, return_exceptions=True)
+            await self.buffer.close()
 
     async def _shutdown(
         self,

@@ -133,7 +133,10 @@ class Uplink:
             await self.send_one(client)
 
     async def send_one(self, client: aiomqtt.Client) -> None:
-        taken = self.buffer.take(self.batch_max_samples)
+        taken = await self.buffer.take(self.batch_max_samples)
+        if not taken:
+            self.buffer.give_back()
+            return
         batch = UplinkBatch(
             edge=self.identity.edge,
             enterprise=self.identity.enterprise,

@@ -1,52 +1,278 @@
-"""The edge buffer keeps order, gives unacknowledged batches back, and counts what it drops."""
+"""The durable edge buffer, on real files: order, give back, bounds, torn tails, restarts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from common.wire import LivenessEvent
-from edge.buffer import SampleBuffer
+from edge.buffer import BufferConfig, BufferDirError, SampleBuffer, Taken
+from edge.buffer.acks import AckState
+from edge.buffer.records import HEADER, check, decode_payload
 
 
-def record(i: int) -> tuple[str, str, int, float, int, int, None]:
-    return ("p", "s", i, float(i), 0, i, None)
+def record(i: int, signal: str = "s") -> tuple[str, str, int, float, int, int, None]:
+    return ("p", signal, i, float(i), 0, i, None)
 
 
-def test_take_commit_and_give_back_keep_order() -> None:
-    buffer = SampleBuffer(max_samples=1000)
+def config(path: Path, **overrides: object) -> BufferConfig:
+    values: dict[str, object] = {"directory": path, "commit_interval": 0.01}
+    values.update(overrides)
+    return BufferConfig(**values)  # type: ignore[arg-type]
+
+
+async def drain(buffer: SampleBuffer, batch: int = 1000) -> list[Taken]:
+    out = []
+    while taken := await buffer.take(batch):
+        buffer.commit()
+        out.append(taken)
+    return out
+
+
+def ts_of(batches: list[Taken]) -> list[int]:
+    return [r[2] for t in batches for r in t.samples]
+
+
+def segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.seg"))
+
+
+def on_disk(directory: Path) -> list[int]:
+    """Sample timestamps of every whole record in the segment files, read independently."""
+    found = []
+    for path in segments(directory):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            header = check(data, offset)
+            found += [s[2] for s in decode_payload(data, offset, header).samples]
+            offset += header.size
+    return found
+
+
+async def test_take_commit_and_give_back_keep_order(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path))
     for i in range(10):
         buffer.add_sample(record(i))
     buffer.add_liveness(LivenessEvent(source="plc", ts=1, up=True))
-    taken = buffer.take(4)
+    taken = await buffer.take(4)
     assert [r[2] for r in taken.samples] == [0, 1, 2, 3]
-    assert len(taken.liveness) == 1
     buffer.give_back()  # not acknowledged
-    again = buffer.take(6)
+    again = await buffer.take(6)
     assert [r[2] for r in again.samples] == [0, 1, 2, 3, 4, 5]
-    assert len(again.liveness) == 1
     buffer.commit()
-    rest = buffer.take(100)
+    rest = await buffer.take(100)
     assert [r[2] for r in rest.samples] == [6, 7, 8, 9]
+    assert [e.source for e in rest.liveness] == ["plc"]
     assert rest.columns().ts == [6, 7, 8, 9]
+    buffer.commit()
+    assert len(buffer) == 0 and buffer.stats().depth == 0
+    await buffer.close()
 
 
-def test_full_buffer_drops_oldest_and_counts() -> None:
-    buffer = SampleBuffer(max_samples=1000)
-    for i in range(1500):
+async def test_nothing_is_handed_out_before_it_is_on_disk(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path, commit_interval=60.0))
+    for i in range(50):
         buffer.add_sample(record(i))
+    assert on_disk(tmp_path) == []  # only in memory until the group commit
+    taken = await buffer.take(100)
+    assert ts_of([taken]) == list(range(50))
+    assert on_disk(tmp_path) == list(range(50))
+    await buffer.close()
+
+
+async def test_restart_resends_from_the_ack_cursor_in_order(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path, segment_bytes=4096, max_bytes=1024**2))
+    for i in range(300):
+        buffer.add_sample(record(i))
+        if i % 50 == 49:
+            await buffer.flush()  # several records, several segments
+    first = await buffer.take(120)
+    buffer.commit()
+    await buffer.take(30)  # in flight when the agent stops: never acknowledged
+    await buffer.close()
+    assert ts_of([first]) == list(range(120))
+
+    again = SampleBuffer.open(config(tmp_path, segment_bytes=4096, max_bytes=1024**2))
+    assert again.stats().depth == 180
+    assert ts_of(await drain(again, 70)) == list(range(120, 300))
+    await again.close()
+    third = SampleBuffer.open(config(tmp_path))
+    assert third.stats().depth == 0 and len(third) == 0
+    await third.close()
+
+
+async def test_lost_cursor_update_means_resend_not_loss(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path))
+    for i in range(100):
+        buffer.add_sample(record(i))
+    await buffer.take(40)
+    buffer.commit()  # acknowledged, but the agent dies before the next flush writes the cursor
+    buffer._log.close()  # a crash: no final flush, only the lock goes with the process
+
+    again = SampleBuffer.open(config(tmp_path))
+    assert ts_of(await drain(again)) == list(range(100))  # at-least-once
+    await again.close()
+
+
+async def test_torn_tail_is_cut_counted_and_the_rest_kept(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path))
+    for batch in range(3):
+        for i in range(batch * 10, batch * 10 + 10):
+            buffer.add_sample(record(i))
+        await buffer.flush()
+    buffer._log.close()
+    (segment,) = segments(tmp_path)
+    size = segment.stat().st_size
+    with segment.open("r+b") as handle:  # kill -9 in the middle of the last write
+        handle.truncate(size - 7)
+
+    again = SampleBuffer.open(config(tmp_path))
+    stats = again.stats()
+    assert stats.torn_records == 1
+    assert ts_of(await drain(again)) == list(range(20))
+    assert segment.stat().st_size < size - HEADER.size  # the torn record was cut off
+    # New data continues after the cut, and the log stays readable.
+    again.add_sample(record(99))
+    assert ts_of(await drain(again)) == [99]
+    await again.close()
+
+
+async def test_damaged_record_is_detected_by_its_checksum(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path))
+    for i in range(10):
+        buffer.add_sample(record(i))
+    await buffer.flush()
+    for i in range(10, 20):
+        buffer.add_sample(record(i))
+    await buffer.flush()
+    buffer._log.close()
+    (segment,) = segments(tmp_path)
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0xFF  # a flipped byte in the last record's payload
+    segment.write_bytes(bytes(data))
+
+    again = SampleBuffer.open(config(tmp_path))
+    assert again.stats().torn_records == 1
+    assert ts_of(await drain(again)) == list(range(10))
+    await again.close()
+
+
+async def test_full_buffer_drops_oldest_segments_counts_them_and_keeps_liveness(
+    tmp_path: Path,
+) -> None:
+    cfg = config(tmp_path, segment_bytes=4096, max_bytes=1024**2, max_samples=1000)
+    buffer = SampleBuffer.open(cfg)
+    buffer.add_liveness(LivenessEvent(source="plc", ts=0, up=True))
+    for i in range(3000):
+        buffer.add_sample(record(i))
+        if i % 100 == 99:
+            await buffer.flush()
     stats = buffer.stats()
-    assert stats.dropped == 500 and stats.depth == 1000 and stats.oldest_ts == 500
-    assert stats.accepted == 1500
+    assert stats.dropped > 0
+    assert stats.depth <= 1000 + 100  # bounded, up to one flush over
+    assert stats.liveness_carried >= 1  # carried forward at each drop, never dropped
+    assert stats.oldest_ts is not None and stats.oldest_ts >= stats.dropped - 100
+    batches = await drain(buffer)
+    delivered = ts_of(batches)
+    # Exactly the newest are kept, in order, and every lost sample is counted.
+    assert delivered == list(range(3000 - len(delivered), 3000))
+    assert len(delivered) + buffer.stats().dropped == 3000
+    assert [e.source for t in batches for e in t.liveness] == ["plc"]
+    await buffer.close()
 
 
-def test_in_flight_counts_against_the_bound() -> None:
-    buffer = SampleBuffer(max_samples=1000)
-    for i in range(1000):
+async def test_disk_bound_drops_oldest(tmp_path: Path) -> None:
+    cfg = config(tmp_path, segment_bytes=8192, max_bytes=256 * 1024)
+    buffer = SampleBuffer.open(cfg)
+    for i in range(60_000):
+        buffer.add_sample(("process-with-a-long-name", f"signal-{i % 97}", i, i * 1.5, 0, i, i))
+        if i % 500 == 499:
+            await buffer.flush()
+    stats = buffer.stats()
+    assert stats.bytes_on_disk <= cfg.max_bytes + cfg.segment_bytes
+    assert sum(p.stat().st_size for p in segments(tmp_path)) == stats.bytes_on_disk
+    assert stats.dropped > 0
+    assert len(ts_of(await drain(buffer, 5000))) + buffer.stats().dropped == 60_000
+    await buffer.close()
+
+
+async def test_live_data_interleaves_with_a_long_backlog(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path, split_threshold=100))
+    for i in range(1000):  # the outage backlog
+        buffer.add_sample(record(i, "a" if i % 2 else "b"))
+    first = await buffer.take(50)
+    buffer.commit()
+    assert ts_of([first]) == list(range(50))
+    streams = []
+    for i in range(1000, 1100):  # live data keeps arriving during the drain
+        buffer.add_sample(record(i, "a" if i % 2 else "b"))
+        await buffer.flush()
+        taken = await buffer.take(50)
+        buffer.commit()
+        streams.append(ts_of([taken]))
+    rest = ts_of(await drain(buffer, 50))
+    delivered = ts_of([first]) + [t for s in streams for t in s] + rest
+    assert sorted(delivered) == list(range(1100))  # each exactly once
+    # Live samples did not wait behind the backlog: the first live sample went out long
+    # before the backlog was done.
+    position = delivered.index(1000)
+    assert position < 200
+    # And within each stream, each signal stays in order.
+    backlog = [t for t in delivered if t < 1000]
+    live = [t for t in delivered if t >= 1000]
+    assert backlog == sorted(backlog) and live == sorted(live)
+    assert buffer.stats().backlog == 0
+    await buffer.close()
+
+
+async def test_split_survives_a_restart(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path, split_threshold=100))
+    for i in range(500):
         buffer.add_sample(record(i))
-    buffer.take(600)
-    for i in range(1000, 1100):
+    await buffer.take(10)
+    buffer.commit()  # backlog 0..9 acknowledged, split at 500
+    for i in range(500, 520):
         buffer.add_sample(record(i))
-    assert buffer.stats().dropped == 100
-    buffer.give_back()
-    taken = buffer.take(2000)
-    # The in-flight batch comes back first, then the newest; the dropped ones are gone.
-    assert [r[2] for r in taken.samples][:3] == [0, 1, 2]
-    assert len(taken.samples) == 1000
+    await buffer.flush()
+    live = await buffer.take(10)  # live turn
+    buffer.commit()
+    assert ts_of([live]) == list(range(500, 510))
+    await buffer.close()
+
+    again = SampleBuffer.open(config(tmp_path, split_threshold=100))
+    delivered = sorted(ts_of(await drain(again, 100)))
+    assert delivered == list(range(10, 500)) + list(range(510, 520))
+    await again.close()
+
+
+def test_one_agent_per_directory(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path))
+    with pytest.raises(BufferDirError, match=str(tmp_path)):
+        SampleBuffer.open(config(tmp_path))
+    buffer._log.close()
+
+
+def test_segments_must_be_small_against_the_bound(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="EDGE_BUFFER_SEGMENT_BYTES"):
+        config(tmp_path, segment_bytes=1024**2, max_bytes=2 * 1024**2)
+
+
+def test_bad_cursor_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "ack.json").write_text('{"acked": -3}')
+    with pytest.raises(BufferDirError, match=r"ack\.json"):
+        SampleBuffer.open(config(tmp_path))
+
+
+def test_ack_state_ranges() -> None:
+    acks = AckState(acked=10)
+    assert acks.split(1000, 100)
+    acks.commit("live", 1050)
+    assert acks.unacked_in(0, 1100) == (1000 - 10) + 50
+    assert acks.ranges(1100) == {"backlog": (10, 1000), "live": (1050, 1100)}
+    acks.drop_below(1000)  # the whole backlog dropped: the streams join
+    assert acks == AckState(acked=1050)
+    acks.split(5000, 100)
+    acks.drop_below(6000)  # the drop reached past the acknowledged live range
+    assert acks == AckState(acked=6000)

@@ -9,23 +9,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
-from common.endpoints import parse_broker_url, tls_context
+from common.endpoints import parse_broker_url
 from common.register import MqttSource as MqttSourceConfig
-from common.register import Signal
 from edge.sources import Backoff, SourceSink, now_ns
 from edge.sources.mqtt.payload import PayloadError, parse_payload
+from edge.sources.mqtt.routing import TopicBinding, TopicRouter
+from edge.sources.mqtt.security import BrokerSecurity, build_security, explain_connect_error
+
+__all__ = ["DeviceBrokerHealth", "MqttDeviceSource", "TopicBinding"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class TopicBinding:
-    topic: str
-    process: str
-    signal: Signal
+# Distinct rejected topics remembered for the health report; wildcard subscriptions can
+# bring any number of topics, and the report must stay small.
+MAX_REJECTED_TOPICS = 100
 
 
 @dataclass
@@ -33,6 +36,7 @@ class DeviceBrokerHealth:
     state: str = "starting"
     connects: int = 0
     reconnects: int = 0
+    failed_connects: int = 0
     messages: int = 0
     rejected: int = 0
     last_error: str = ""
@@ -47,66 +51,106 @@ class MqttDeviceSource:
         *,
         client_id: str,
         broker: str | None = None,
+        security: BrokerSecurity | None = None,
         reconnect_max_delay: float = 30.0,
     ) -> None:
         self.id = config.id
         self.config = config
         self.broker = parse_broker_url(broker or config.broker)
         self.client_id = client_id
-        self.by_topic: dict[str, list[TopicBinding]] = {}
-        for binding in bindings:
-            self.by_topic.setdefault(binding.topic, []).append(binding)
+        self.security = security or build_security(config, self.broker, None, Path.cwd())
+        self.router = TopicRouter(config.id, bindings, config.subscriptions)
+        self.filters = self.router.filters()
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = DeviceBrokerHealth()
+        self._reported_up: bool | None = None
 
     def health(self) -> dict[str, object]:
-        return {"broker": str(self.broker), "topics": len(self.by_topic), **self.stats.__dict__}
+        return {
+            "broker": str(self.broker),
+            "topics": len(self.filters),
+            "security": self.security.describe(),
+            "persistent_session": self.config.persistent_session,
+            **self.stats.__dict__,
+        }
+
+    def _client(self) -> aiomqtt.Client:
+        security = self.security
+        password = security.password.get_secret_value() if security.password else None
+        if not self.config.persistent_session:
+            return aiomqtt.Client(
+                self.broker.host,
+                self.broker.port,
+                username=security.username,
+                password=password,
+                tls_context=security.tls,
+                identifier=self.client_id,
+                keepalive=15,
+                timeout=10,
+            )
+        # MQTT 5: clean start off and a session expiry, or mosquitto drops the session (and
+        # what was published for us meanwhile) at disconnect. The client id is stable.
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = int(self.config.session_expiry)
+        return aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            username=security.username,
+            password=password,
+            tls_context=security.tls,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=properties,
+            keepalive=15,
+            timeout=10,
+        )
+
+    def _report(self, sink: SourceSink, up: bool, detail: str) -> None:
+        # Report transitions only: a broker refusing us every 30 s is one "down", not many.
+        if self._reported_up is not up:
+            self._reported_up = up
+            sink.liveness(self.id, up, detail)
 
     async def run(self, sink: SourceSink) -> None:
         while True:
-            up = False
+            connected = False
             try:
                 self.stats.state = "connecting"
-                async with aiomqtt.Client(
-                    self.broker.host,
-                    self.broker.port,
-                    tls_context=tls_context(self.broker),
-                    identifier=self.client_id,
-                    keepalive=15,
-                    timeout=10,
-                ) as client:
+                async with self._client() as client:
+                    connected = True
                     self.stats.connects += 1
                     if self.stats.connects > 1:
                         self.stats.reconnects += 1
-                    if self.by_topic:
-                        topics: list[tuple[str, int]] = [
-                            (t, self.config.qos) for t in self.by_topic
-                        ]
+                    if self.filters:
+                        topics: list[tuple[str, int]] = [(f, self.config.qos) for f in self.filters]
                         await client.subscribe(topics)
                     self.stats.state = "subscribed"
-                    sink.liveness(
-                        self.id, True, f"subscribed to {len(self.by_topic)} topics on {self.broker}"
+                    self._report(
+                        sink, True, f"subscribed to {len(self.filters)} topics on {self.broker}"
                     )
-                    up = True
                     self.backoff.reset()
                     async for message in client.messages:
                         self.handle(str(message.topic), _payload_bytes(message.payload), sink)
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:
-                self.stats.last_error = f"device broker {self.broker}: {exc}"
-                log.warning("MQTT %s: %s", self.id, self.stats.last_error)
+                if not connected:
+                    self.stats.failed_connects += 1
+                self.stats.last_error = explain_connect_error(
+                    exc, self.id, self.broker, self.security
+                )
+                log.warning("%s", self.stats.last_error)
             finally:
                 self.stats.state = "disconnected"
-                if up or self.stats.connects == 0:
-                    sink.liveness(self.id, False, self.stats.last_error or "disconnected")
+                self._report(sink, False, self.stats.last_error or "disconnected")
             await asyncio.sleep(self.backoff.next_delay())
 
     def handle(self, topic: str, payload: bytes, sink: SourceSink) -> None:
         self.stats.messages += 1
-        bindings = self.by_topic.get(topic)
-        if bindings is None:
-            self._reject(sink, topic, "no signal of the register is bound to this topic")
+        bindings = self.router.route(topic)
+        if isinstance(bindings, str):
+            self._reject(sink, topic, bindings)
             return
         recv = now_ns()
         for binding in bindings:
@@ -126,9 +170,11 @@ class MqttDeviceSource:
 
     def _reject(self, sink: SourceSink, topic: str, reason: str) -> None:
         self.stats.rejected += 1
-        if topic not in self.stats.rejected_by_topic:
+        known = self.stats.rejected_by_topic
+        if topic not in known and len(known) < MAX_REJECTED_TOPICS:
             log.warning("MQTT %s: rejected message on %s: %s", self.id, topic, reason)
-        self.stats.rejected_by_topic[topic] = reason
+        if topic in known or len(known) < MAX_REJECTED_TOPICS:
+            known[topic] = reason
         sink.rejected(self.id, f"topic {topic}", reason)
 
 

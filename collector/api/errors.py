@@ -1,0 +1,171 @@
+"""One JSON error shape for every failure: ``{"error": code, "detail": text, ...}``.
+
+Codes a client can branch on (the HTTP status says the class of problem):
+
+========================  ======  =====================================================
+``unauthorized``          401     missing or wrong bearer token
+``not_found``             404     no such route
+``unknown_scope``         404     scope kind or scope id not in the loaded registers
+``unknown_process``       404     no key process with that id
+``invalid_request``       422     a parameter failed validation (``field`` names it)
+``bad_time_range``        422     start/end missing a time zone, reversed, or too long
+``too_many_windows``      422     a report would compute more windows than allowed
+``not_ready``             503     no KPI evaluation yet
+``storage_unavailable``   503     InfluxDB unreachable or answering 5xx
+``storage_error``         502     InfluxDB refused the query
+``internal``              500     anything unexpected (logged server-side with ``error_id``)
+========================  ======  =====================================================
+
+A traceback never reaches the client: the catch-all middleware logs it with an id and
+answers that id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from collector.storage.errors import QueryError, QueryUnavailable
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ApiError(Exception):
+    """Raised by routes; rendered as ``{"error": code, "detail": detail, **extra}``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+        self.extra = dict(extra)
+        if field is not None:
+            self.extra["field"] = field
+
+
+def bad_range(detail: str, field: str) -> ApiError:
+    return ApiError(422, "bad_time_range", detail, field=field)
+
+
+def error_body(code: str, detail: Any, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail, **extra}
+
+
+_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 503: "not_ready"}
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(
+        error_body(exc.code, exc.detail, **exc.extra), exc.status, headers=exc.headers
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return JSONResponse(
+        error_body(code, exc.detail), exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        location = [str(part) for part in err.get("loc", ()) if part not in ("query", "path")]
+        problems.append({"field": ".".join(location), "message": str(err.get("msg", ""))})
+    first = problems[0] if problems else {"field": "", "message": "invalid request"}
+    return JSONResponse(
+        error_body(
+            "invalid_request",
+            f"{first['field']}: {first['message']}" if first["field"] else first["message"],
+            field=first["field"],
+            problems=problems,
+        ),
+        422,
+    )
+
+
+async def _storage_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QueryError)
+    # The server's message helps an operator; the full query text stays in the log.
+    log.warning("API query failed: %s", exc)
+    if isinstance(exc, QueryUnavailable):
+        return JSONResponse(
+            error_body("storage_unavailable", f"InfluxDB is unavailable: {exc.target}"), 503
+        )
+    return JSONResponse(
+        error_body("storage_error", f"InfluxDB refused the query ({exc.target})"), 502
+    )
+
+
+class CatchAllMiddleware:
+    """Any exception no handler took becomes a 500 JSON naming an error id; the traceback
+    goes to the log under that id. (Starlette's own ``Exception`` handler would answer,
+    then re-raise for the server to log a second time.) A response already started — a
+    streamed CSV — cannot change its status: the connection is cut so the client sees an
+    incomplete transfer rather than a silently short file."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("API error %s on %s %s", error_id, scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = JSONResponse(
+                error_body(
+                    "internal",
+                    f"unexpected server error; logged as {error_id}",
+                    error_id=error_id,
+                ),
+                500,
+            )
+            await response(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(QueryError, _storage_error)
+    app.add_middleware(CatchAllMiddleware)

@@ -1,0 +1,189 @@
+"""Prometheus metrics of the collector itself, served at ``/metrics``.
+
+The ingest and consumer counters already live in the pipeline's and consumer's stats;
+a custom collector reads them at scrape time instead of instrumenting the hot path a
+second time (and cannot drift from what ``/api/v1/stats`` shows). The one thing the
+stats do not keep, how long KPI computations take, is measured by
+:class:`TimedKpiService` into a histogram.
+
+Each app gets its own :class:`CollectorRegistry` (several collectors in one test process
+must not collide in the global one).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from collector.api.runtime import Runtime
+from collector.kpi.inputs import Window
+from collector.kpi.service import KpiResult, KpiService
+
+__all__ = ["CONTENT_TYPE_LATEST", "TimedKpiService", "exposition", "make_registry"]
+
+COMPUTE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+class TimedKpiService(KpiService):
+    """A :class:`KpiService` that records how long each ``compute`` (live evaluation,
+    recomputation or report window: the read from InfluxDB plus the evaluation) takes."""
+
+    compute_seconds: Histogram
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # Not registered anywhere: the scrape-time collector yields its samples.
+        self.compute_seconds = Histogram(
+            "plantkpi_kpi_compute_seconds",
+            "Duration of one KPI computation (storage read and evaluation)",
+            buckets=COMPUTE_BUCKETS,
+            registry=None,
+        )
+
+    async def compute(self, window: Window) -> KpiResult:
+        started = time.perf_counter()
+        try:
+            return await super().compute(window)
+        finally:
+            self.compute_seconds.observe(time.perf_counter() - started)
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+class RuntimeCollector(Collector):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        rt = self.runtime
+        s = rt.pipeline.stats
+        yield _counter("plantkpi_uplink_batches", "Uplink batches accepted", s.batches)
+        yield _counter("plantkpi_samples_written", "Samples written to InfluxDB", s.samples_written)
+        yield _counter(
+            "plantkpi_samples_rejected", "Samples rejected against the register", s.samples_rejected
+        )
+        yield _counter(
+            "plantkpi_batches_malformed",
+            "Uplink messages refused as malformed",
+            s.batches_malformed,
+        )
+        yield _counter(
+            "plantkpi_dead_letters",
+            "Batches sent to the dead-letter topic (malformed or refused by InfluxDB)",
+            s.batches_dead_lettered + s.batches_malformed,
+        )
+        failures = CounterMetricFamily(
+            "plantkpi_write_failures", "InfluxDB write failures by kind", labels=["kind"]
+        )
+        for kind, count in sorted(s.write_failures.items()):
+            failures.add_metric([kind], count)
+        yield failures
+        yield _gauge(
+            "plantkpi_write_latency_seconds",
+            "Duration of the last successful InfluxDB write",
+            s.last_write_latency_s,
+        )
+        yield _gauge(
+            "plantkpi_ingest_queue_depth",
+            "Batches waiting to be written",
+            rt.pipeline.queue.qsize(),
+        )
+        edges = list(s.edges.items())
+        yield _gauge("plantkpi_edges_online", "Edge agents online", sum(e.online for _, e in edges))
+        yield _gauge("plantkpi_edges_known", "Edge agents seen since start", len(edges))
+        edge_up = GaugeMetricFamily(
+            "plantkpi_edge_up", "1 while the edge agent is online", labels=["edge"]
+        )
+        gaps = CounterMetricFamily(
+            "plantkpi_edge_sequence_gaps", "Uplink batches missed (sequence gaps)", labels=["edge"]
+        )
+        for key, seen in sorted(edges):
+            edge_up.add_metric([key], 1.0 if seen.online else 0.0)
+            gaps.add_metric([key], seen.seq_gaps)
+        yield edge_up
+        yield gaps
+        c = rt.consumer.stats
+        yield _gauge(
+            "plantkpi_broker_connected",
+            "1 while subscribed to the central broker",
+            1.0 if rt.consumer.connected.is_set() else 0.0,
+        )
+        yield _counter(
+            "plantkpi_consumer_connects", "Connections to the central broker", c.connects
+        )
+        yield _counter("plantkpi_consumer_messages", "Uplink messages received", c.messages)
+        yield _counter(
+            "plantkpi_consumer_acked", "Uplink messages acknowledged to the broker", c.acked
+        )
+        yield _counter(
+            "plantkpi_consumer_failed_messages",
+            "Uplink messages that failed unexpectedly",
+            c.failed_messages,
+        )
+        yield from self._kpi()
+
+    def _kpi(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        kpi = self.runtime.kpi
+        yield _counter(
+            "plantkpi_kpi_evaluations", "Live KPI evaluations completed", kpi.evaluations_run
+        )
+        yield _gauge(
+            "plantkpi_kpi_last_evaluation_ok",
+            "1 when the last live evaluation succeeded",
+            1.0 if kpi.latest is not None and not kpi.last_error else 0.0,
+        )
+        if isinstance(kpi, TimedKpiService):
+            yield from kpi.compute_seconds.collect()  # type: ignore[misc]
+        latest = kpi.latest
+        rates = GaugeMetricFamily(
+            "plantkpi_kpi_rate",
+            "Current key-process digitalization rate (absent when no key process is in scope)",
+            labels=["scope", "scope_id", "industry", "enterprise", "plant"],
+        )
+        if latest is not None:
+            yield _gauge(
+                "plantkpi_kpi_window_end_seconds",
+                "End of the latest evaluated window (Unix seconds)",
+                latest.window.end_ns / 1e9,
+            )
+            for r in latest.rates:
+                if r.rate is not None:
+                    labels = [
+                        r.scope,
+                        r.scope_id,
+                        r.industry,
+                        r.enterprise_id or "",
+                        r.plant_id or "",
+                    ]
+                    rates.add_metric(labels, r.rate)
+        yield rates
+        declared = GaugeMetricFamily(
+            "plantkpi_kpi_declared_rate",
+            "Rate the enterprise declared in its self-assessment (from the register)",
+            labels=["enterprise"],
+        )
+        for register in kpi.registers:
+            value = register.model.enterprise.declared_rate
+            if value is not None:
+                declared.add_metric([register.enterprise_id], value)
+        yield declared
+
+
+def make_registry(runtime: Runtime) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RuntimeCollector(runtime))
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,101 @@
+"""CSV exports of the stored per-process statuses and per-scope rates, streamed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from collector.api import csv_rows
+from collector.api.runtime import Runtime, reader_of
+from collector.api.timerange import check_range, iso
+from collector.history import HOUR, KPI_RATE, PROCESS_STATUS, iter_points
+from collector.settings import ApiSettings
+from collector.storage.reader import PointRow
+
+_START = Query(description="ISO 8601 with a time zone, e.g. 2026-11-28T00:00:00Z")
+_END = Query(description="ISO 8601 with a time zone; the range is [start, end)")
+
+
+async def _stream(
+    first: list[PointRow],
+    rest: AsyncIterator[list[PointRow]],
+    tags: Sequence[str],
+    fields: Sequence[str],
+) -> AsyncIterator[str]:
+    yield csv_rows.header(tags, fields)
+    yield csv_rows.rows(first, tags, fields)
+    async for chunk in rest:
+        yield csv_rows.rows(chunk, tags, fields)
+
+
+async def _csv(
+    runtime: Runtime,
+    measurement: str,
+    start_ns: int,
+    end_ns: int,
+    tags: Sequence[str],
+    fields: Sequence[str],
+    filename: str,
+) -> StreamingResponse:
+    slices = iter_points(
+        reader_of(runtime), measurement, start_ns, end_ns, slice_ns=HOUR, fields=fields
+    )
+    # The first slice is read before the response starts, so an unreachable InfluxDB is
+    # a 503 JSON error rather than a 200 with a cut-off file.
+    first = await anext(slices)
+    return StreamingResponse(
+        _stream(first, slices, tags, fields),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _name(kind: str, start_ns: int, end_ns: int) -> str:
+    def stamp(ns: int) -> str:
+        return iso(ns).replace(":", "").replace("-", "")[:15]
+
+    return f"{kind}_{stamp(start_ns)}_{stamp(end_ns)}.csv"
+
+
+def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
+    r = APIRouter(prefix="/api/v1/export", tags=["export"])
+
+    @r.get("/processes.csv", response_class=StreamingResponse)
+    async def processes_csv(
+        start: Annotated[datetime, _START], end: Annotated[datetime, _END]
+    ) -> StreamingResponse:
+        """Every stored ``process_status`` point in ``[start, end)`` (one row per key
+        process per evaluation window), with a header row; streamed hour by hour."""
+        start_ns, end_ns = check_range(start, end, settings.max_range, "an export")
+        return await _csv(
+            runtime,
+            PROCESS_STATUS,
+            start_ns,
+            end_ns,
+            csv_rows.PROCESS_TAGS,
+            csv_rows.PROCESS_FIELDS,
+            _name("processes", start_ns, end_ns),
+        )
+
+    @r.get("/rates.csv", response_class=StreamingResponse)
+    async def rates_csv(
+        start: Annotated[datetime, _START], end: Annotated[datetime, _END]
+    ) -> StreamingResponse:
+        """Every stored ``kpi_rate`` point in ``[start, end)`` (one row per scope and
+        industry split per evaluation window), with a header row; streamed hour by hour."""
+        start_ns, end_ns = check_range(start, end, settings.max_range, "an export")
+        return await _csv(
+            runtime,
+            KPI_RATE,
+            start_ns,
+            end_ns,
+            csv_rows.RATE_TAGS,
+            csv_rows.RATE_FIELDS,
+            _name("rates", start_ns, end_ns),
+        )
+
+    return r

@@ -1,0 +1,79 @@
+"""Operations: liveness, readiness and Prometheus metrics (open), edges and ingest stats."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from collector.api.metrics import CONTENT_TYPE_LATEST, exposition, make_registry
+from collector.api.runtime import Runtime
+
+
+def open_router(runtime: Runtime) -> APIRouter:
+    """Routes that stay open when tokens are set: probes and scrapers carry no secrets."""
+    router = APIRouter(tags=["ops"])
+    registry = make_registry(runtime)
+
+    @router.get("/health")
+    async def health() -> dict[str, Any]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        """Ready when subscribed to the broker and the last KPI evaluation succeeded."""
+        broker_ok = runtime.consumer.connected.is_set()
+        kpi_ok = runtime.kpi.latest is not None and not runtime.kpi.last_error
+        body = {
+            "ready": broker_ok and kpi_ok,
+            "broker": runtime.consumer.stats.state,
+            "kpi_error": runtime.kpi.last_error,
+            "kpi_evaluated": runtime.kpi.latest is not None,
+        }
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    @router.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text exposition of the collector's own counters and gauges."""
+        return Response(exposition(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def api_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["ops"])
+
+    @router.get("/edges")
+    async def edges() -> dict[str, Any]:
+        """Edge agents seen: online, last seen, sequence gaps and their latest health report."""
+        now = time.time_ns()
+        return {
+            "edges": {
+                key: {**asdict(seen), "seconds_since_seen": (now - seen.last_seen_ns) / 1e9}
+                for key, seen in runtime.pipeline.stats.edges.items()
+            }
+        }
+
+    @router.get("/stats")
+    async def stats() -> dict[str, Any]:
+        """Ingest counters: batches, samples written and rejected, write failures."""
+        s = runtime.pipeline.stats
+        return {
+            "batches": s.batches,
+            "samples_written": s.samples_written,
+            "samples_rejected": s.samples_rejected,
+            "batches_malformed": s.batches_malformed,
+            "batches_dead_lettered": s.batches_dead_lettered,
+            "write_failures": s.write_failures,
+            "last_write_latency_s": s.last_write_latency_s,
+            "last_error": s.last_error,
+            "consumer": asdict(runtime.consumer.stats),
+            "kpi_evaluations": runtime.kpi.evaluations_run,
+            "queue_depth": runtime.pipeline.queue.qsize(),
+        }
+
+    return router

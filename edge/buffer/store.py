@@ -1,0 +1,398 @@
+"""The durable sample buffer: group commit to a segment log, take → publish → commit or give back.
+
+Sources call ``add_sample``/``add_liveness`` synchronously: an in-memory append, never a
+wait. A flush task writes what arrived every ``commit_interval`` as one record (the disk
+work runs in a thread: files have no asyncio API). ``take`` hands out only items already
+written, so no batch leaves before what it carries is on disk; ``commit`` (the broker
+acknowledged) advances the persisted cursor; ``give_back`` (it did not) leaves the items to
+be taken again. After a restart, everything on disk above the cursor is sent again.
+
+Bounded by bytes on disk and by items: when full, the oldest segment is dropped whole,
+its unacknowledged samples are counted in ``dropped``, and its unacknowledged liveness
+events are carried forward into the next record: a liveness event is never dropped.
+See docs/store-and-forward.md for the guarantees of each fsync policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.wire import LivenessEvent, SampleColumns
+from edge.buffer.acks import AckState, Stream
+from edge.buffer.records import Contents, SampleRecord
+from edge.buffer.segments import FsyncPolicy, RecordRef, Segment, SegmentLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Taken:
+    samples: list[SampleRecord]
+    liveness: list[LivenessEvent]
+
+    def columns(self) -> SampleColumns:
+        cols = SampleColumns()
+        for record in self.samples:
+            cols.append(*record)
+        return cols
+
+    def __bool__(self) -> bool:
+        return bool(self.samples or self.liveness)
+
+
+@dataclass
+class BufferStats:
+    depth: int
+    """Items (samples and liveness events) not yet acknowledged, in flight and unwritten included."""
+    oldest_ts: int | None
+    """Source timestamp of the oldest unacknowledged sample on disk."""
+    dropped: int
+    """Samples dropped because the buffer was full (since start)."""
+    accepted: int
+    in_flight: int
+    bytes_on_disk: int
+    segments: int
+    unwritten: int
+    """Items waiting for the next group commit."""
+    torn_records: int
+    """Records found torn or damaged at start-up (cut off and skipped)."""
+    liveness_carried: int
+    """Liveness events moved forward out of dropped segments."""
+    backlog: int
+    """Items of the backlog stream still to send (0 when there is no separate backlog)."""
+    write_errors: int
+    last_error: str
+    fsync: str
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    directory: Path
+    max_bytes: int = 1024**3
+    max_samples: int = 2_000_000
+    segment_bytes: int = 16 * 1024**2
+    commit_interval: float = 0.1
+    fsync: FsyncPolicy = "interval"
+    fsync_interval: float = 1.0
+    split_threshold: int = 20_000
+    """Unsent items beyond which new data is sent as a separate live stream."""
+    hot_items: int = 200_000
+    """Recently written items kept decoded in memory (the live stream reads them from here)."""
+
+    def __post_init__(self) -> None:
+        if self.segment_bytes * 4 > self.max_bytes:
+            raise ValueError(
+                f"EDGE_BUFFER_SEGMENT_BYTES ({self.segment_bytes}) must be at most a quarter of "
+                f"EDGE_BUFFER_MAX_BYTES ({self.max_bytes}): a full buffer drops whole segments"
+            )
+
+
+@dataclass
+class _InFlight:
+    stream: Stream
+    start: int
+    end: int
+
+
+@dataclass
+class SampleBuffer:
+    """Open it with :meth:`open` (blocking: call it at start-up), run :meth:`run` as a task."""
+
+    config: BufferConfig
+    _log: SegmentLog
+    _acks: AckState
+    _segments: deque[Segment]
+    _refs: list[RecordRef]
+    _firsts: list[int]
+    _next_item: int
+    _durable_end: int
+    torn_records: int = 0
+    dropped: int = 0
+    accepted: int = 0
+    liveness_carried: int = 0
+    write_errors: int = 0
+    last_error: str = ""
+    _pending_samples: list[SampleRecord] = field(default_factory=list)
+    _pending_liveness: list[LivenessEvent] = field(default_factory=list)
+    _hot: dict[int, Contents] = field(default_factory=dict)
+    _hot_count: int = 0
+    _in_flight: _InFlight | None = None
+    _turn: Stream = "live"
+    _cursor_dirty: bool = False
+    _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @classmethod
+    def open(cls, config: BufferConfig) -> SampleBuffer:
+        """Lock and index the directory (blocking: at start-up, before the loop serves data)."""
+        segment_log = SegmentLog(
+            config.directory,
+            segment_bytes=config.segment_bytes,
+            fsync=config.fsync,
+            fsync_interval=config.fsync_interval,
+        )
+        found = segment_log.open()
+        for note in found.notes:
+            log.warning("edge buffer %s: %s", config.directory, note)
+        buffer = cls(
+            config,
+            segment_log,
+            found.acks,
+            deque(found.segments),
+            found.refs,
+            [r.first for r in found.refs],
+            found.next_item,
+            found.next_item,
+            torn_records=found.torn_records,
+        )
+        depth = buffer._acks.pending(buffer._durable_end)
+        if depth:
+            log.info(
+                "edge buffer %s: %d items from before the restart will be sent again",
+                config.directory,
+                depth,
+            )
+        return buffer
+
+    # -- acquisition side (synchronous, never blocks) -------------------------------------
+
+    def add_sample(self, record: SampleRecord) -> None:
+        self._pending_samples.append(record)
+        self.accepted += 1
+        if len(self._pending_samples) > self.config.max_samples:
+            # Only when the disk refuses writes for long: memory stays bounded too.
+            del self._pending_samples[0]
+            self.dropped += 1
+
+    def add_liveness(self, event: LivenessEvent) -> None:
+        self._pending_liveness.append(event)
+
+    def __len__(self) -> int:
+        """Items waiting to be taken (unwritten ones included, in-flight ones not)."""
+        unsent = sum(end - start for start, end in self._acks.ranges(self._durable_end).values())
+        if self._in_flight is not None:
+            unsent -= self._in_flight.end - self._in_flight.start
+        return unsent + len(self._pending_samples) + len(self._pending_liveness)
+
+    # -- group commit ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.commit_interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what arrived since the last flush, then tidy the log (drop, delete, cursor)."""
+        async with self._flush_lock:
+            samples, liveness = self._pending_samples, self._pending_liveness
+            if samples or liveness:
+                self._pending_samples, self._pending_liveness = [], []
+                first = self._next_item
+                try:
+                    ref, opened = await asyncio.to_thread(
+                        self._log.append, first, samples, liveness
+                    )
+                except OSError as exc:
+                    # Keep them for the next attempt (a full disk may free up); count it.
+                    self._pending_samples[:0] = samples
+                    self._pending_liveness[:0] = liveness
+                    self.write_errors += 1
+                    self.last_error = f"edge buffer {self.config.directory}: {exc}"
+                    log.error("%s", self.last_error)
+                    return
+                if opened is not None:
+                    self._segments.append(opened)
+                self._next_item = self._durable_end = ref.end
+                self._refs.append(ref)
+                self._firsts.append(ref.first)
+                self._hot[ref.first] = Contents(samples, liveness)
+                self._hot_count += ref.header.n_items
+                self._evict_hot()
+            else:
+                await asyncio.to_thread(self._log.sync_if_due)
+            await self._tidy()
+
+    async def _tidy(self) -> None:
+        doomed: list[Segment] = []
+        while len(self._segments) > 1 and self._segments[0].end <= self._acks.acked:
+            doomed.append(self._segments.popleft())
+        while len(self._segments) > 1 and self._over_bounds():
+            doomed.append(self._drop_oldest())
+        if doomed:
+            self._forget_refs_below(doomed[-1].end)
+        cursor = AckState(**self._acks.__dict__) if self._cursor_dirty or doomed else None
+        self._cursor_dirty = False
+        if cursor is not None or doomed:
+            await asyncio.to_thread(self._persist, cursor, doomed)
+
+    def _persist(self, cursor: AckState | None, doomed: list[Segment]) -> None:
+        if cursor is not None:
+            self._log.write_cursor(cursor)
+        for segment in doomed:
+            self._log.delete(segment)
+
+    def _over_bounds(self) -> bool:
+        on_disk = sum(s.size for s in self._segments)
+        return (
+            on_disk > self.config.max_bytes
+            or self._acks.pending(self._durable_end) > self.config.max_samples
+        )
+
+    def _drop_oldest(self) -> Segment:
+        segment = self._segments.popleft()
+        carried: list[LivenessEvent] = []
+        for ref in self._refs_in(segment.id, segment.end):
+            n = ref.header.n_samples
+            self.dropped += self._acks.unacked_in(ref.first, ref.first + n)
+            carried += [
+                event
+                for i, event in enumerate(ref.liveness)
+                if not self._acks.is_acked(ref.first + n + i)
+            ]
+        self._acks.drop_below(segment.end)
+        self._cursor_dirty = True
+        if carried:
+            self.liveness_carried += len(carried)
+            self._pending_liveness[:0] = carried
+        log.warning(
+            "edge buffer full (%d bytes, %d items): dropped segment %s, %d samples dropped so far",
+            self.config.max_bytes,
+            self.config.max_samples,
+            segment.path.name,
+            self.dropped,
+        )
+        return segment
+
+    def _refs_in(self, start: int, end: int) -> list[RecordRef]:
+        lo = max(0, bisect.bisect_right(self._firsts, start) - 1)
+        hi = bisect.bisect_left(self._firsts, end)
+        return [r for r in self._refs[lo:hi] if r.end > start and r.first < end]
+
+    def _forget_refs_below(self, end: int) -> None:
+        cut = bisect.bisect_left(self._firsts, end)
+        while cut > 0 and self._refs[cut - 1].end > end:
+            cut -= 1
+        for ref in self._refs[:cut]:
+            if self._hot.pop(ref.first, None) is not None:
+                self._hot_count -= ref.header.n_items
+        del self._refs[:cut]
+        del self._firsts[:cut]
+
+    def _evict_hot(self) -> None:
+        for first in list(self._hot):
+            contents = self._hot[first]
+            n = len(contents.samples) + len(contents.liveness)
+            if self._hot_count <= self.config.hot_items and not self._acks.is_acked(first + n - 1):
+                break
+            del self._hot[first]
+            self._hot_count -= n
+
+    # -- uplink side ----------------------------------------------------------------------
+
+    async def take(self, max_items: int) -> Taken:
+        """Up to ``max_items`` written items of one stream, in order; empty if none.
+
+        Waits for the group commit of unwritten items when nothing written is waiting.
+        """
+        if self._in_flight is not None:
+            raise RuntimeError("a batch is already in flight; commit or give it back first")
+        if not self._acks.ranges(self._durable_end) and (
+            self._pending_samples or self._pending_liveness
+        ):
+            await self.flush()
+        if self._acks.split(self._durable_end, max(self.config.split_threshold, 2 * max_items)):
+            log.info(
+                "edge buffer: %d items of backlog; new data goes out alternately with it",
+                self._acks.live_from - self._acks.acked if self._acks.live_from else 0,
+            )
+        ranges = self._acks.ranges(self._durable_end)
+        if not ranges:
+            if self._pending_samples or self._pending_liveness:
+                # The write failed (counted in write_errors): do not let the caller spin.
+                await asyncio.sleep(self.config.commit_interval)
+            return Taken([], [])
+        stream: Stream = self._turn if self._turn in ranges else next(iter(ranges))
+        if len(ranges) == 2:
+            self._turn = "backlog" if stream == "live" else "live"
+        start, end = ranges[stream]
+        end = min(end, start + max_items)
+        self._in_flight = _InFlight(stream, start, end)
+        return await self._read(start, end)
+
+    async def _read(self, start: int, end: int) -> Taken:
+        refs = self._refs_in(start, end)
+        cold = [r for r in refs if r.first not in self._hot]
+        loaded = (
+            dict(
+                zip(
+                    (r.first for r in cold),
+                    await asyncio.to_thread(self._log.read, cold),
+                    strict=True,
+                )
+            )
+            if cold
+            else {}
+        )
+        samples: list[SampleRecord] = []
+        liveness: list[LivenessEvent] = []
+        for ref in refs:
+            contents = self._hot.get(ref.first) or loaded.get(ref.first)
+            if contents is None:
+                continue  # dropped (and counted) while we read
+            n = len(contents.samples)
+            lo, hi = max(start, ref.first) - ref.first, min(end, ref.end) - ref.first
+            samples += contents.samples[lo : min(hi, n)]
+            liveness += contents.liveness[max(lo - n, 0) : max(hi - n, 0)]
+        return Taken(samples, liveness)
+
+    def commit(self) -> None:
+        """The broker acknowledged the batch: it may go (the cursor is written at the next flush)."""
+        if self._in_flight is None:
+            return
+        self._acks.commit(self._in_flight.stream, self._in_flight.end)
+        self._in_flight = None
+        self._cursor_dirty = True
+
+    def give_back(self) -> None:
+        """Not acknowledged: the same items are taken again, in order."""
+        self._in_flight = None
+
+    # -- health and shutdown ----------------------------------------------------------------
+
+    def stats(self) -> BufferStats:
+        oldest = None
+        for ref in self._refs_in(self._acks.acked, self._durable_end)[:64]:
+            if ref.header.n_samples and ref.header.min_ts is not None:
+                oldest = ref.header.min_ts
+                break
+        if oldest is None and self._pending_samples:
+            oldest = self._pending_samples[0][2]
+        unwritten = len(self._pending_samples) + len(self._pending_liveness)
+        ranges = self._acks.ranges(self._durable_end)
+        backlog = ranges["backlog"] if "live" in ranges and "backlog" in ranges else None
+        return BufferStats(
+            depth=self._acks.pending(self._durable_end) + unwritten,
+            oldest_ts=oldest,
+            dropped=self.dropped,
+            accepted=self.accepted,
+            in_flight=self._in_flight.end - self._in_flight.start if self._in_flight else 0,
+            bytes_on_disk=sum(s.size for s in self._segments),
+            segments=len(self._segments),
+            unwritten=unwritten,
+            torn_records=self.torn_records,
+            liveness_carried=self.liveness_carried,
+            backlog=backlog[1] - backlog[0] if backlog else 0,
+            write_errors=self.write_errors,
+            last_error=self.last_error,
+            fsync=self.config.fsync,
+        )
+
+    async def close(self) -> None:
+        """Write what is left and the cursor, then release the directory."""
+        self._cursor_dirty = True
+        await self.flush()
+        await asyncio.to_thread(self._log.close)

@@ -1,0 +1,365 @@
+"""One OPC UA connection (session): connect, resolve, subscribe (or poll), rebuild on loss.
+
+Every (re)connect rebuilds all session state from scratch — namespace indexes resolved
+from namespace URIs, the server's OperationLimits, one subscription, monitored items in
+batches under those limits — because a restarted server may renumber its namespaces, change
+its limits and forget our subscription (the failure Telegraf and the ThingsBoard gateway
+users hit). asyncua's own auto-reconnect is off: this loop owns recovery, so it also covers
+a server that was never reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.uaerrors import UaStatusCodeError
+
+from common.register import OpcUaSource as OpcUaSourceConfig
+from edge.sources import Backoff, SourceSink, now_ns
+from edge.sources.opcua.limits import OperationLimits, chunks, effective, read_operation_limits
+from edge.sources.opcua.nodes import (
+    NodeBinding,
+    NodeResolutionError,
+    data_change_filter,
+    monitoring_for,
+    resolve_node_id,
+)
+from edge.sources.opcua.values import UnsupportedValue, sample_fields
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[bool, str], None]
+"""Tells the owning source this connection went up (True) or down (False), with detail."""
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    timeout: float = 4.0
+    watchdog: float = 5.0
+    items_per_call: int = 500
+    nodes_per_read: int = 500
+    reconnect_max_delay: float = 30.0
+    queue_size: int = 10
+    """Smallest monitored-item queue when the register gives none."""
+    queue_cycles: float = 20.0
+
+
+@dataclass
+class ConnectionHealth:
+    state: str = "starting"
+    connects: int = 0
+    reconnects: int = 0
+    last_error: str = ""
+    notifications: int = 0
+    rejected: int = 0
+    nodes: int = 0
+    """Distinct nodes this connection is responsible for."""
+    nodes_ok: int = 0
+    nodes_failed: int = 0
+    last_cycle_s: float = 0.0
+    """Polling mode: how long the last read cycle took (compare with poll_interval)."""
+    server_max_nodes_per_read: int = 0
+    server_max_monitored_items_per_call: int = 0
+    """The server's OperationLimits as read at the last connect (0: none)."""
+    failed_nodes: dict[str, str] = field(default_factory=dict)
+
+
+Resolved = list[tuple[ua.NodeId, list[NodeBinding]]]
+
+
+class NothingToRead(RuntimeError):
+    """None of the connection's nodes resolved on this server (all reported as rejected)."""
+
+
+class OpcUaConnection:
+    def __init__(
+        self,
+        name: str,
+        config: OpcUaSourceConfig,
+        endpoint: str,
+        bindings: Sequence[NodeBinding],
+        options: ConnectionOptions,
+        report: Report,
+    ) -> None:
+        self.name = name
+        """For logs: ``<source id>`` or ``<source id>#<n>``."""
+        self.source_id = config.id
+        self.config = config
+        self.endpoint = endpoint
+        self.bindings = list(bindings)
+        self.options = options
+        self.report = report
+        self.backoff = Backoff(cap=options.reconnect_max_delay)
+        self.stats = ConnectionHealth(nodes=len({b.node for b in bindings}))
+        self.limits = OperationLimits()
+
+    async def run(self, sink: SourceSink) -> None:
+        while True:
+            lost = asyncio.Event()
+            client = Client(
+                self.endpoint,
+                timeout=self.options.timeout,
+                watchdog_intervall=self.options.watchdog,
+            )
+
+            async def on_lost(exc: Exception, lost: asyncio.Event = lost) -> None:
+                self.stats.last_error = f"connection lost: {_describe(exc)}"
+                lost.set()
+
+            client.connection_lost_callback = on_lost
+            up = False
+            idle = False
+            try:
+                self.stats.state = "connecting"
+                await asyncio.wait_for(client.connect(), self.options.timeout * 2)
+                self.stats.connects += 1
+                if self.stats.connects > 1:
+                    self.stats.reconnects += 1
+                nodes = await self._prepare(client, sink)
+                if self.config.mode == "poll":
+                    self.stats.state = "polling"
+                    self.report(True, f"connected to {self.endpoint} (polling)")
+                    up = True
+                    self.backoff.reset()
+                    await self._poll(client, nodes, sink, lost)
+                else:
+                    subscription, by_handle = await self._subscribe(client, nodes, sink)
+                    self.stats.state = "subscribed"
+                    self.report(True, f"subscribed to {self.stats.nodes_ok} nodes")
+                    up = True
+                    self.backoff.reset()
+                    await self._serve(subscription, by_handle, sink, lost)
+            except asyncio.CancelledError:
+                self.stats.last_error = "stopped"
+                up = False  # a requested stop, not a loss worth a warning
+                raise
+            except NothingToRead as exc:
+                # It holds no values, so it does not keep the source down; the nodes are
+                # reported, and resolved again after the backoff (the server may gain them).
+                self.stats.last_error = str(exc)
+                idle = True
+            except Exception as exc:  # any failure: report, back off, rebuild everything
+                self.stats.last_error = _describe(exc)
+                log.warning("OPC UA %s (%s): %s", self.name, self.endpoint, self.stats.last_error)
+            finally:
+                self.stats.state = "no nodes" if idle else "disconnected"
+                self.report(idle, self.stats.last_error or "disconnected")
+                if up:
+                    log.warning(
+                        "OPC UA %s (%s) down: %s", self.name, self.endpoint, self.stats.last_error
+                    )
+                await _close(client)
+            await asyncio.sleep(self.backoff.next_delay())
+
+    async def _prepare(self, client: Client, sink: SourceSink) -> Resolved:
+        """This session's namespace indexes and operation limits; nodes grouped by node id."""
+        self.limits = await read_operation_limits(client)
+        self.stats.server_max_nodes_per_read = self.limits.max_nodes_per_read
+        self.stats.server_max_monitored_items_per_call = self.limits.max_monitored_items_per_call
+        namespaces = await client.get_namespace_array()
+        by_node: dict[ua.NodeId, list[NodeBinding]] = {}
+        self.stats.failed_nodes.clear()
+        for binding in self.bindings:
+            try:
+                node_id = resolve_node_id(binding.node, namespaces)
+            except NodeResolutionError as exc:
+                self._node_failed(sink, binding.node, str(exc))
+                continue
+            by_node.setdefault(node_id, []).append(binding)
+        if not by_node:
+            raise NothingToRead(
+                f"none of the {len(self.bindings)} signals' nodes could be resolved"
+            )
+        return list(by_node.items())
+
+    def _node_failed(self, sink: SourceSink, node: str, reason: str) -> None:
+        if node not in self.stats.failed_nodes:
+            log.error("OPC UA %s: node %s: %s", self.endpoint, node, reason)
+        self.stats.failed_nodes[node] = reason
+        self.stats.nodes_failed = len(self.stats.failed_nodes)
+        sink.rejected(self.source_id, node, reason)
+
+    async def _subscribe(
+        self, client: Client, nodes: Resolved, sink: SourceSink
+    ) -> tuple[Subscription, dict[int, list[NodeBinding]]]:
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=self.config.publishing_interval * 1000,
+            RequestedLifetimeCount=300,
+            RequestedMaxKeepAliveCount=max(3, int(2 / self.config.publishing_interval)),
+            PublishingEnabled=True,
+        )
+        subscription = await client.create_subscription(params, queue_maxsize=1_000_000)
+        return subscription, await self._create_items(subscription, nodes, sink)
+
+    async def _create_items(
+        self, subscription: Subscription, nodes: Resolved, sink: SourceSink
+    ) -> dict[int, list[NodeBinding]]:
+        """Monitored items in calls of at most MaxMonitoredItemsPerCall (ours and the
+        server's); each item with its own sampling interval, queue size and deadband. One
+        bad node never stops the others."""
+        requests = [
+            self._request(handle, node_id, bindings)
+            for handle, (node_id, bindings) in enumerate(nodes, start=1)
+        ]
+        by_handle = {handle: bindings for handle, (_, bindings) in enumerate(nodes, start=1)}
+        size = effective(self.options.items_per_call, self.limits.max_monitored_items_per_call)
+        monitored: dict[int, list[NodeBinding]] = {}
+        for chunk in chunks(requests, size):
+            results = await subscription.create_monitored_items(chunk)
+            for request, result in zip(chunk, results, strict=True):
+                handle = request.RequestedParameters.ClientHandle
+                if isinstance(result, ua.StatusCode):
+                    reason = f"monitored item refused: {result.name}"
+                    self._node_failed(sink, by_handle[handle][0].node, reason)
+                else:
+                    monitored[handle] = by_handle[handle]
+        self.stats.nodes_ok = len(monitored)
+        return monitored
+
+    def _request(
+        self, handle: int, node_id: ua.NodeId, bindings: list[NodeBinding]
+    ) -> ua.MonitoredItemCreateRequest:
+        monitoring = monitoring_for(
+            bindings,
+            self.config.publishing_interval,
+            min_queue=self.options.queue_size,
+            queue_cycles=self.options.queue_cycles,
+        )
+        parameters = ua.MonitoringParameters(
+            ClientHandle=ua.UInt32(handle),
+            SamplingInterval=ua.Double(monitoring.sampling_interval * 1000),
+            QueueSize=ua.UInt32(monitoring.queue_size),
+            DiscardOldest=True,
+        )
+        mfilter = data_change_filter(monitoring.deadband)
+        if mfilter is not None:
+            parameters.Filter = mfilter
+        return ua.MonitoredItemCreateRequest(
+            ItemToMonitor=ua.ReadValueId(NodeId=node_id, AttributeId=AttributeIds.Value),
+            MonitoringMode=ua.MonitoringMode.Reporting,
+            RequestedParameters=parameters,
+        )
+
+    async def _serve(
+        self,
+        subscription: Subscription,
+        by_handle: dict[int, list[NodeBinding]],
+        sink: SourceSink,
+        lost: asyncio.Event,
+    ) -> None:
+        consumer = asyncio.create_task(self._consume(subscription, by_handle, sink, lost))
+        try:
+            await self._watch(subscription, lost)
+        finally:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+
+    async def _consume(
+        self,
+        subscription: Subscription,
+        by_handle: dict[int, list[NodeBinding]],
+        sink: SourceSink,
+        lost: asyncio.Event,
+    ) -> None:
+        async for event in subscription:
+            if isinstance(event, StatusChangeEvent):
+                if not lost.is_set():  # keep the cause (e.g. the keep-alive that failed)
+                    self.stats.last_error = (
+                        f"subscription status {_status_name(event.notification.Status)}"
+                    )
+                lost.set()
+                continue
+            if not isinstance(event, DataChangeEvent):
+                continue
+            bindings = by_handle.get(event.data.monitored_item.ClientHandle)
+            if bindings is not None:
+                self._emit(event.data.monitored_item.Value, bindings, sink)
+
+    def _emit(self, dv: ua.DataValue, bindings: list[NodeBinding], sink: SourceSink) -> None:
+        recv = now_ns()
+        try:
+            ts, value, status, server_ts = sample_fields(dv, recv)
+        except UnsupportedValue as exc:
+            self.stats.rejected += 1
+            sink.rejected(self.source_id, bindings[0].node, str(exc))
+            return
+        self.stats.notifications += 1
+        for binding in bindings:
+            sink.sample(binding.process, binding.signal, ts, value, status, recv, server_ts)
+
+    async def _watch(self, subscription: Subscription, lost: asyncio.Event) -> None:
+        """Return when the connection is lost or the subscription went silent."""
+        keepalive_s = (
+            subscription.parameters.RequestedPublishingInterval
+            / 1000
+            * subscription.parameters.RequestedMaxKeepAliveCount
+        )
+        started = time.monotonic()
+        check = min(1.0, self.options.watchdog / 2)
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), check)
+            last = subscription.last_publish_at or started
+            if time.monotonic() - last > keepalive_s + self.options.watchdog:
+                self.stats.last_error = "subscription silent past its keep-alive: rebuilding"
+                return
+
+    async def _poll(
+        self, client: Client, nodes: Resolved, sink: SourceSink, lost: asyncio.Event
+    ) -> None:
+        self.stats.nodes_ok = len(nodes)
+        size = effective(self.options.nodes_per_read, self.limits.max_nodes_per_read)
+        last_seen: dict[ua.NodeId, tuple[int, int]] = {}
+        while not lost.is_set():
+            cycle_start = time.monotonic()
+            for chunk in chunks(nodes, size):
+                values = await client.uaclient.read_attributes(
+                    [node_id for node_id, _ in chunk], AttributeIds.Value
+                )
+                for (node_id, bindings), dv in zip(chunk, values, strict=True):
+                    # A poll re-reads an unchanged value: the same source timestamp and
+                    # status mean the same sample, which is not stored twice.
+                    key = (
+                        int(dv.SourceTimestamp.timestamp() * 1e6) if dv.SourceTimestamp else 0,
+                        dv.StatusCode.value if dv.StatusCode else 0,
+                    )
+                    if dv.SourceTimestamp is not None and last_seen.get(node_id) == key:
+                        continue
+                    last_seen[node_id] = key
+                    self._emit(dv, bindings, sink)
+            self.stats.last_cycle_s = time.monotonic() - cycle_start
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    lost.wait(), max(0.0, self.config.poll_interval - self.stats.last_cycle_s)
+                )
+
+
+def _status_name(status: ua.StatusCode) -> str:
+    return f"{status.name} (0x{status.value:08X})"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "no answer within the timeout (server down, hung, or unreachable)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (server not running or wrong port)"
+    if isinstance(exc, OSError):
+        return f"network error: {exc.strerror or exc}"
+    if isinstance(exc, UaStatusCodeError):
+        return f"server answered {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _close(client: Client) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.disconnect(), 2.0)

@@ -1,0 +1,327 @@
+"""Shared by the OPC UA source tests: a recording sink, registers, and real servers to restart.
+
+The sources under test talk to real OPC UA servers (the asyncua simulator in-process or as
+a subprocess, node-opcua as a subprocess); only the sink, the far end of the source, records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from common.register_loader import load_register
+from common.wire import Value
+from edge.agent import build_sources
+from edge.settings import EdgeSettings
+from edge.sources.opcua.source import OpcUaSource
+
+INTEROP = Path(__file__).parents[2] / "interop"
+SIM_URI = "urn:test:edge"
+EXTRA_URI = "urn:aaa:first"
+"""Sorts before SIM_URI: a simulator whose register also names it registers it first, so
+SIM_URI's namespace index shifts by one."""
+
+
+class Received(NamedTuple):
+    process: str
+    signal: str
+    ts: int
+    value: Value
+    status: int
+    recv: int
+    server_ts: int | None
+
+
+@dataclass
+class Event:
+    source: str
+    up: bool
+    detail: str
+    samples_before: int
+    """How many samples had arrived when this event was reported."""
+
+
+class RecordingSink:
+    """Records what a source reports; the source itself talks to a real server."""
+
+    def __init__(self) -> None:
+        self.samples: list[Received] = []
+        self.events: list[Event] = []
+        self.rejections: list[tuple[str, str, str]] = []
+
+    def sample(
+        self,
+        process: str,
+        signal: str,
+        ts: int,
+        value: Value,
+        status: int,
+        recv: int,
+        server_ts: int | None = None,
+    ) -> None:
+        self.samples.append(Received(process, signal, ts, value, status, recv, server_ts))
+
+    def liveness(self, source: str, up: bool, detail: str = "") -> None:
+        self.events.append(Event(source, up, detail, len(self.samples)))
+
+    def rejected(self, source: str, culprit: str, reason: str) -> None:
+        self.rejections.append((source, culprit, reason))
+
+    def ups(self) -> list[Event]:
+        return [e for e in self.events if e.up]
+
+    def downs(self) -> list[Event]:
+        """Down reports after the first up."""
+        return [e for e in self.transitions() if not e.up]
+
+    def transitions(self) -> list[Event]:
+        """Liveness changes from the first up on (an unreachable start reports down first)."""
+        first_up = next((i for i, e in enumerate(self.events) if e.up), len(self.events))
+        return self.events[first_up:]
+
+    def after(self, event: Event) -> list[Received]:
+        return self.samples[event.samples_before :]
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what or check}")
+
+
+def register_yaml(
+    machines: int,
+    *,
+    uri: str = SIM_URI,
+    source: str = "",
+    extra: str = "",
+    signal_extra: str = "",
+) -> str:
+    """``machines`` machines of two 100 ms signals each (state on change, speed periodic),
+    served by source ``s1`` at ``nsu=<uri>;s=m<i>.<signal>``. ``source`` adds keys to the
+    source (``mode: poll``), ``extra`` a machine in another namespace, ``signal_extra``
+    keys to every speed signal."""
+    lines = [
+        "enterprise: {id: test-ent, region: Test, above_designated_size: true}",
+        "plants:",
+        "- id: p1",
+        "  sources:",
+        '  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840",'
+        f" publishing_interval: 100ms{', ' + source if source else ''}}}",
+        "  lines:",
+        "  - id: l1",
+        "    processes:",
+    ]
+    for i in range(machines):
+        lines += [
+            f"    - id: m{i}",
+            f"      name: Machine {i}",
+            "      key: true",
+            "      industry: discrete",
+            "      signals:",
+            f'      - {{id: state, role: state, source: s1, node: "nsu={uri};s=m{i}.state",'
+            " interval: 100ms, update: on_change}",
+            f'      - {{id: speed, role: parameter, source: s1, node: "nsu={uri};s=m{i}.speed",'
+            f" interval: 100ms{', ' + signal_extra if signal_extra else ''}}}",
+        ]
+    if extra:
+        lines += [
+            "    - id: extra",
+            "      name: In another namespace",
+            "      key: false",
+            "      industry: discrete",
+            "      signals:",
+            f'      - {{id: state, role: state, source: s1, node: "nsu={extra};s=extra.state",'
+            " interval: 100ms, update: on_change}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+INTEROP_URI = "urn:plantkpi:interop"
+INTEROP_SIGNALS = {"state": "State", "force": "Force", "count": "Count", "level": "Level"}
+
+
+def interop_register(
+    presses: int = 1,
+    *,
+    source: str = "",
+    extras: dict[tuple[int, str], str] | None = None,
+    signals: tuple[str, ...] = ("state", "force", "count"),
+) -> str:
+    """A register for tests/interop/server.js: machines press<i> reading Press<i>.<Name>;
+    ``extras`` adds register keys to one signal (``{(1, "count"): "deadband: {...}"}``)."""
+    extras = extras or {}
+    lines = [
+        "enterprise: {id: test-ent, region: Test, above_designated_size: true}",
+        "plants:",
+        "- id: p1",
+        "  sources:",
+        '  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840",'
+        f" publishing_interval: 200ms{', ' + source if source else ''}}}",
+        "  lines:",
+        "  - id: l1",
+        "    processes:",
+    ]
+    for p in range(1, presses + 1):
+        lines += [
+            f"    - id: press{p}",
+            f"      name: Press {p}",
+            "      key: true",
+            "      industry: discrete",
+            "      signals:",
+        ]
+        for sid in signals:
+            role = "state" if sid == "state" else "parameter"
+            extra = extras.get((p, sid))
+            lines.append(
+                f"      - {{id: {sid}, role: {role}, source: s1,"
+                f' node: "nsu={INTEROP_URI};s=Press{p}.{INTEROP_SIGNALS[sid]}",'
+                f" interval: 100ms{', ' + extra if extra else ''}}}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+SCENARIO = "seed: 7\nregister: register.yaml\n"
+
+
+def write_files(folder: Path, register: str, scenario: str = SCENARIO) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "register.yaml").write_text(register)
+    (folder / "scenario.yaml").write_text(scenario)
+    return folder / "register.yaml", folder / "scenario.yaml"
+
+
+def edge_source(register: Path, endpoint: str, **settings: Any) -> OpcUaSource:
+    """The register's source ``s1`` as the edge agent builds it, with fast test timings."""
+    values: dict[str, Any] = {
+        "opcua_timeout": 1.0,
+        "opcua_watchdog": 1.0,
+        "reconnect_max_delay": 0.5,
+    }
+    values.update(settings)
+    config = EdgeSettings(register_file=register, plant="p1", endpoints={"s1": endpoint}, **values)
+    (source,) = build_sources(load_register(register), config)
+    assert isinstance(source, OpcUaSource)
+    return source
+
+
+class NodeOpcUaServer:
+    """tests/interop/server.js in a subprocess, restartable on the same port."""
+
+    def __init__(self, port: int, **env: str) -> None:
+        self.port = port
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"opc.tcp://127.0.0.1:{self.port}"
+
+    async def start(self, **env: str) -> None:
+        if not (INTEROP / "node_modules" / "node-opcua").is_dir():
+            raise AssertionError(
+                "node-opcua is not installed: run bash scripts/bootstrap.sh "
+                "(npm install in tests/interop)"
+            )
+        self.proc = await asyncio.create_subprocess_exec(
+            "node",
+            str(INTEROP / "server.js"),
+            str(self.port),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **self.env, **env},
+        )
+        assert self.proc.stdout is not None
+        output = []
+        async with asyncio.timeout(60):
+            while True:
+                line = (await self.proc.stdout.readline()).decode()
+                output.append(line)
+                if line.startswith("READY"):
+                    break
+                if not line:
+                    await self.proc.wait()
+                    raise AssertionError(
+                        f"node-opcua server exited with {self.proc.returncode}: {''.join(output)}"
+                    )
+        # Keep reading its output so a full pipe never blocks the server.
+        self._drain = asyncio.create_task(self._read_rest())
+
+    async def _read_rest(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while await self.proc.stdout.readline():
+            pass
+
+    async def kill(self) -> None:
+        """SIGKILL: the server vanishes the way a crashed or powered-off device does."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+        self.proc = None
+
+
+class SimulatorProcess:
+    """``python -m simulators run`` serving source s1 on ``endpoint``: a real process to
+    SIGSTOP (hung server: socket open, no answers) and SIGCONT."""
+
+    def __init__(self, scenario: Path, endpoint: str) -> None:
+        self.scenario = scenario
+        self.endpoint = endpoint
+        self.proc: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "simulators",
+            "run",
+            "--scenario",
+            str(self.scenario),
+            "--endpoint",
+            f"s1={self.endpoint}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=Path(__file__).parents[3],
+        )
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(60):
+            while True:
+                line = (await self.proc.stdout.readline()).decode()
+                self.output.append(line)
+                if "OPC UA source s1:" in line:
+                    break
+                if not line:
+                    await self.proc.wait()
+                    raise AssertionError(f"simulator exited: {''.join(self.output)}")
+        self._drain = asyncio.create_task(self._read_rest())
+
+    async def _read_rest(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            self.output.append(line.decode())
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
