@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 
 from collector.kpi import intervals as iv
 from collector.kpi.inputs import Liveness, Samples, SignalSamples, SourceEvent, Window
+from collector.kpi.reconfirm import with_reconfirmations
 from collector.kpi.thresholds import Thresholds
 from common.quality import BAD, GOOD, Quality, classify
 from common.register import Line, Plant, Process, Signal, SignalRole, UpdateKind
@@ -392,10 +393,11 @@ def _signal_evidence(
         end_class = -1
         samples_in_window = 0
     else:
-        runs, end_class = _known_runs(data.ts, data.status, hold, downs, scheduled)
         samples_in_window = bisect_left(data.ts, window.end_ns) - bisect_left(
             data.ts, window.start_ns
         )
+        data = with_reconfirmations(data, downs)
+        runs, end_class = _known_runs(data.ts, data.status, hold, downs, scheduled)
 
     per_class = [iv.length(r) for r in runs]
     unknown_ns = scheduled_ns - sum(per_class)
@@ -548,6 +550,7 @@ def _manual_intervals(
             f"samples of process {process_id} signal {mode.id}: a mode signal needs its "
             f"values (rule R6), got {len(data.value)} values for {len(data.ts)} samples"
         )
+    data = with_reconfirmations(data, downs)
     manual = {_mode_text(v) for v in mode.manual_values}
     bad = {code: classify(code) is Quality.BAD for code in set(data.status)}
     # Mode values repeat: judge each distinct value once. The type is part of the key

@@ -63,13 +63,20 @@ class SignalSamples:
     """Raw OPC UA status codes."""
     value: list[Any] = field(default_factory=list)
     """Values; only mode signals (rule R6) look at them. May be left empty for others."""
+    recv: list[int] = field(default_factory=list)
+    """When the edge received each sample (may be left empty). A value re-sent after an
+    outage keeps its source time; a receive time after a down event re-confirms it."""
 
     def __post_init__(self) -> None:
         n = len(self.ts)
-        if len(self.status) != n or (self.value and len(self.value) != n):
+        if (
+            len(self.status) != n
+            or (self.value and len(self.value) != n)
+            or (self.recv and len(self.recv) != n)
+        ):
             raise ValueError(
                 f"sample columns differ in length: ts {n}, status {len(self.status)}, "
-                f"value {len(self.value)}"
+                f"value {len(self.value)}, recv {len(self.recv)}"
             )
 
     def __len__(self) -> int:

@@ -92,7 +92,10 @@ class KpiService:
             )
             samples = {
                 key: SignalSamples(
-                    ts=list(cols.ts), status=list(cols.status), value=list(cols.value)
+                    ts=list(cols.ts),
+                    status=list(cols.status),
+                    value=list(cols.value),
+                    recv=list(cols.recv),
                 )
                 for key, cols in raw_samples.items()
             }

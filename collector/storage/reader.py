@@ -35,7 +35,9 @@ from collector.storage.lineprotocol import LIVENESS, SAMPLE
 from collector.storage.settings import InfluxSettings
 from common.quality import BAD
 
-_SAMPLE_FIELDS = ", ".join(quote_ident(f) for f in ("value", "value_bool", "value_str", "status"))
+_SAMPLE_FIELDS = ", ".join(
+    quote_ident(f) for f in ("value", "value_bool", "value_str", "status", "recv_ns")
+)
 CHUNK_SIZE = 10_000
 
 Value = float | bool | str | None
@@ -49,6 +51,9 @@ class SignalColumns:
     status: list[int] = field(default_factory=list)
     value: list[Value] = field(default_factory=list)
     """The stored value: float (numbers), bool, str, or None when only a status was sent."""
+    recv: list[int] = field(default_factory=list)
+    """When the edge (last) received each sample: a value a source re-sends after an
+    outage keeps its source time, and its later receive time says it was re-confirmed."""
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -140,7 +145,7 @@ class InfluxQLReader:
                 "ORDER BY time DESC LIMIT 1"
             )
         out: dict[tuple[str, str], SignalColumns] = {}
-        before: dict[tuple[str, str], tuple[int, int, Value]] = {}
+        before: dict[tuple[str, str], tuple[int, int, Value, int]] = {}
         for series in await self.query("; ".join(statements)):
             key = (series.tags.get("process", ""), series.tags.get("signal", ""))
             index = {name: i for i, name in enumerate(series.columns)}
@@ -150,15 +155,17 @@ class InfluxQLReader:
                 continue
             columns = out.setdefault(key, SignalColumns())
             for row in series.values:
-                ts, status, value = _sample_row(row, index)
+                ts, status, value, recv = _sample_row(row, index)
                 columns.ts.append(ts)
                 columns.status.append(status)
                 columns.value.append(value)
-        for key, (ts, status, value) in before.items():
+                columns.recv.append(recv)
+        for key, (ts, status, value, recv) in before.items():
             columns = out.setdefault(key, SignalColumns())
             columns.ts.insert(0, ts)
             columns.status.insert(0, status)
             columns.value.insert(0, value)
+            columns.recv.insert(0, recv)
         for columns in out.values():
             _sort_columns(columns)
         return out
@@ -223,7 +230,7 @@ class InfluxQLReader:
         await self._session.close()
 
 
-def _sample_row(row: list[Any], index: dict[str, int]) -> tuple[int, int, Value]:
+def _sample_row(row: list[Any], index: dict[str, int]) -> tuple[int, int, Value, int]:
     value: Value = None
     i = index.get("value")
     if i is not None and row[i] is not None:
@@ -239,7 +246,10 @@ def _sample_row(row: list[Any], index: dict[str, int]) -> tuple[int, int, Value]
     i = index.get("status")
     # Every sample is written with its status; should one lack it, never call it Good.
     status = int(row[i]) if i is not None and row[i] is not None else BAD
-    return int(row[index["time"]]), status, value
+    ts = int(row[index["time"]])
+    i = index.get("recv_ns")
+    recv = int(row[i]) if i is not None and row[i] is not None else ts
+    return ts, status, value, recv
 
 
 def _sort_columns(columns: SignalColumns) -> None:
@@ -249,3 +259,4 @@ def _sort_columns(columns: SignalColumns) -> None:
     columns.ts[:] = [columns.ts[i] for i in order]
     columns.status[:] = [columns.status[i] for i in order]
     columns.value[:] = [columns.value[i] for i in order]
+    columns.recv[:] = [columns.recv[i] for i in order]

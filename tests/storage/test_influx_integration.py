@@ -173,12 +173,14 @@ async def test_window_includes_last_sample_before_start(
     await writer.write(sample_lines(samples))
     got = await reader.samples(START, END, lookback, ENT)
     assert set(got) == {("a", "s"), ("b", "s")}
+    a_ts = [START - S // 2, START, START + S, END - 1]
     assert got[("a", "s")] == SignalColumns(
-        ts=[START - S // 2, START, START + S, END - 1],
+        ts=a_ts,
         status=[0, 0, 0, 0],
         value=[3.0, 4.0, "x", True],
+        recv=[ts + 1_000 for ts in a_ts],  # the receive time comes back with each sample
     )
-    assert got[("b", "s")] == SignalColumns([START - S], [0x80000000], [5.0])
+    assert got[("b", "s")] == SignalColumns([START - S], [0x80000000], [5.0], [START - S + 1_000])
     no_lookback = await reader.samples(START, END, 0, ENT)
     assert no_lookback[("a", "s")].ts == [START, START + S, END - 1]
     # A quote in the enterprise cannot widen the filter.
