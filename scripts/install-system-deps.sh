@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the servers the tests and the demo run as subprocesses: mosquitto (+ clients) and
-# InfluxDB 1.x (Debian 12 ships 1.6.7, /usr/bin/influxd).
+# InfluxDB 1.x (Debian 12 ships 1.6.7, /usr/bin/influxd); and chromium, the headless
+# browser the dashboard test drives.
 #
 # For a fresh Debian 12 machine, as root. Idempotent: a package is installed only when its
 # binary is missing, and `apt-get update` runs once, only if something is to be installed.
@@ -30,6 +31,8 @@ declare -A BINARY=(
     [docker-compose]=/usr/bin/docker-compose
     [nodejs]=/usr/bin/node
     [npm]=/usr/bin/npm
+    # headless browser for the dashboard test (tests/e2e/test_dashboard.py); large, accepted
+    [chromium]=/usr/bin/chromium
 )
 # package -> its system service
 declare -A SERVICE=(
@@ -38,7 +41,7 @@ declare -A SERVICE=(
 )
 
 missing=()
-for pkg in mosquitto mosquitto-clients influxdb docker-compose nodejs npm; do
+for pkg in mosquitto mosquitto-clients influxdb docker-compose nodejs npm chromium; do
     bin=${BINARY[$pkg]}
     if [[ -x $bin ]] || command -v "$(basename "$bin")" >/dev/null 2>&1; then
         log "$pkg: $(basename "$bin") already present, skipping"

@@ -39,6 +39,8 @@ ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
+GRAFANA = ROOT / "deploy" / "grafana"
+SCHEMA_DOC = ROOT / "docs" / "schema.md"
 
 EXPECTED_SERVICES = {
     "mosquitto",
@@ -48,10 +50,15 @@ EXPECTED_SERVICES = {
     "edge-plant-a",
     "edge-plant-b",
     "collector",
+    "grafana",
 }
 PLANTKPI_SERVICES = {"simulators", "edge-plant-a", "edge-plant-b", "collector"}
 """The services that run the project's own image."""
-SECRETS = ("PLANTKPI_INFLUX_ADMIN_PASSWORD", "PLANTKPI_INFLUX_ADMIN_TOKEN")
+SECRETS = (
+    "PLANTKPI_INFLUX_ADMIN_PASSWORD",
+    "PLANTKPI_INFLUX_ADMIN_TOKEN",
+    "PLANTKPI_GRAFANA_ADMIN_PASSWORD",
+)
 """Variables the compose file must not default: without them it refuses to resolve."""
 COMPOSE_TIMEOUT = 120.0
 
@@ -549,3 +556,102 @@ def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
         assert _dockerignored(path), f".dockerignore does not exclude {path}"
     for path in ("pyproject.toml", "README.md", "common", "edge", "collector", "simulators"):
         assert not _dockerignored(path), f".dockerignore excludes {path}, which the build needs"
+
+
+# --- tests: Grafana ------------------------------------------------------------------------
+
+
+def _grafana_mounts(services: dict[str, dict[str, Any]]) -> dict[str, Path]:
+    """Container path → repository folder of the grafana service's bind mounts."""
+    mounts = {}
+    for volume in services["grafana"]["volumes"]:
+        parts = str(volume).split(":")
+        if parts[0].startswith("/"):
+            mounts[parts[1]] = Path(parts[0])
+    return mounts
+
+
+def _schema_sections() -> dict[str, set[str]]:
+    """Measurement → every backticked name in its section of docs/schema.md (tags, fields)."""
+    sections: dict[str, set[str]] = {}
+    current = None
+    for line in SCHEMA_DOC.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^## `(\w+)`", line)
+        if heading:
+            current = heading.group(1)
+            sections[current] = set()
+        elif line.startswith("## "):
+            current = None
+        elif current is not None:
+            sections[current] |= set(re.findall(r"`(\w+)`", line))
+    return sections
+
+
+def test_grafana_data_source_reads_the_collectors_database_with_its_token(
+    services: dict[str, dict[str, Any]], example_env: dict[str, str]
+) -> None:
+    grafana = services["grafana"]
+    assert grafana["image"].startswith("grafana/grafana-oss:")
+    mounts = _grafana_mounts(services)
+    assert mounts["/etc/grafana/provisioning"] == GRAFANA / "provisioning"
+    doc = yaml.safe_load((GRAFANA / "provisioning/datasources/influxdb.yaml").read_text())
+    (source,) = doc["datasources"]
+    collector = _environment(services["collector"])
+    assert source["type"] == "influxdb"
+    assert source["url"] == collector["COLLECTOR_INFLUX__URL"]
+    # InfluxQL (no "version: Flux"): answered by InfluxDB 2 through the DBRP mapping that
+    # influxdb-init creates for the collector's database.
+    assert source["jsonData"].get("version", "InfluxQL") == "InfluxQL"
+    assert source["jsonData"]["dbName"] == collector.get("COLLECTOR_INFLUX__DATABASE", "plantkpi")
+    assert source["jsonData"]["httpHeaderName1"] == "Authorization"
+    header = source["secureJsonData"]["httpHeaderValue1"]
+    variable = re.fullmatch(r"Token \$\{(\w+)\}", header)
+    assert variable, f"the header is not 'Token ${{VAR}}': {header!r}"
+    env = _environment(grafana)
+    assert env[variable.group(1)] == example_env["PLANTKPI_INFLUX_ADMIN_TOKEN"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == example_env["PLANTKPI_GRAFANA_ADMIN_PASSWORD"]
+    assert grafana["depends_on"]["influxdb-init"]["condition"] == "service_completed_successfully"
+    # Loopback only: the UI is for the administrator, like the InfluxDB UI.
+    assert [str(p).removesuffix("/tcp") for p in grafana["ports"]] == ["127.0.0.1:3000:3000"]
+
+
+def test_grafana_dashboard_queries_what_the_collector_stores(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    mounts = _grafana_mounts(services)
+    provider_doc = yaml.safe_load((GRAFANA / "provisioning/dashboards/plantkpi.yaml").read_text())
+    (provider,) = provider_doc["providers"]
+    folder = mounts[provider["options"]["path"]]
+    dashboards = sorted(folder.glob("*.json"))
+    assert dashboards, f"no dashboard JSON in {folder}"
+    source_doc = yaml.safe_load((GRAFANA / "provisioning/datasources/influxdb.yaml").read_text())
+    source_uid = source_doc["datasources"][0]["uid"]
+    schema = _schema_sections()
+    assert {"kpi_rate", "process_status"} <= set(schema)
+
+    used: dict[str, set[str]] = {}
+    scopes: set[str] = set()
+    for path in dashboards:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        assert dashboard["uid"] and dashboard["panels"], path.name
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == source_uid, panel["title"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == source_uid, panel["title"]
+                query = target["query"]
+                measurement = re.search(r'FROM "(\w+)"', query)
+                assert measurement, f"{panel['title']}: no FROM in {query!r}"
+                name = measurement.group(1)
+                assert name in schema, f"{panel['title']}: {name} is not in docs/schema.md"
+                # Every quoted identifier but aliases (AS "...") is a tag or field.
+                unaliased = re.sub(r'AS "[^"]+"', "", query)
+                identifiers = set(re.findall(r'"([^"]+)"', unaliased)) - {name}
+                unknown = identifiers - schema[name]
+                assert not unknown, f"{panel['title']}: {sorted(unknown)} not in {name}'s schema"
+                used.setdefault(name, set()).update(identifiers)
+                scopes.update(re.findall(r"\"scope\" = '(\w+)'", query))
+    # The same KPIs as the collector's page: rates per scope with their counts, and the
+    # processes that do not count with their reasons.
+    assert {"rate", "numerator", "denominator", "scope", "scope_id"} <= used["kpi_rate"]
+    assert {"status", "reasons", "process"} <= used["process_status"]
+    assert {"enterprise", "plant", "line"} <= scopes

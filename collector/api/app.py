@@ -1,6 +1,7 @@
 """The collector's FastAPI app: routes by concern, one error shape, optional bearer tokens.
 
-``/health``, ``/ready`` and ``/metrics`` are always open; every ``/api/*`` route needs a
+``/health``, ``/ready``, ``/metrics`` and the dashboard page (``/``, ``/dashboard``,
+``/static``) are always open; every ``/api/*`` route needs a
 token when ``COLLECTOR_API__TOKENS`` is set (see ``auth.py``, ``docs/api.md``).
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from collector.api import errors
+from collector.api import dashboard, errors
 from collector.api.auth import require_token
 from collector.api.routes import export, history, kpi, ops
 from collector.api.runtime import Runtime
@@ -37,4 +38,5 @@ def create_app(runtime: Runtime, settings: ApiSettings | None = None) -> FastAPI
         ops.api_router(runtime),
     ):
         app.include_router(router, dependencies=protected)
+    dashboard.install(app)
     return app

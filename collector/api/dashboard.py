@@ -1,0 +1,34 @@
+"""The dashboard: one static page (HTML, CSS, vanilla JS) that reads the ``/api`` routes.
+
+The files are served as they are in the package (no build step). The page itself and its
+assets are open like ``/health``: they hold no data, and every number comes from the API,
+which asks for a token when tokens are configured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+STATIC = Path(__file__).parent / "static"
+PAGE = STATIC / "index.html"
+
+
+def install(app: FastAPI) -> None:
+    """Serve the page at ``/`` and ``/dashboard``, its assets under ``/static``."""
+    if not PAGE.is_file():
+        # A wheel built without the package data: fail at start, not on the first visit.
+        raise RuntimeError(f"dashboard page missing: {PAGE} (is package-data installed?)")
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
+    @router.get("/dashboard")
+    async def page() -> FileResponse:
+        # no-cache: a new collector version's page is picked up without a forced reload.
+        return FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
+
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
