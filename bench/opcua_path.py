@@ -149,6 +149,9 @@ class CountingSink:
         if up:
             self.up.set()
 
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        callback()  # nothing to persist here: the sample is already recorded
+
     def rejected(self, source: str, culprit: str, reason: str) -> None:
         raise BenchError(f"{source}: {culprit}: {reason}")
 

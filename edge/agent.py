@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -54,6 +55,9 @@ class BufferSink:
         log.info("source %s is %s: %s", source, "up" if up else "down", detail)
         self.buffer.add_liveness(LivenessEvent(source=source, ts=now_ns(), up=up, detail=detail))
         self.wakeup.set()
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        self.buffer.after_durable(callback)
 
     def rejected(self, source: str, culprit: str, reason: str) -> None:
         self.rejected_count += 1

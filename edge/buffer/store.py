@@ -19,6 +19,7 @@ import asyncio
 import bisect
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +120,7 @@ class SampleBuffer:
     last_error: str = ""
     _pending_samples: list[SampleRecord] = field(default_factory=list)
     _pending_liveness: list[LivenessEvent] = field(default_factory=list)
+    _pending_callbacks: list[Callable[[], None]] = field(default_factory=list)
     _hot: dict[int, Contents] = field(default_factory=dict)
     _hot_count: int = 0
     _in_flight: _InFlight | None = None
@@ -171,6 +173,11 @@ class SampleBuffer:
     def add_liveness(self, event: LivenessEvent) -> None:
         self._pending_liveness.append(event)
 
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything added so far is written to disk (a source
+        acknowledges its device's message only then, so a crash cannot lose it)."""
+        self._pending_callbacks.append(callback)
+
     def __len__(self) -> int:
         """Items waiting to be taken (unwritten ones included, in-flight ones not)."""
         unsent = sum(end - start for start, end in self._acks.ranges(self._durable_end).values())
@@ -189,6 +196,7 @@ class SampleBuffer:
         """Write what arrived since the last flush, then tidy the log (drop, delete, cursor)."""
         async with self._flush_lock:
             samples, liveness = self._pending_samples, self._pending_liveness
+            callbacks, self._pending_callbacks = self._pending_callbacks, []
             if samples or liveness:
                 self._pending_samples, self._pending_liveness = [], []
                 first = self._next_item
@@ -200,6 +208,7 @@ class SampleBuffer:
                     # Keep them for the next attempt (a full disk may free up); count it.
                     self._pending_samples[:0] = samples
                     self._pending_liveness[:0] = liveness
+                    self._pending_callbacks[:0] = callbacks
                     self.write_errors += 1
                     self.last_error = f"edge buffer {self.config.directory}: {exc}"
                     log.error("%s", self.last_error)
@@ -214,6 +223,8 @@ class SampleBuffer:
                 self._evict_hot()
             else:
                 await asyncio.to_thread(self._log.sync_if_due)
+            for callback in callbacks:
+                callback()
             await self._tidy()
 
     async def _tidy(self) -> None:

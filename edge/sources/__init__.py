@@ -8,6 +8,7 @@ it up again once readings flow.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from common.backoff import Backoff
@@ -29,6 +30,9 @@ class SourceSink(Protocol):
     ) -> None: ...
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None: ...
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once every sample reported so far is safely stored."""
 
     def rejected(self, source: str, culprit: str, reason: str) -> None:
         """A reading that cannot become a sample (names the node id or topic)."""

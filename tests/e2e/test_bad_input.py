@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,9 @@ class RecordingSink:
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None:
         self.events.append((source, up, detail))
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        callback()  # nothing to persist here: the sample is already recorded
 
     def rejected(self, source: str, culprit: str, reason: str) -> None:
         self.rejections.append((source, culprit, reason))

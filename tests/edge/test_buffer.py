@@ -82,6 +82,21 @@ async def test_nothing_is_handed_out_before_it_is_on_disk(tmp_path: Path) -> Non
     await buffer.close()
 
 
+async def test_after_durable_runs_only_once_the_samples_are_on_disk(tmp_path: Path) -> None:
+    buffer = SampleBuffer.open(config(tmp_path, commit_interval=60.0))
+    acked: list[list[int]] = []
+    for i in range(10):
+        buffer.add_sample(record(i))
+    buffer.after_durable(lambda: acked.append(on_disk(tmp_path)))
+    assert acked == []  # a device message is not acknowledged while only in memory
+    await buffer.flush()
+    assert acked == [list(range(10))]  # ...and is, once its samples are written
+    buffer.add_sample(record(10))
+    await buffer.flush()
+    assert len(acked) == 1  # each callback runs once
+    await buffer.close()
+
+
 async def test_restart_resends_from_the_ack_cursor_in_order(tmp_path: Path) -> None:
     buffer = SampleBuffer.open(config(tmp_path, segment_bytes=4096, max_bytes=1024**2))
     for i in range(300):

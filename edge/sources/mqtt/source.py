@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class MqttDeviceSource:
         self.filters = self.router.filters()
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = DeviceBrokerHealth()
+        self.generation = 0
+        """Counts connections: an acknowledgement is only valid on the one it came from."""
         self._reported_up: bool | None = None
 
     def health(self) -> dict[str, object]:
@@ -92,7 +95,10 @@ class MqttDeviceSource:
         # what was published for us meanwhile) at disconnect. The client id is stable.
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = int(self.config.session_expiry)
-        return aiomqtt.Client(
+        # Acknowledgements wait for the disk (see run): let more messages be in flight
+        # than mosquitto's default of 20, or the wait would throttle the device stream.
+        properties.ReceiveMaximum = 1000
+        client = aiomqtt.Client(
             self.broker.host,
             self.broker.port,
             username=security.username,
@@ -105,6 +111,24 @@ class MqttDeviceSource:
             keepalive=15,
             timeout=10,
         )
+        # With a persistent session the broker keeps what we have not acknowledged, so we
+        # acknowledge a message only once its samples are on the edge's disk: a crash
+        # of the agent then loses nothing the device broker handed over. aiomqtt has no
+        # public switch for paho's manual acknowledgement yet (aiomqtt issue #345).
+        client._client.manual_ack_set(True)
+        return client
+
+    def _acknowledger(self, client: aiomqtt.Client, mid: int, qos: int) -> Callable[[], None]:
+        generation = self.generation
+
+        def ack() -> None:
+            # A packet id from an earlier connection means nothing now: the broker
+            # re-sends that message, and the samples it carries are stored again as the
+            # same points.
+            if generation == self.generation:
+                client._client.ack(mid, qos)
+
+        return ack
 
     def _report(self, sink: SourceSink, up: bool, detail: str) -> None:
         # Report transitions only: a broker refusing us every 30 s is one "down", not many.
@@ -130,8 +154,11 @@ class MqttDeviceSource:
                         sink, True, f"subscribed to {len(self.filters)} topics on {self.broker}"
                     )
                     self.backoff.reset()
+                    self.generation += 1
                     async for message in client.messages:
                         self.handle(str(message.topic), _payload_bytes(message.payload), sink)
+                        if self.config.persistent_session and message.qos > 0:
+                            sink.after_durable(self._acknowledger(client, message.mid, message.qos))
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:

@@ -71,6 +71,9 @@ class RecordingSink:
     def liveness(self, source: str, up: bool, detail: str = "") -> None:
         self.events.append(Event(source, up, detail, len(self.samples)))
 
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        callback()  # nothing to persist here: the sample is already recorded
+
     def rejected(self, source: str, culprit: str, reason: str) -> None:
         self.rejections.append((source, culprit, reason))
 

@@ -1,0 +1,515 @@
+"""One fault-injection run: a real plant, a seeded series of kill -9, and the final count.
+
+    simulators ──QoS 1, retained──► device mosquitto ──persistent session──► edge agent
+        (ledger)                                                               │ disk buffer
+    InfluxDB ◄── collector ◄──persistent session, ack after write── central mosquitto ◄┘
+
+Every box is a real process: mosquitto and influxd through ``tests.support.servers``, the
+project's own services through their command lines. During the stream the collector, the
+edge agent, the central mosquitto and influxd are killed with SIGKILL in the order of
+:func:`~tests.fault.schedule.make_schedule` and restarted after a pause: the services as new
+processes with the same client id, buffer folder and ports, the servers on the same ports
+and data folders. The device broker is not killed: it stands for the plant's equipment
+side, whose own durability is not ours to test (see docs/reliability.md).
+
+After the stream the rig waits until the edge's buffer is empty and the collector idle,
+then compares InfluxDB's ``sample`` measurement with the simulators' ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.fault.compare import (
+    Comparison,
+    FaultTimes,
+    Row,
+    attribute,
+    compare,
+    offsets_ms,
+    read_ledger,
+)
+from tests.fault.schedule import Fault, make_schedule
+from tests.support.servers import LOOPBACK, InfluxServer, MosquittoServer, free_port
+
+ENTERPRISE = "fault-ent"
+PLANT = "p1"
+EDGE = f"edge-{PLANT}"
+SOURCE = "dev"
+DATABASE = "fault"
+COLLECTOR_CLIENT_ID = "plantkpi-collector-fault"
+CENTRAL_PERSISTENCE = ["autosave_interval 1", "autosave_on_changes true"]
+"""Save mosquitto's in-memory database at the end of every loop iteration that queued a
+message, changed a subscription or a retained message (see docs/reliability.md): the
+broker's default, a save every 30 minutes, loses everything since the last save on kill -9."""
+PARAMETERS = ("torque", "pressure", "temperature", "power", "x0", "x1", "x2", "x3")
+ATTRIBUTION_MARGIN_NS = 2_000_000_000
+POLL_S = 0.3
+
+
+def register_yaml(processes: int) -> str:
+    """One plant, one MQTT device source with a persistent session, ``processes`` machines
+    of 9 signals each: a state (on change) and 8 parameters, half at 100 ms, half at 200 ms."""
+    lines = [
+        f"enterprise: {{id: {ENTERPRISE}, region: Test, above_designated_size: true}}",
+        "plants:",
+        f"- id: {PLANT}",
+        "  sources:",
+        f"  - {{id: {SOURCE}, kind: mqtt, broker: 'mqtt://127.0.0.1:1', qos: 1,"
+        " persistent_session: true, session_expiry: 1h}",
+        "  lines:",
+    ]
+    for line_no in range((processes + 1) // 2):
+        lines += [f"  - id: l{line_no}", "    processes:"]
+        for proc_no in range(line_no * 2, min(processes, line_no * 2 + 2)):
+            pid = f"m{proc_no}"
+            lines += [
+                f"    - id: {pid}",
+                f"      name: Machine {proc_no}",
+                "      key: true",
+                "      industry: discrete",
+                "      signals:",
+                f"      - {{id: state, role: state, source: {SOURCE}, topic: fault/{pid}/state,"
+                " interval: 100ms, update: on_change}",
+            ]
+            for i, sig in enumerate(PARAMETERS):
+                interval = "100ms" if i % 2 == 0 else "200ms"
+                lines.append(
+                    f"      - {{id: {sig}, role: parameter, source: {SOURCE},"
+                    f" topic: fault/{pid}/{sig}, interval: {interval}}}"
+                )
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int
+    stream_s: float
+    n_faults: int
+    processes: int = 4
+    drain_timeout_s: float = 90.0
+
+
+@dataclass
+class RunReport:
+    seed: int
+    stream_s: float
+    faults: list[dict[str, Any]]
+    produced: int
+    stored: int
+    missing: int
+    duplicated: int
+    unexpected: int
+    mismatched: int
+    collector_batches: int
+    collector_samples_written: int
+    redeliveries: int
+    """Samples the collector wrote beyond the distinct ones stored (lower bound)."""
+    collector_lifetimes: int
+    edge_lifetimes: int
+    drained: bool
+    drain_s: float
+    missing_near: dict[str, int] = field(default_factory=dict)
+    missing_offsets: list[str] = field(default_factory=list)
+    """Distinct source times of missing samples relative to the kill near them."""
+    missing_examples: list[str] = field(default_factory=list)
+    other_examples: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        faults = "; ".join(
+            f"{f['target']} killed at {f['killed_at_s']:.1f}s, down {f['down_s']:.1f}s"
+            for f in self.faults
+        )
+        return (
+            f"seed {self.seed}, {self.stream_s:g}s stream, faults: {faults}\n"
+            f"produced {self.produced}, stored {self.stored}, missing {self.missing}, "
+            f"duplicated {self.duplicated}, unexpected {self.unexpected}, "
+            f"mismatched {self.mismatched}; collector wrote {self.collector_samples_written} "
+            f"samples in {self.collector_batches} batches over {self.collector_lifetimes} "
+            f"lifetimes (redeliveries ≥ {self.redeliveries}); drained={self.drained} "
+            f"in {self.drain_s:.1f}s"
+            + (
+                f"\nmissing by nearby fault: {self.missing_near}, source times relative to "
+                f"the kill: {self.missing_offsets}"
+                if self.missing
+                else ""
+            )
+            + (f"\nmissing e.g. {self.missing_examples}" if self.missing_examples else "")
+            + (f"\nother differences e.g. {self.other_examples}" if self.other_examples else "")
+        )
+
+
+class Service:
+    """One of the project's services as a process that can be killed and started again."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path):
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log_path = workdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.lifetimes = 0
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== start {self.lifetimes + 1} at {time.time_ns()}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [sys.executable, *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        self.lifetimes += 1
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()  # SIGKILL cannot be caught: this returns at once
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        self.kill()
+
+    def died(self) -> str | None:
+        """Why it exited on its own, if it did (kills by us do not count)."""
+        code = self.proc.poll() if self.proc is not None else None
+        return None if code in (None, 0) else f"{self.name} exited with {code}"
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+class FaultRig:
+    def __init__(self, workdir: Path, config: RunConfig) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.schedule = make_schedule(config.seed, config.stream_s, config.n_faults)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.register_path = workdir / "register.yaml"
+        self.register_path.write_text(register_yaml(config.processes))
+        scenario = workdir / "scenario.yaml"
+        scenario.write_text(f"seed: {config.seed}\nregister: register.yaml\nmachines: {{}}\n")
+        self.ledger_path = workdir / "ledger.jsonl"
+        self.device = MosquittoServer(workdir / "device-mosquitto")
+        self.central = MosquittoServer(
+            workdir / "central-mosquitto", extra_config=CENTRAL_PERSISTENCE
+        )
+        self.influx = InfluxServer(workdir / "influxd")
+        self.api_port = free_port()
+        self.api = f"http://{LOOPBACK}:{self.api_port}"
+        self.collector: Service
+        self.edge: Service
+        self.simulators: Service
+        self.times: list[FaultTimes] = []
+        self.t0_ns = 0
+        """Wall clock when the simulators were started (the stream's second 0)."""
+        # Latest counters of each collector lifetime, polled (a killed one keeps its last).
+        self.collector_stats: dict[int, dict[str, Any]] = {}
+        self.http = httpx.AsyncClient(timeout=2.0)
+
+    # -- set-up -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[FaultRig]:
+        try:
+            await asyncio.gather(
+                self.device.start_async(), self.central.start_async(), self.influx.start_async()
+            )
+            await asyncio.to_thread(self.influx.create_database, DATABASE)
+            self._define_services()
+            self.collector.start()
+            await self._until(self._collector_subscribed, 30, "the collector's subscription")
+            self.edge.start()
+            await self._until(self._edge_subscribed, 30, "the edge's device subscription")
+            yield self
+        finally:
+            for service in ("simulators", "edge", "collector"):
+                if hasattr(self, service):
+                    await getattr(self, service).stop()
+            await self.http.aclose()
+            for server in (self.device, self.central, self.influx):
+                await server.stop_async()
+
+    def _define_services(self) -> None:
+        register = str(self.register_path)
+        self.collector = Service(
+            "collector",
+            ["-m", "collector", "run"],
+            {
+                "COLLECTOR_REGISTERS": json.dumps([register]),
+                "COLLECTOR_BROKER": self.central.url,
+                "COLLECTOR_CLIENT_ID": COLLECTOR_CLIENT_ID,
+                "COLLECTOR_INFLUX__URL": self.influx.url,
+                "COLLECTOR_INFLUX__DATABASE": DATABASE,
+                "COLLECTOR_INFLUX__MODE": "v1",
+                # The KPI loop is not under test here; keep its reads off the stream.
+                "COLLECTOR_KPI__PERIOD": "1h",
+                "COLLECTOR_API__PORT": str(self.api_port),
+            },
+            self.workdir,
+        )
+        self.edge = Service(
+            "edge",
+            [
+                *("-m", "edge", "run", "--register", register, "--plant", PLANT),
+                *("--uplink-broker", self.central.url, "--broker", f"{SOURCE}={self.device.url}"),
+            ],
+            {
+                "EDGE_BUFFER_DIR": str(self.workdir / "edge-buffer"),
+                "EDGE_FLUSH_INTERVAL": "200ms",
+                "EDGE_RECONNECT_MAX_DELAY": "1s",
+                "EDGE_STATUS_INTERVAL": "1s",
+            },
+            self.workdir,
+        )
+        self.simulators = Service(
+            "simulators",
+            [
+                *("-m", "simulators", "run", "--scenario", str(self.workdir / "scenario.yaml")),
+                *("--broker", f"{SOURCE}={self.device.url}", "--ledger", str(self.ledger_path)),
+            ],
+            {},
+            self.workdir,
+        )
+
+    # -- observation --------------------------------------------------------------------
+
+    async def _get(self, path: str) -> dict[str, Any] | None:
+        try:
+            response = await self.http.get(f"{self.api}{path}")
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def _poll_stats(self) -> dict[str, Any] | None:
+        lifetime = self.collector.lifetimes
+        stats = await self._get("/api/v1/stats")
+        # Only a live process answers; a reply after a restart belongs to the new lifetime.
+        if stats is not None and lifetime == self.collector.lifetimes:
+            self.collector_stats[lifetime] = stats
+        return stats
+
+    async def _collector_subscribed(self) -> bool:
+        stats = await self._poll_stats()
+        return stats is not None and stats["consumer"]["state"] == "subscribed"
+
+    async def _edge_health(self) -> dict[str, Any] | None:
+        edges = await self._get("/api/v1/edges")
+        if edges is None:
+            return None
+        seen = edges["edges"].get(f"{ENTERPRISE}/{PLANT}/{EDGE}")
+        health: dict[str, Any] | None = seen.get("health") if seen else None
+        return health or None
+
+    async def _edge_subscribed(self) -> bool:
+        health = await self._edge_health()
+        return bool(health) and health["sources"][SOURCE]["state"] == "subscribed"  # type: ignore[index]
+
+    def _check_alive(self) -> None:
+        for service in (self.collector, self.edge, self.simulators):
+            why = service.died()
+            if why:
+                raise AssertionError(f"{why}\n{service.log_tail()}")
+
+    async def _until(self, check: Callable[[], Any], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if await check():
+                return
+            await asyncio.sleep(POLL_S)
+        raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
+
+    def logs(self) -> str:
+        parts = [f"===== {s.name}\n{s.log_tail()}" for s in (self.collector, self.edge)]
+        parts += [f"===== {s.name}\n{s.log_tail(10)}" for s in (self.central, self.influx)]
+        return "\n".join(parts)
+
+    # -- the run ------------------------------------------------------------------------
+
+    async def run(self) -> RunReport:
+        self.simulators.start()
+        started = time.monotonic()
+        self.t0_ns = time.time_ns()
+        poller = asyncio.create_task(self._poll_forever())
+        try:
+            for fault in self.schedule:
+                await asyncio.sleep(max(0.0, started + fault.at_s - time.monotonic()))
+                self._check_alive()
+                await self._inject(fault)
+            await asyncio.sleep(max(0.0, started + self.config.stream_s - time.monotonic()))
+            await self.simulators.stop()
+            stopped_ns = time.time_ns()
+            drain_started = time.monotonic()
+            drained = await self._drain(stopped_ns)
+            drain_s = time.monotonic() - drain_started
+        finally:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+        await self._poll_stats()  # the surviving lifetime's exact final counters
+        stored = await asyncio.to_thread(self.stored_rows)
+        produced = read_ledger(self.ledger_path)
+        return self._report(compare(produced, stored), drained, drain_s)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await self._poll_stats()
+            await asyncio.sleep(POLL_S)
+
+    async def _inject(self, fault: Fault) -> None:
+        if fault.target == "collector":
+            await self._poll_stats()  # its counters up to the kill, as close as we can get
+            killed = time.time_ns()
+            self.collector.kill()
+            await asyncio.sleep(fault.pause_s)
+            self.collector.start()
+        elif fault.target == "edge":
+            killed = time.time_ns()
+            self.edge.kill()
+            await asyncio.sleep(fault.pause_s)
+            self.edge.start()
+        elif fault.target == "central_mosquitto":
+            killed = time.time_ns()
+            await self.central.kill_async()
+            await asyncio.sleep(fault.pause_s)
+            await self.central.start_async()
+        else:
+            killed = time.time_ns()
+            await self.influx.kill_async()
+            await asyncio.sleep(fault.pause_s)
+            await self.influx.start_async()
+        self.times.append(FaultTimes(fault, killed, time.time_ns()))
+
+    async def _drain(self, stopped_ns: int) -> bool:
+        """Wait until nothing is on its way: the edge reports an empty buffer in a health
+        report made well after the simulators stopped, the collector's queue is empty, and
+        the stored count no longer moves."""
+        deadline = time.monotonic() + self.config.drain_timeout_s
+        last_count = -1
+        while time.monotonic() < deadline:
+            self._check_alive()
+            health = await self._edge_health()
+            stats = await self._poll_stats()
+            count = await asyncio.to_thread(self.stored_count)
+            edge_empty = (
+                health is not None
+                and health["ts"] > stopped_ns + 2_000_000_000
+                and health["buffer"]["depth"] == 0
+                and health["uplink"]["state"] == "connected"
+            )
+            collector_idle = stats is not None and stats["queue_depth"] == 0
+            if edge_empty and collector_idle and count == last_count:
+                return True
+            last_count = count
+            await asyncio.sleep(1.0)
+        return False
+
+    # -- storage ------------------------------------------------------------------------
+
+    def stored_count(self) -> int:
+        try:
+            body = self.influx.query("SELECT count(status) FROM sample", DATABASE)
+        except Exception:  # influxd may be restarting: the next poll retries
+            return -1
+        series = body["results"][0].get("series") or []
+        return int(series[0]["values"][0][1]) if series else 0
+
+    def stored_rows(self) -> list[Row]:
+        body = self.influx.query(
+            "SELECT value, value_str, value_bool, status FROM sample GROUP BY process, signal",
+            DATABASE,
+        )
+        rows: list[Row] = []
+        for series in body["results"][0].get("series") or []:
+            process, sig = series["tags"]["process"], series["tags"]["signal"]
+            col = {name: i for i, name in enumerate(series["columns"])}
+            for r in series["values"]:
+                value = next(
+                    (
+                        r[col[n]]
+                        for n in ("value", "value_str", "value_bool")
+                        if r[col[n]] is not None
+                    ),
+                    None,
+                )
+                rows.append((process, sig, int(r[col["time"]]), value, int(r[col["status"]])))
+        return rows
+
+    # -- the report ---------------------------------------------------------------------
+
+    def _report(self, result: Comparison, drained: bool, drain_s: float) -> RunReport:
+        t0_ns = self.t0_ns
+        faults = [
+            {
+                **asdict(t.fault),
+                "killed_at_s": round((t.killed_ns - t0_ns) / 1e9, 2),
+                "killed_ns": t.killed_ns,
+                "down_s": round((t.restarted_ns - t.killed_ns) / 1e9, 2),
+            }
+            for t in self.times
+        ]
+        written = sum(int(s["samples_written"]) for s in self.collector_stats.values())
+        batches = sum(int(s["batches"]) for s in self.collector_stats.values())
+        near: Counter[str] = attribute(result.missing, self.times, ATTRIBUTION_MARGIN_NS)
+        others = [f"duplicated {k}" for k in result.duplicated[:3]]
+        others += [f"unexpected {k}" for k in result.unexpected[:3]]
+        others += [f"mismatched {m}" for m in result.mismatched[:3]]
+        return RunReport(
+            seed=self.config.seed,
+            stream_s=self.config.stream_s,
+            faults=faults,
+            produced=result.produced,
+            stored=result.stored_distinct,
+            missing=len(result.missing),
+            duplicated=len(result.duplicated),
+            unexpected=len(result.unexpected),
+            mismatched=len(result.mismatched),
+            collector_batches=batches,
+            collector_samples_written=written,
+            redeliveries=written - result.stored_distinct,
+            collector_lifetimes=self.collector.lifetimes,
+            edge_lifetimes=self.edge.lifetimes,
+            drained=drained,
+            drain_s=round(drain_s, 1),
+            missing_near=dict(near),
+            missing_offsets=offsets_ms(result.missing, self.times, ATTRIBUTION_MARGIN_NS),
+            missing_examples=[f"{p}/{s}@{ts}" for p, s, ts in result.missing[:5]],
+            other_examples=others,
+        )
+
+
+def record(report: RunReport) -> None:
+    """Append the run's figures to ``$PLANTKPI_FAULT_REPORT`` (JSON lines), if set."""
+    path = os.environ.get("PLANTKPI_FAULT_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(asdict(report)) + "\n")
