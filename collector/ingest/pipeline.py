@@ -68,6 +68,11 @@ class EdgeSeen:
     last_seq: int = -1
     boot: int = 0
     seq_gaps: int = 0
+    """Batches skipped in the edge's sequence when a later one arrived (a skipped batch
+    may still come later, redelivered: then it is also counted below)."""
+    redeliveries: int = 0
+    """Batches of the same edge boot whose sequence number was not new (a repeat after a
+    reconnect or restart, or a late one): written again as the same points."""
     health: dict[str, object] = field(default_factory=dict)
 
 
@@ -207,6 +212,8 @@ class IngestPipeline:
         seen.online = True
         if boot == seen.boot and seq > seen.last_seq + 1 and seen.last_seq >= 0:
             seen.seq_gaps += seq - seen.last_seq - 1
+        if boot == seen.boot and 0 <= seq <= seen.last_seq:
+            seen.redeliveries += 1
         if boot != seen.boot or seq > seen.last_seq:
             seen.boot, seen.last_seq = boot, seq
 
