@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
 from edge.sources.opcua.source import NodeBinding
 from edge.sources.opcua.source import OpcUaSource as OpcUaReader
 from simulators import Simulator, load_scenario
+from tests.edge.mqtt.helpers import RecordingSink, eventually
 from tests.support.servers import InfluxServer, MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -38,36 +39,6 @@ ROOT = Path(__file__).parents[2]
 DEMO = ROOT / "examples" / "demo"
 REGISTER = load_register(DEMO / "register.yaml")
 ENTERPRISE = REGISTER.enterprise_id
-
-
-class RecordingSink:
-    """Collects what a source reports (the source itself talks to a real server)."""
-
-    def __init__(self) -> None:
-        self.samples: list[tuple[Any, ...]] = []
-        self.events: list[tuple[str, bool, str]] = []
-        self.rejections: list[tuple[str, str, str]] = []
-
-    def sample(self, *args: Any) -> None:
-        self.samples.append(args)
-
-    def liveness(self, source: str, up: bool, detail: str = "") -> None:
-        self.events.append((source, up, detail))
-
-    def after_durable(self, callback: Callable[[], None]) -> None:
-        callback()  # nothing to persist here: the sample is already recorded
-
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
-        self.rejections.append((source, culprit, reason))
-
-
-async def eventually(check: Any, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 @pytest.fixture
