@@ -18,9 +18,12 @@ COPY common/ common/
 COPY edge/ edge/
 COPY collector/ collector/
 COPY simulators/ simulators/
+COPY requirements-no-deps.txt ./
 # A regular (not editable) install without the dev extras: the runtime stage needs only
-# /opt/plantkpi, not the sources.
-RUN /opt/plantkpi/bin/pip install .
+# /opt/plantkpi, not the sources. Then the libraries installed without their dependencies
+# (requirements-no-deps.txt says why).
+RUN /opt/plantkpi/bin/pip install . \
+    && /opt/plantkpi/bin/pip install --no-deps -r requirements-no-deps.txt
 
 # --- runtime -----------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
@@ -36,9 +39,9 @@ COPY --from=build /opt/plantkpi /opt/plantkpi
 # read them.
 WORKDIR /app
 COPY examples/ examples/
-# The edge's store-and-forward buffer (a volume in docker-compose.yml), owned by the
+# The edge's store-and-forward buffer and OPC UA PKI folder (volumes in docker-compose.yml), owned by the
 # runtime user so a fresh named volume inherits a writable directory.
-RUN mkdir -p /var/lib/plantkpi/buffer && chown -R 10001:10001 /var/lib/plantkpi
+RUN mkdir -p /var/lib/plantkpi/buffer /var/lib/plantkpi/pki && chown -R 10001:10001 /var/lib/plantkpi
 # Numeric ids, so an orchestrator can verify the image does not run as root.
 USER 10001:10001
 # Smoke test as the runtime user: every console script imports and starts.

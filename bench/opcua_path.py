@@ -119,6 +119,7 @@ def register_document(signals: int, interval_ms: int) -> dict[str, Any]:
                         "id": SOURCE,
                         "kind": "opcua",
                         "endpoint": "opc.tcp://127.0.0.1:4840",
+                        "security": {"policy": "None", "mode": "None"},
                         "publishing_interval": "500ms",
                     }
                 ],

@@ -138,6 +138,7 @@ def register_document(size: PlantSize) -> dict[str, Any]:
                         "id": OPCUA_SOURCE,
                         "kind": "opcua",
                         "endpoint": "opc.tcp://127.0.0.1:4840",
+                        "security": {"policy": "None", "mode": "None"},
                         "mode": "subscribe",
                     },
                     {"id": MQTT_SOURCE, "kind": "mqtt", "broker": "mqtt://127.0.0.1:1883"},

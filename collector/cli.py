@@ -79,6 +79,36 @@ def run(
     run_until_signal(collector.run)
 
 
+@service_app.command()
+def acl(
+    register: Annotated[list[Path], typer.Option(help="Register YAML, repeatable")],
+    edge_user_pattern: Annotated[
+        str, typer.Option(help="Broker user of each edge: {enterprise}, {plant}, {edge}")
+    ] = "{edge}",
+    edge_id_pattern: Annotated[
+        str, typer.Option(help="Edge id of each plant (EDGE_EDGE_ID): {enterprise}, {plant}")
+    ] = "edge-{plant}",
+    collector_user: Annotated[
+        str, typer.Option(help="Broker user of the collector")
+    ] = "plantkpi-collector",
+    prefix: Annotated[str, typer.Option(help="Uplink topic prefix")] = "plantkpi",
+) -> None:
+    """Print a least-privilege mosquitto ACL for the uplink: each edge may publish only its
+    plant's topics, the collector may read them and publish dead letters."""
+    from collector.acl import AclOptions, generate_acl
+    from common.register_loader import load_register
+
+    try:
+        text = generate_acl(
+            [load_register(path) for path in register],
+            AclOptions(prefix, edge_id_pattern, edge_user_pattern, collector_user),
+        )
+    except (RegisterError, ValueError) as exc:
+        print(f"plantkpi-collector acl: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    sys.stdout.write(text)
+
+
 def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 

@@ -58,6 +58,7 @@ class Collector:
             self.registers,
             self._dead_letter,
             max_lines=settings.write_batch_lines,
+            limits=settings.limits,
         )
         self.consumer = UplinkConsumer(
             self.pipeline,
@@ -66,6 +67,7 @@ class Collector:
             client_id=settings.client_id,
             session_expiry=settings.session_expiry,
             share_group=settings.share_group,
+            security=settings.broker_security(),
         )
         # Timed: /metrics reports how long each KPI computation takes.
         self.kpi: KpiService = TimedKpiService(

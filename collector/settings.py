@@ -14,6 +14,8 @@ from collector.kpi.thresholds import Thresholds
 from collector.storage.settings import InfluxSettings
 from common.durations import Duration
 from common.endpoints import parse_broker_url
+from common.limits import UplinkLimits
+from common.mqtt_tls import LinkSecurity, link_security
 from common.topics import DEFAULT_PREFIX
 
 
@@ -64,12 +66,28 @@ class ApiSettings(BaseModel):
 
 class CollectorSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="COLLECTOR_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+        env_prefix="COLLECTOR_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        # Errors must not echo their input: it holds tokens and passwords.
+        hide_input_in_errors=True,
     )
 
     registers: list[Path]
     """Register files, one per enterprise."""
     broker: str = "mqtt://127.0.0.1:1883"
+    """The central broker (``mqtts://`` for TLS)."""
+    broker_username: str | None = None
+    broker_password: SecretStr | None = None
+    """From the environment only (``COLLECTOR_BROKER_PASSWORD``); never logged."""
+    broker_password_file: Path | None = None
+    """Or a file holding it (Docker/Kubernetes secrets); read at start-up."""
+    broker_ca_file: Path | None = None
+    """CA the broker's certificate is verified against (default: the system CAs)."""
+    broker_cert_file: Path | None = None
+    """Client certificate, where the broker asks for one."""
+    broker_key_file: Path | None = None
     topic_prefix: str = DEFAULT_PREFIX
     client_id: str = "plantkpi-collector"
     """Stable: the broker keeps this client's session (and queued batches) across restarts."""
@@ -81,12 +99,27 @@ class CollectorSettings(BaseSettings):
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     write_batch_lines: int = Field(5000, ge=1, le=50_000)
+    limits: UplinkLimits = Field(default_factory=UplinkLimits)
+    """What an edge may send (``COLLECTOR_LIMITS__PAYLOAD_BYTES`` ...; docs/hostile-input.md)."""
 
     @field_validator("broker")
     @classmethod
     def _broker_url(cls, value: str) -> str:
         parse_broker_url(value)
         return value
+
+    def broker_security(self) -> LinkSecurity:
+        """Login and TLS for the broker; raises ValueError naming the setting at fault."""
+        return link_security(
+            parse_broker_url(self.broker),
+            env_prefix="COLLECTOR_BROKER_",
+            username=self.broker_username,
+            password=self.broker_password,
+            password_file=self.broker_password_file,
+            ca_file=self.broker_ca_file,
+            cert_file=self.broker_cert_file,
+            key_file=self.broker_key_file,
+        )
 
     @field_validator("registers")
     @classmethod

@@ -1,8 +1,10 @@
-"""Broker addresses in config: ``mqtt://host:port`` (1883 default) or ``mqtts://host:port`` (8883)."""
+"""Broker addresses in config: ``mqtt://host:port`` (1883 default) or ``mqtts://host:port`` (8883).
+
+Login and TLS for a broker link: ``common/mqtt_tls.py``.
+"""
 
 from __future__ import annotations
 
-import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -17,7 +19,24 @@ class BrokerAddress:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+def _without_credentials(url: str) -> str:
+    """The URL as it may be shown: a ``user:password@`` part is replaced by ``***@``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def _refuse_credentials(url: str, what: str, settings: str) -> None:
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(
+            f"{what} {_without_credentials(url)!r}: credentials do not belong in the URL "
+            f"(it is logged and shown in health reports); use {settings}"
+        )
+
+
 def parse_broker_url(url: str) -> BrokerAddress:
+    _refuse_credentials(url, "broker", "the username and password settings")
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ValueError(f"broker {url!r} is not mqtt://host[:port] or mqtts://host[:port]")
@@ -29,6 +48,18 @@ def parse_broker_url(url: str) -> BrokerAddress:
     return BrokerAddress(parts.hostname, port, tls)
 
 
+def check_opcua_endpoint(url: str) -> str:
+    """An ``opc.tcp://host:port[/path]`` endpoint without credentials in it (asyncua would
+    take ``user:password@`` from the URL, and endpoints are logged)."""
+    _refuse_credentials(
+        url, "OPC UA endpoint", "the source's security identity and EDGE_OPCUA_PASSWORDS"
+    )
+    parts = urlsplit(url)
+    if parts.scheme != "opc.tcp" or not parts.hostname:
+        raise ValueError(f"OPC UA endpoint {url!r} is not opc.tcp://host:port")
+    return url
+
+
 def parse_overrides(items: list[str] | None, what: str) -> dict[str, str]:
     """Turn ``["id=url", ...]`` (CLI form) into a mapping; errors name the bad item."""
     result: dict[str, str] = {}
@@ -38,12 +69,3 @@ def parse_overrides(items: list[str] | None, what: str) -> dict[str, str]:
             raise ValueError(f"{what} override {item!r} is not SOURCE_ID=URL")
         result[key.strip()] = value.strip()
     return result
-
-
-def tls_context(address: BrokerAddress) -> ssl.SSLContext | None:
-    """For ``mqtts://``: verify the broker's certificate against the system CAs.
-
-    Client certificates, a custom CA and credentials are configured per link in the
-    security work; until then ``mqtts://`` at least never falls back to plain TCP.
-    """
-    return ssl.create_default_context() if address.tls else None

@@ -15,7 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from common.browse_paths import parse_browse_path
 from common.durations import Duration
+from common.endpoints import check_opcua_endpoint
 from common.topic_patterns import TopicPattern, filters_overlap
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -65,10 +67,65 @@ class UpdateKind(StrEnum):
 MANUAL = "manual"
 
 
+class AnonymousIdentity(Strict):
+    type: Literal["anonymous"]
+
+
+class UsernameIdentity(Strict):
+    """The password comes from the edge settings (``EDGE_OPCUA_PASSWORDS`` or
+    ``EDGE_OPCUA_PASSWORD_FILES`` by source id), never from the register."""
+
+    type: Literal["username"]
+    username: str = Field(min_length=1)
+
+
+class CertificateIdentity(Strict):
+    """A user certificate (X509IdentityToken). Relative paths are relative to the register."""
+
+    type: Literal["certificate"]
+    cert_file: Path
+    """The user certificate, DER or PEM."""
+    key_file: Path
+    """Its private key, PEM or DER, unencrypted."""
+
+
+OpcUaIdentity = Annotated[
+    AnonymousIdentity | UsernameIdentity | CertificateIdentity, Field(discriminator="type")
+]
+
+
+class OpcUaSecurity(Strict):
+    """How the edge secures its session: the channel (policy + mode) and who it logs in as."""
+
+    policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+    mode: Literal["None", "Sign", "SignAndEncrypt"]
+    identity: OpcUaIdentity = AnonymousIdentity(type="anonymous")
+
+    @model_validator(mode="after")
+    def _policy_matches_mode(self) -> OpcUaSecurity:
+        if (self.policy == "None") != (self.mode == "None"):
+            raise ValueError(
+                f"policy {self.policy} with mode {self.mode}: policy None goes only with mode "
+                "None, and a real policy needs mode Sign or SignAndEncrypt"
+            )
+        return self
+
+
+_SECURITY_MISSING = (
+    "'security' is required on an OPC UA source: write "
+    "security: {policy: Basic256Sha256, mode: SignAndEncrypt} (recommended; also "
+    "Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss, mode Sign), or, for a server without "
+    "security only, security: {policy: None, mode: None} (unencrypted, unauthenticated; the "
+    "edge warns at every start)"
+)
+
+
 class OpcUaSource(Strict):
     id: Id
     kind: Literal["opcua"]
-    endpoint: str = Field(pattern=r"^opc\.tcp://")
+    endpoint: Annotated[str, AfterValidator(check_opcua_endpoint)]
+    security: OpcUaSecurity
+    """Required: an unsecured connection must be asked for explicitly (policy None)."""
     mode: Literal["subscribe", "poll"] = "subscribe"
     """``poll`` reads all nodes every ``poll_interval`` for servers without subscriptions."""
     poll_interval: Duration = 1.0
@@ -76,6 +133,13 @@ class OpcUaSource(Strict):
     max_nodes_per_connection: int = Field(3000, ge=1)
     """Above this many nodes the edge opens several connections (sessions) to the server,
     each with its own subscription (pure-Python asyncua handles ~3,000 tags at 1 s each)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _security_written(cls, data: object) -> object:
+        if isinstance(data, dict) and "security" not in data:
+            raise ValueError(_SECURITY_MISSING)
+        return data
 
 
 class MqttTls(Strict):
@@ -116,6 +180,42 @@ class MqttSubscription(Strict):
         return self
 
 
+def _check_sparkplug_id(value: str) -> str:
+    if not value or any(c in value for c in "/+#"):
+        raise ValueError(
+            f"{value!r} is not a Sparkplug id: non-empty, without '/', '+' or '#' "
+            "(it is one topic level)"
+        )
+    return value
+
+
+SparkplugId = Annotated[str, AfterValidator(_check_sparkplug_id)]
+SPARKPLUG_NAMESPACE = "spBv1.0"
+
+
+class SparkplugGroup(Strict):
+    """The Sparkplug B group an MQTT source reads (topics ``spBv1.0/<group_id>/...``)."""
+
+    group_id: SparkplugId
+    request_rebirth: bool = True
+    """Let the edge publish NCMD ``Node Control/Rebirth`` to a node whose data it cannot
+    read (sequence gap, data before birth — e.g. after the edge or its broker connection
+    restarted —, unknown alias), as Sparkplug host applications do. Off: it only logs and
+    counts, and a node that stays up is not read until it rebirths on its own (the edge
+    then needs no write right on the device broker)."""
+
+
+class SparkplugMetric(Strict):
+    """A signal read from a Sparkplug B metric of the source's group."""
+
+    node: SparkplugId
+    """The edge node id."""
+    device: SparkplugId | None = None
+    """The device id; absent for a metric of the edge node itself (NBIRTH/NDATA)."""
+    metric: str = Field(min_length=1)
+    """The metric name as in the birth certificate, e.g. ``Inputs/Temperature``."""
+
+
 class MqttSource(Strict):
     id: Id
     kind: Literal["mqtt"]
@@ -131,6 +231,8 @@ class MqttSource(Strict):
     """How long the broker keeps a persistent session (and queues QoS ≥ 1 messages)."""
     subscriptions: tuple[MqttSubscription, ...] = ()
     """Wildcard topics binding this source's signals that have no ``topic`` of their own."""
+    sparkplug: SparkplugGroup | None = None
+    """Read Sparkplug B: signals of this source then name a ``sparkplug`` metric."""
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttSource:
@@ -141,6 +243,14 @@ class MqttSource(Strict):
                 "persistent_session needs qos 1 or 2 (brokers do not queue QoS 0 messages)"
             )
         filters = [TopicPattern.parse(s.pattern).filter for s in self.subscriptions]
+        if self.sparkplug is not None:
+            group = f"{SPARKPLUG_NAMESPACE}/{self.sparkplug.group_id}/#"
+            for first in filters:
+                if filters_overlap(first, group):
+                    raise ValueError(
+                        f"subscription {first!r} overlaps the Sparkplug group's topics "
+                        f"{group!r}: those are read as Sparkplug B, not JSON"
+                    )
         for i, first in enumerate(filters):
             for second in filters[i + 1 :]:
                 if filters_overlap(first, second):
@@ -177,8 +287,13 @@ class Signal(Strict):
     """A source id of this plant, ``manual`` for values typed in by people, or absent (unbound)."""
     node: str | None = None
     """OPC UA node id: ``ns=2;s=...``, or ``nsu=<namespace uri>;s=...`` resolved at connect."""
+    browse_path: str | None = None
+    """OPC UA, instead of ``node``: ``/Objects/{urn:vendor}Line1/Press/Temperature``
+    (``common.browse_paths``), resolved at every connect."""
     topic: str | None = None
     """MQTT topic the device publishes on (no wildcards; see the source's ``subscriptions``)."""
+    sparkplug: SparkplugMetric | None = None
+    """The Sparkplug B metric this signal is read from (the source needs ``sparkplug``)."""
     path: str = "value"
     """Dotted path to the value in the JSON payload; ``.`` for a plain payload."""
     timestamp_path: str | None = "ts"
@@ -203,12 +318,23 @@ class Signal(Strict):
                 f"node {self.node!r} is not an OPC UA node id "
                 "(ns=2;s=Name, nsu=urn:...;s=Name, ns=3;i=1001)"
             )
+        if self.browse_path is not None:
+            if self.node is not None:
+                raise ValueError("give either 'node' or 'browse_path', not both")
+            parse_browse_path(self.browse_path)  # BrowsePathError is a ValueError
         if self.topic is not None and (not self.topic or _MQTT_WILDCARD.search(self.topic)):
             raise ValueError(f"topic {self.topic!r} must be a concrete topic without + or #")
-        if self.source == MANUAL and (self.node or self.topic):
+        if self.source == MANUAL and (self.node or self.topic or self.browse_path):
             raise ValueError("a manual signal has no node or topic")
-        if self.source is None and (self.node or self.topic):
+        if self.source is None and (self.node or self.topic or self.browse_path):
             raise ValueError("node/topic given but no source: name the source it is read from")
+        if self.sparkplug is not None and (
+            self.topic or self.node or self.browse_path or not self.is_automated
+        ):
+            raise ValueError(
+                "sparkplug given with a topic, a node, or no automated source: a Sparkplug "
+                "signal names only its source and its sparkplug metric"
+            )
         return self
 
     @property
@@ -302,11 +428,29 @@ def _check_binding(
             f"{where}: source {signal.source!r} is not declared in this plant's sources "
             f"(declared: {sorted(sources) or 'none'}; or use 'manual')"
         )
-    if isinstance(source, OpcUaSource) and signal.node is None:
-        raise ValueError(f"{where}: OPC UA source {source.id!r} needs a 'node'")
+    if signal.sparkplug is not None and (
+        not isinstance(source, MqttSource) or source.sparkplug is None
+    ):
+        raise ValueError(
+            f"{where}: 'sparkplug' given but source {source.id!r} is not an MQTT source with "
+            "'sparkplug: {group_id: ...}'"
+        )
+    if isinstance(source, OpcUaSource) and signal.node is None and signal.browse_path is None:
+        raise ValueError(f"{where}: OPC UA source {source.id!r} needs a 'node' or 'browse_path'")
+    if (
+        isinstance(source, MqttSource)
+        and source.sparkplug is not None
+        and signal.topic is not None
+        and signal.topic.startswith(f"{SPARKPLUG_NAMESPACE}/{source.sparkplug.group_id}/")
+    ):
+        raise ValueError(
+            f"{where}: topic {signal.topic!r} is in the source's Sparkplug group: bind it "
+            "with 'sparkplug: {node, device, metric}' instead"
+        )
     if (
         isinstance(source, MqttSource)
         and signal.topic is None
+        and signal.sparkplug is None
         and not any(s.process in (None, process) for s in source.subscriptions)
     ):
         raise ValueError(
@@ -321,6 +465,8 @@ def _check_binding(
         raise ValueError(f"{where}: deadband/queue_size apply to OPC UA signals only")
     if isinstance(source, MqttSource) and signal.node is not None:
         raise ValueError(f"{where}: 'node' given for MQTT source {source.id!r}")
+    if isinstance(source, MqttSource) and signal.browse_path is not None:
+        raise ValueError(f"{where}: 'browse_path' given for MQTT source {source.id!r}")
 
 
 class Enterprise(Strict):

@@ -10,13 +10,17 @@ source reported a bad status without a value; the raw OPC UA status code is alwa
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 SCHEMA_VERSION = 1
 
 Value = float | int | bool | str | None
+
+StrictInt = Annotated[int, Strict()]
+"""A JSON integer and nothing else: no ``true``, no ``"12"``, no ``1.0`` (lax pydantic would
+take them as 1 and 12 and 1), so an absurd time or status refuses the batch by name."""
 
 
 class WireError(ValueError):
@@ -30,14 +34,14 @@ class SampleColumns(BaseModel):
 
     process: list[str] = Field(default_factory=list)
     signal: list[str] = Field(default_factory=list)
-    ts: list[int] = Field(default_factory=list)
+    ts: list[StrictInt] = Field(default_factory=list)
     """Source timestamp (ns); the edge's receive time when the source gave none."""
     value: list[Value] = Field(default_factory=list)
-    status: list[int] = Field(default_factory=list)
+    status: list[StrictInt] = Field(default_factory=list)
     """Raw OPC UA status code (MQTT device qualities are mapped to codes at the edge)."""
-    recv: list[int] = Field(default_factory=list)
+    recv: list[StrictInt] = Field(default_factory=list)
     """When the edge received it (ns)."""
-    server_ts: list[int | None] = Field(default_factory=list)
+    server_ts: list[StrictInt | None] = Field(default_factory=list)
     """OPC UA server timestamp (ns) where the server sent one."""
 
     @model_validator(mode="after")

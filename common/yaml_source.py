@@ -70,14 +70,53 @@ def parse_yaml(raw: bytes, path: Path) -> YamlDocument:
         raise YamlSourceError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_expanded_size(node, path)
         data = yaml.safe_load(text)
+        lines = _line_index(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise YamlSourceError(
             f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}"
         ) from exc
-    return YamlDocument(path, data, _line_index(node))
+    except RecursionError:
+        raise YamlSourceError(f"{path}: invalid YAML: nested too deeply") from None
+    return YamlDocument(path, data, lines)
+
+
+MAX_EXPANDED_NODES = 1_000_000
+"""Far above any real file; aliases of aliases ("billion laughs") expand beyond it."""
+
+
+def _check_expanded_size(root: yaml.Node | None, path: Path) -> None:
+    """Refuse a document whose aliases expand to more nodes than MAX_EXPANDED_NODES: every
+    later step (line index, validation) walks the expanded tree."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in open_nodes:
+            mark = node.start_mark
+            raise YamlSourceError(
+                f"{path}:{mark.line + 1}: invalid YAML: an alias refers to its own anchor"
+            )
+        open_nodes.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        open_nodes.discard(id(node))
+        sizes[id(node)] = min(total, MAX_EXPANDED_NODES + 1)
+        return sizes[id(node)]
+
+    if root is not None and size(root) > MAX_EXPANDED_NODES:
+        raise YamlSourceError(
+            f"{path}: invalid YAML: aliases expand it to more than {MAX_EXPANDED_NODES} nodes"
+        )
 
 
 def _line_index(node: yaml.Node | None) -> dict[Loc, int]:

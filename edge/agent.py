@@ -19,10 +19,15 @@ from common.service import wait_for_stop_or_failure
 from common.topics import edge_topic
 from common.wire import LivenessEvent, Value
 from edge.buffer import BufferConfig, SampleBuffer
+from edge.health import GOOD_SOURCE_STATES, CountingSink, RateMeter, verdict
+from edge.health_server import HealthServer
 from edge.settings import EdgeSettings
 from edge.sources import Source, now_ns
+from edge.sources.mqtt.payload import DeviceLimits
 from edge.sources.mqtt.security import build_security
 from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
+from edge.sources.opcua.pki import ApplicationPki, application_uri
+from edge.sources.opcua.security import build_client_security
 from edge.sources.opcua.source import NodeBinding, OpcUaSource
 from edge.uplink import Uplink, UplinkIdentity
 
@@ -65,10 +70,20 @@ class BufferSink:
             self.last_rejections[culprit] = f"{source}: {reason}"
 
 
+def opcua_pki(settings: EdgeSettings) -> ApplicationPki:
+    """The agent's one OPC UA application identity (certificate) and trust folders."""
+    return ApplicationPki(
+        settings.resolved_opcua_pki_dir,
+        application_uri(settings.resolved_edge_id),
+        trust_unknown=settings.opcua_trust_unknown_servers,
+    )
+
+
 def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Source]:
     plant = register.plant(settings.plant)
     unknown = set(settings.endpoints) | set(settings.brokers)
     unknown |= set(settings.broker_passwords) | set(settings.broker_password_files)
+    unknown |= set(settings.opcua_passwords) | set(settings.opcua_password_files)
     unknown -= {s.id for s in plant.sources}
     if unknown:
         raise ValueError(
@@ -83,10 +98,11 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
                 if not signal.is_automated:
                     continue
                 assert signal.source is not None
-                if signal.node is not None:
+                address = signal.node or signal.browse_path  # told apart by nodes.py
+                if address is not None:
                     nodes.setdefault(signal.source, []).append(
                         NodeBinding(
-                            signal.node,
+                            address,
                             process.id,
                             signal.id,
                             signal.interval,
@@ -100,13 +116,21 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
                         TopicBinding(signal.topic, process.id, signal)
                     )
     sources: list[Source] = []
+    pki = opcua_pki(settings)
+    if any(isinstance(s, OpcUaSourceConfig) and s.security.policy != "None" for s in plant.sources):
+        pki.check_writable()
     for config in plant.sources:
         if isinstance(config, OpcUaSourceConfig):
+            endpoint = settings.endpoints.get(config.id) or config.endpoint
+            opcua_security = build_client_security(
+                config, endpoint, pki, settings.opcua_password(config.id), register.path.parent
+            )
             sources.append(
                 OpcUaSource(
                     config,
                     nodes.get(config.id, []),
-                    endpoint=settings.endpoints.get(config.id),
+                    endpoint=endpoint,
+                    security=opcua_security,
                     timeout=settings.opcua_timeout,
                     watchdog=settings.opcua_watchdog,
                     items_per_call=settings.monitored_items_per_call,
@@ -127,6 +151,11 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
                     broker=str(broker),
                     security=security,
                     reconnect_max_delay=settings.reconnect_max_delay,
+                    limits=DeviceLimits(
+                        settings.device_payload_max_bytes,
+                        settings.device_string_max_chars,
+                        settings.device_future_tolerance,
+                    ),
                 )
             )
     return sources
@@ -171,22 +200,47 @@ class EdgeAgent:
             parse_broker_url(settings.uplink_broker),
             self.buffer,
             batch_max_samples=settings.batch_max_samples,
+            batch_max_bytes=settings.batch_max_bytes,
             flush_interval=settings.flush_interval,
             reconnect_max_delay=settings.reconnect_max_delay,
+            security=settings.uplink_security(),
         )
         self.sink = BufferSink(self.buffer, self.uplink.wakeup)
+        self.samples_by_source: dict[str, int] = {}
+        self.source_sinks = {
+            s.id: CountingSink(self.sink, s.id, self.samples_by_source) for s in self.sources
+        }
+        self.rates = RateMeter()
+        self.health_server = (
+            HealthServer(self.health, settings.health_host, settings.health_port)
+            if settings.health_enabled
+            else None
+        )
 
     def health(self) -> dict[str, Any]:
-        return {
+        rates = self.rates.rates(self.samples_by_source)
+        sources: dict[str, dict[str, Any]] = {}
+        for source in self.sources:
+            sources[source.id] = {
+                **source.health(),
+                "samples": self.samples_by_source.get(source.id, 0),
+                "samples_per_s": round(rates.get(source.id, 0.0), 3),
+            }
+            sources[source.id]["up"] = sources[source.id].get("state") in GOOD_SOURCE_STATES
+        report: dict[str, Any] = {
             "edge": self.uplink.identity.edge,
             "plant": self.plant.id,
             "ts": time.time_ns(),
             "register_version": self.register.version,
-            "sources": {s.id: s.health() for s in self.sources},
+            "sources": sources,
             "buffer": asdict(self.buffer.stats()),
             "uplink": asdict(self.uplink.stats),
             "rejected": self.sink.rejected_count,
         }
+        problems = verdict(report, self.settings.buffer_max_bytes, self.settings.buffer_max_samples)
+        report["status"] = "degraded" if problems else "ok"
+        report["problems"] = problems
+        return report
 
     async def _report_health(self) -> None:
         while True:
@@ -194,7 +248,9 @@ class EdgeAgent:
             report = self.health()
             buffer = report["buffer"]
             log.info(
-                "health: uplink %s, %d batches sent, buffer %d (dropped %d), rejected %d, sources %s",
+                "health %s: uplink %s, %d batches sent, buffer %d (dropped %d), rejected %d, "
+                "sources %s",
+                report["status"],
                 report["uplink"]["state"],
                 report["uplink"]["batches_sent"],
                 buffer["depth"],
@@ -213,8 +269,12 @@ class EdgeAgent:
             len(self.sources),
             self.settings.uplink_broker,
         )
+        if self.health_server is not None:
+            # First: a port clash is a configuration error and must stop the start-up.
+            await self.health_server.start()
         source_tasks = [
-            asyncio.create_task(s.run(self.sink), name=f"source-{s.id}") for s in self.sources
+            asyncio.create_task(s.run(self.source_sinks[s.id]), name=f"source-{s.id}")
+            for s in self.sources
         ]
         uplink_task = asyncio.create_task(self.uplink.run(), name="uplink")
         health_task = asyncio.create_task(self._report_health(), name="health")
@@ -228,6 +288,8 @@ class EdgeAgent:
             buffer_task.cancel()
             await asyncio.gather(buffer_task, return_exceptions=True)
             await self.buffer.close()
+            if self.health_server is not None:
+                await self.health_server.stop()
 
     async def _shutdown(
         self,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -12,6 +13,9 @@ from pydantic import ValidationError
 from common.endpoints import parse_overrides
 from common.register_loader import RegisterError
 from common.service import run_until_signal, setup_logging
+
+if TYPE_CHECKING:
+    from edge.sources.opcua.security import ClientSecurity
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -41,6 +45,7 @@ def run(
 ) -> None:
     """Read the plant's OPC UA and MQTT signals and forward them to the central broker."""
     from edge.agent import EdgeAgent
+    from edge.health_server import HealthServerError
     from edge.settings import EdgeSettings
 
     setup_logging(log_level)
@@ -64,7 +69,102 @@ def run(
     except (ValidationError, RegisterError, ValueError) as exc:
         print(f"plantkpi-edge: configuration error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
-    run_until_signal(agent.run)
+    try:
+        run_until_signal(agent.run)
+    except HealthServerError as exc:
+        print(f"plantkpi-edge: configuration error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def browse(
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="OPC UA server, opc.tcp://host:port (default: the source's endpoint)"),
+    ] = None,
+    register: Annotated[
+        Path | None,
+        typer.Option(
+            help="Connect with the security of --source in this register (passwords and PKI "
+            "folder from the EDGE_ settings, as the agent does)"
+        ),
+    ] = None,
+    plant: Annotated[str | None, typer.Option(help="Plant of --source (with --register)")] = None,
+    root: Annotated[
+        str, typer.Option(help="Node id or browse path to start from (default: Objects)")
+    ] = "i=85",
+    depth: Annotated[int, typer.Option(min=1, help="Levels below the root")] = 3,
+    max_nodes: Annotated[int, typer.Option(min=1, help="Stop after this many nodes")] = 1000,
+    source: Annotated[
+        str,
+        typer.Option(help="Source id written into the entries (with --register: whose security)"),
+    ] = "SOURCE",
+    address: Annotated[
+        str, typer.Option(help="Address the entries by 'node' (nsu= node id) or 'browse_path'")
+    ] = "node",
+    timeout: Annotated[float, typer.Option(help="Seconds per request")] = 4.0,
+) -> None:
+    """Walk a server's address space and print register-ready signal entries (YAML)."""
+    import asyncio
+
+    from edge.sources.opcua.browse import BrowseError, browse_endpoint, register_entries
+
+    setup_logging("WARNING")
+    # asyncua logs every refused request; the learned sizes are reported by our own logger.
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+    if address not in ("node", "browse_path"):
+        print(
+            f"plantkpi-edge browse: --address {address!r}: use node or browse_path", file=sys.stderr
+        )
+        raise typer.Exit(2)
+    try:
+        security = None
+        if register is not None:
+            endpoint, security = _source_security(register, plant, source, endpoint)
+        if endpoint is None:
+            raise BrowseError("give --endpoint, or --register, --plant and --source")
+        outcome = asyncio.run(
+            browse_endpoint(
+                endpoint,
+                root,
+                depth=depth,
+                max_nodes=max_nodes,
+                timeout=timeout,
+                security=security,
+            )
+        )
+    except (BrowseError, ValidationError, RegisterError, ValueError) as exc:
+        print(f"plantkpi-edge browse: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    sys.stdout.write(register_entries(outcome, source, address))
+    if outcome.stopped:
+        print(f"plantkpi-edge browse: stopped early: {outcome.stopped}", file=sys.stderr)
+
+
+def _source_security(
+    register: Path, plant: str | None, source: str, endpoint: str | None
+) -> tuple[str, ClientSecurity]:
+    """The register source's endpoint and security, built exactly as the agent builds them."""
+    from common.register import OpcUaSource
+    from common.register_loader import load_register
+    from edge.agent import opcua_pki
+    from edge.settings import EdgeSettings
+    from edge.sources.opcua.security import build_client_security
+
+    overrides: dict[str, Any] = {"register_file": register}
+    if plant is not None:
+        overrides["plant"] = plant
+    settings = EdgeSettings(**overrides)
+    loaded = load_register(register)
+    config = loaded.plant(settings.plant).source(source)
+    if not isinstance(config, OpcUaSource):
+        raise ValueError(f"source {source} of plant {settings.plant} is not an OPC UA source")
+    endpoint = endpoint or settings.endpoints.get(source) or config.endpoint
+    password = settings.opcua_password(source)
+    security = build_client_security(
+        config, endpoint, opcua_pki(settings), password, loaded.path.parent
+    )
+    return endpoint, security
 
 
 def main() -> None:

@@ -9,13 +9,20 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.durations import Duration
-from common.endpoints import parse_broker_url
+from common.endpoints import check_opcua_endpoint, parse_broker_url
+from common.limits import DEVICE_PAYLOAD_MAX_BYTES, FUTURE_TOLERANCE_S, STRING_MAX_CHARS
+from common.mqtt_tls import LinkSecurity, link_security
 from common.topics import DEFAULT_PREFIX
 
 
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="EDGE_", env_file=".env", extra="ignore", secrets_dir=None
+        env_prefix="EDGE_",
+        env_file=".env",
+        extra="ignore",
+        secrets_dir=None,
+        # Errors must not echo their input: it holds passwords.
+        hide_input_in_errors=True,
     )
 
     register_file: Path
@@ -25,7 +32,21 @@ class EdgeSettings(BaseSettings):
     edge_id: str = ""
     """Defaults to ``edge-<plant>``."""
     uplink_broker: str = "mqtt://127.0.0.1:1883"
-    """The central broker the collector listens on."""
+    """The central broker the collector listens on (``mqtts://`` for TLS)."""
+    uplink_username: str | None = None
+    """Login at the central broker; the default ACL (``plantkpi-collector acl``) expects the
+    edge id."""
+    uplink_password: SecretStr | None = None
+    """From the environment only (``EDGE_UPLINK_PASSWORD``); never logged or reported."""
+    uplink_password_file: Path | None = None
+    """Or a file holding it (Docker/Kubernetes secrets); read at start-up."""
+    uplink_ca_file: Path | None = None
+    """CA certificate(s) the central broker's certificate is verified against (default: the
+    system CAs). Only with an ``mqtts://`` uplink broker."""
+    uplink_cert_file: Path | None = None
+    """Client certificate, where the broker asks for one."""
+    uplink_key_file: Path | None = None
+    """Its private key (unencrypted PEM; may also be inside ``uplink_cert_file``)."""
     topic_prefix: str = DEFAULT_PREFIX
     endpoints: dict[str, str] = Field(default_factory=dict)
     """Override OPC UA endpoints by source id (JSON in env: ``{"line1": "opc.tcp://..."}``)."""
@@ -36,7 +57,22 @@ class EdgeSettings(BaseSettings):
     the username. Never logged or reported."""
     broker_password_files: dict[str, Path] = Field(default_factory=dict)
     """Or files holding them, by source id (Docker/Kubernetes secrets); read at start-up."""
+    opcua_passwords: dict[str, SecretStr] = Field(default_factory=dict)
+    """OPC UA user passwords by source id, for sources whose register ``security.identity``
+    is ``username``. Never logged or reported."""
+    opcua_password_files: dict[str, Path] = Field(default_factory=dict)
+    """Or files holding them, by source id (Docker/Kubernetes secrets); read at start-up."""
+    opcua_pki_dir: Path | None = None
+    """The OPC UA PKI folder: own/ (the edge's application certificate, made on first start),
+    trusted/ (server certificates we trust), rejected/; default ``./edge-pki-<edge id>``."""
+    opcua_trust_unknown_servers: bool = False
+    """Trust on first use: an unknown server certificate is copied into trusted/ (logged)
+    instead of refused. Off by default: a server is trusted only by putting its certificate
+    in trusted/."""
     batch_max_samples: int = Field(5000, ge=1, le=100_000)
+    batch_max_bytes: int = Field(4 * 1024**2, ge=64 * 1024, le=16 * 1024**2)
+    """Larger encoded batches are split (the collector refuses more than its
+    ``COLLECTOR_LIMITS__PAYLOAD_BYTES``, 16 MiB by default)."""
     flush_interval: Duration = 0.5
     """How long samples may wait before a batch is sent (latency vs. messages/s)."""
     buffer_max_samples: int = Field(2_000_000, ge=1000)
@@ -62,11 +98,37 @@ class EdgeSettings(BaseSettings):
     nodes_per_read: int = Field(500, ge=1)
     status_interval: Duration = 10.0
     """How often a health report is published (and logged)."""
+    device_payload_max_bytes: int = Field(DEVICE_PAYLOAD_MAX_BYTES, ge=64)
+    """A device MQTT message larger than this is rejected unread (docs/hostile-input.md)."""
+    device_string_max_chars: int = Field(STRING_MAX_CHARS, ge=1)
+    """A longer string value is rejected, not cut."""
+    device_future_tolerance: Duration = FUTURE_TOLERANCE_S
+    """A device timestamp further ahead of the receive time is rejected (clock skew)."""
+    health_enabled: bool = True
+    """Serve ``/live``, ``/health`` and ``/metrics`` over HTTP on the edge host."""
+    health_host: str = "127.0.0.1"
+    """Loopback by default: the report names equipment and endpoints; open it deliberately."""
+    health_port: int = Field(8081, ge=0, le=65535)
+    """0 lets the OS choose (the log line says which)."""
 
     @field_validator("uplink_broker")
     @classmethod
     def _broker_url(cls, value: str) -> str:
         parse_broker_url(value)
+        return value
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for url in value.values():
+            check_opcua_endpoint(url)
+        return value
+
+    @field_validator("brokers")
+    @classmethod
+    def _device_broker_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for url in value.values():
+            parse_broker_url(url)
         return value
 
     def broker_password(self, source_id: str) -> SecretStr | None:
@@ -86,6 +148,40 @@ class EdgeSettings(BaseSettings):
             raise ValueError(
                 f"source {source_id}: cannot read broker password file {path}: {exc.strerror}"
             ) from None
+
+    def opcua_password(self, source_id: str) -> SecretStr | None:
+        """The OPC UA user password of a source, from the env or its file."""
+        if source_id in self.opcua_passwords and source_id in self.opcua_password_files:
+            raise ValueError(
+                f"source {source_id}: password given both in EDGE_OPCUA_PASSWORDS and "
+                "EDGE_OPCUA_PASSWORD_FILES; keep one"
+            )
+        path = self.opcua_password_files.get(source_id)
+        if path is None:
+            return self.opcua_passwords.get(source_id)
+        try:
+            return SecretStr(path.read_text(encoding="utf-8").removesuffix("\n"))
+        except OSError as exc:
+            raise ValueError(
+                f"source {source_id}: cannot read OPC UA password file {path}: {exc.strerror}"
+            ) from None
+
+    @property
+    def resolved_opcua_pki_dir(self) -> Path:
+        return self.opcua_pki_dir or Path(f"edge-pki-{self.resolved_edge_id}")
+
+    def uplink_security(self) -> LinkSecurity:
+        """Login and TLS for the uplink; raises ValueError naming the setting at fault."""
+        return link_security(
+            parse_broker_url(self.uplink_broker),
+            env_prefix="EDGE_UPLINK_",
+            username=self.uplink_username,
+            password=self.uplink_password,
+            password_file=self.uplink_password_file,
+            ca_file=self.uplink_ca_file,
+            cert_file=self.uplink_cert_file,
+            key_file=self.uplink_key_file,
+        )
 
     @property
     def resolved_edge_id(self) -> str:

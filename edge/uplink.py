@@ -4,6 +4,11 @@ A batch leaves the buffer only when the broker acknowledged it; otherwise it goe
 the head of the buffer and is sent again after reconnecting, in order. The edge's birth
 message is retained on its state topic, and its death is the Last Will, so the collector
 knows when an edge is gone even if it dies without a word.
+
+The link logs in and verifies the broker's certificate as configured (``EDGE_UPLINK_*``).
+It speaks MQTT 5 so that a publish the broker's ACL refuses comes back as "Not
+authorized": the batch then stays in the buffer and the error names the topic and the user,
+instead of being dropped by the broker while counted as sent here.
 """
 
 from __future__ import annotations
@@ -15,22 +20,35 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from common.endpoints import BrokerAddress, tls_context
+from common.endpoints import BrokerAddress
+from common.limits import BATCH_MAX_LIVENESS
+from common.mqtt_refusals import PublishRefused, RefusalWatch, publish_checked
+from common.mqtt_tls import LinkSecurity, explain_link_error
 from common.wire import EdgeState, UplinkBatch
 from edge.buffer import SampleBuffer
 from edge.sources import Backoff
 
 log = logging.getLogger(__name__)
 
+BATCH_MAX_BYTES = 4 * 1024**2
+"""Largest encoded batch: well under the collector's default limit (16 MiB) and the
+MQTT packet sizes brokers are commonly configured with."""
+_TOO_LARGE = {0x95, 0x97}
+"""MQTT 5 PUBACK reasons that a smaller batch may cure: packet too large, quota exceeded."""
+
 
 @dataclass
 class UplinkStats:
     state: str = "starting"
     connects: int = 0
+    failed_connects: int = 0
+    """Attempts that ended before the birth message was accepted (login, TLS, ACL)."""
     batches_sent: int = 0
     samples_sent: int = 0
     last_error: str = ""
     last_ack_latency_s: float = 0.0
+    batches_split: int = 0
+    """Times a batch was too large (bytes, or refused by the broker) and was halved."""
 
 
 @dataclass(frozen=True)
@@ -56,17 +74,24 @@ class Uplink:
         batch_max_samples: int,
         flush_interval: float,
         reconnect_max_delay: float = 30.0,
+        security: LinkSecurity | None = None,
+        batch_max_bytes: int = BATCH_MAX_BYTES,
     ) -> None:
         self.identity = identity
         self.broker = broker
+        self.security = security or LinkSecurity()
         self.buffer = buffer
         self.batch_max_samples = batch_max_samples
+        self.batch_max_bytes = batch_max_bytes
+        self.batch_limit = batch_max_samples
+        """Items per batch now: halved while batches are too large, grown back after."""
         self.flush_interval = flush_interval
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = UplinkStats()
         self.seq = 0
         self.wakeup = asyncio.Event()
         self.client: aiomqtt.Client | None = None
+        self.refusals: RefusalWatch | None = None
 
     def _state(self, online: bool) -> bytes:
         return (
@@ -86,54 +111,95 @@ class Uplink:
         while True:
             try:
                 self.stats.state = "connecting"
-                async with aiomqtt.Client(
+                client = aiomqtt.Client(
                     self.broker.host,
                     self.broker.port,
-                    tls_context=tls_context(self.broker),
+                    username=self.security.username,
+                    password=self.security.plain_password(),
+                    tls_context=self.security.tls,
                     identifier=f"plantkpi-{self.identity.edge}",
+                    protocol=aiomqtt.ProtocolVersion.V5,
                     will=will,
                     keepalive=10,
                     timeout=30,
                     max_inflight_messages=100,
-                ) as client:
-                    self.client = client
+                )
+                refusals = RefusalWatch(client)
+                async with client:
+                    self.client, self.refusals = client, refusals
                     self.stats.connects += 1
-                    await client.publish(
-                        self.identity.state_topic, self._state(True), qos=1, retain=True
+                    await publish_checked(
+                        client, refusals, self.identity.state_topic, self._state(True), retain=True
                     )
                     self.stats.state = "connected"
-                    log.info("uplink connected to %s as %s", self.broker, self.identity.edge)
-                    self.backoff.reset()
+                    # last_error and the backoff stay until a batch goes through (or there
+                    # is nothing to send): a broker that takes the birth but refuses every
+                    # batch must not look healthy, nor be retried every second.
+                    log.info(
+                        "uplink connected to %s as %s (%s)",
+                        self.broker,
+                        self.identity.edge,
+                        self.security.describe(),
+                    )
                     await self._send_loop(client)
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:
-                self.stats.last_error = f"central broker {self.broker}: {exc}"
+                if self.stats.state == "connecting":
+                    self.stats.failed_connects += 1
+                self.stats.last_error = self.explain(exc)
                 log.warning(
                     "uplink: %s (buffer holds %d samples)",
                     self.stats.last_error,
                     self.buffer.stats().depth,
                 )
             finally:
-                self.client = None
+                self.client = self.refusals = None
                 self.stats.state = "disconnected"
             await asyncio.sleep(self.backoff.next_delay())
+
+    def explain(self, exc: aiomqtt.MqttError) -> str:
+        """One line naming the broker, the user and the setting to check."""
+        head = f"central broker {self.broker}"
+        if isinstance(exc, PublishRefused):
+            who = f"user {self.security.username!r}" if self.security.username else "anonymous"
+            return (
+                f"{head}: {exc} for {who}; the broker's ACL must let this edge publish under "
+                f"its plant's topics (`plantkpi-collector acl`), or check EDGE_PLANT, "
+                f"EDGE_EDGE_ID and EDGE_UPLINK_USERNAME"
+            )
+        return explain_link_error(
+            exc,
+            head,
+            self.security,
+            login_hint=(
+                "EDGE_UPLINK_USERNAME and EDGE_UPLINK_PASSWORD / EDGE_UPLINK_PASSWORD_FILE, "
+                "and the broker's ACL for this edge's topics"
+            ),
+            ca_hint="EDGE_UPLINK_CA_FILE",
+        )
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
         while True:
             if len(self.buffer) == 0:
+                self._link_proven()
                 self.wakeup.clear()
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), self.flush_interval)
                 except TimeoutError:
                     continue
-            if self.buffer.stats().depth < self.batch_max_samples:
+            if self.buffer.stats().depth < self.batch_limit:
                 # Let a batch fill for up to one flush interval: fewer, larger messages.
                 await asyncio.sleep(self.flush_interval)
             await self.send_one(client)
 
+    def _link_proven(self) -> None:
+        """The link works (a batch was acknowledged, or nothing waits): forget the past."""
+        self.stats.last_error = ""
+        self.backoff.reset()
+
     async def send_one(self, client: aiomqtt.Client) -> None:
-        taken = await self.buffer.take(self.batch_max_samples)
+        taken = await self.buffer.take(self.batch_limit)
         if not taken:
             self.buffer.give_back()
             return
@@ -148,9 +214,29 @@ class Uplink:
             samples=taken.columns(),
             liveness=taken.liveness,
         )
+        payload = batch.encode()
+        items = len(taken.samples) + len(taken.liveness)
+        if items > 1 and (
+            len(payload) > self.batch_max_bytes or len(taken.liveness) > BATCH_MAX_LIVENESS
+        ):
+            # Long strings or a pile of liveness events: the collector would refuse it.
+            self.buffer.give_back()
+            self._shrink(items, f"batch of {len(payload)} bytes, {items} items")
+            return
         started = time.monotonic()
         try:
-            await client.publish(self.identity.samples_topic, batch.encode(), qos=1)
+            if self.refusals is None:
+                await client.publish(self.identity.samples_topic, payload, qos=1)
+            else:
+                await publish_checked(client, self.refusals, self.identity.samples_topic, payload)
+        except PublishRefused as exc:
+            self.buffer.give_back()
+            if exc.code in _TOO_LARGE and items > 1:
+                # Too large for this broker: smaller batches, not the same one for ever.
+                self._shrink(items, f"broker refused a batch of {len(payload)} bytes: {exc}")
+                self.stats.last_error = self.explain(exc)
+                return
+            raise
         except BaseException:
             self.buffer.give_back()
             raise
@@ -159,6 +245,14 @@ class Uplink:
         self.seq += 1
         self.stats.batches_sent += 1
         self.stats.samples_sent += len(taken.samples)
+        self._link_proven()
+        if self.batch_limit < self.batch_max_samples:
+            self.batch_limit = min(self.batch_max_samples, self.batch_limit * 2)
+
+    def _shrink(self, items: int, why: str) -> None:
+        self.batch_limit = max(1, items // 2)
+        self.stats.batches_split += 1
+        log.warning("uplink: %s; sending at most %d items per batch", why, self.batch_limit)
 
     async def publish_health(self, payload: bytes) -> None:
         client = self.client

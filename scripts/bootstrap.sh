@@ -8,12 +8,14 @@ cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
 
 PYTHON=${PYTHON:-python3}
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml requirements-no-deps.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: creating .venv and installing the project (pip install -e .[dev])"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e ".[dev]"
+  # Libraries installed without their dependencies (the file says why).
+  .venv/bin/pip install --quiet --no-deps -r requirements-no-deps.txt
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -17,13 +17,21 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import cast
 
 from asyncua import ua
+from asyncua.common.utils import ServiceError
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+from asyncua.server.internal_server import InternalServer
 from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
 from asyncua.ua.attribute_ids import AttributeIds
+from cryptography import x509
 
 from common.quality import BAD_WAITING_FOR_INITIAL_DATA
 from common.register import UpdateKind
@@ -65,6 +73,40 @@ def parse_node_id(node: str) -> NodeAddress:
             "nsu=<namespace uri>;s=<process>.<signal>"
         )
     return NodeAddress(match.group(1), match.group(2))
+
+
+@dataclass(frozen=True)
+class ServerSecurity:
+    """Optional security of a simulated server (tests of the edge's security)."""
+
+    cert_file: Path
+    """The server's certificate (DER), made for ``urn:plantkpi:sim:<source id>``."""
+    key_file: Path
+    """Its private key (PEM)."""
+    policies: tuple[ua.SecurityPolicyType, ...] = (
+        ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+    )
+    """The endpoints offered (policy + mode each)."""
+    users: dict[str, str] = field(default_factory=dict)
+    """Username → password; when given, only these users may log in (no anonymous)."""
+    trusted_dir: Path | None = None
+    """Client application certificates accepted; None: any client certificate."""
+
+
+class _PasswordUsers(UserManager):
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def get_user(
+        self,
+        iserver: InternalServer,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: object = None,
+    ) -> User | None:
+        if username is not None and self.users.get(username) == password:
+            return User(role=UserRole.User, name=username)
+        return None
 
 
 @dataclass(frozen=True)
@@ -128,9 +170,12 @@ class OpcUaSourceServer:
         *,
         ledger: Ledger | None = None,
         polled: bool = False,
+        security: ServerSecurity | None = None,
     ) -> None:
-        """``polled``: the edge reads this source by polling (register ``mode: poll``)."""
+        """``polled``: the edge reads this source by polling (register ``mode: poll``).
+        ``security``: None serves anonymous clients without security (policy None)."""
         self.source_id = source_id
+        self.security = security
         self.endpoint = endpoint
         self.ledger = ledger
         self.polled = polled
@@ -186,13 +231,17 @@ class OpcUaSourceServer:
         server_logger = logging.getLogger("asyncua.server")
         if server_logger.getEffectiveLevel() < logging.WARNING:
             server_logger.setLevel(logging.WARNING)
-        server = Server()
+        security = self.security
+        server = Server(user_manager=_PasswordUsers(security.users) if security else None)
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"plantkpi simulator {self.source_id}")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-        server.set_identity_tokens([ua.AnonymousIdentityToken])
         await server.set_application_uri(f"urn:plantkpi:sim:{self.source_id}")
+        if security is None:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+            server.set_identity_tokens([ua.AnonymousIdentityToken])
+        else:
+            await self._secure(server, security)
         self._server = server
         self._start_ns = time.time_ns()
 
@@ -221,6 +270,33 @@ class OpcUaSourceServer:
                 created += 1
                 if created % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
+
+    @staticmethod
+    async def _secure(server: Server, security: ServerSecurity) -> None:
+        server.set_security_policy(list(security.policies))
+        await server.load_certificate(str(security.cert_file))
+        await server.load_private_key(str(security.key_file))
+        server.set_identity_tokens(
+            [ua.UserNameIdentityToken] if security.users else [ua.AnonymousIdentityToken]
+        )
+        trusted_dir = security.trusted_dir
+        if trusted_dir is None:
+            return
+
+        async def validate(certificate: x509.Certificate, peer: ua.ApplicationDescription) -> None:
+            # Read at every session, as real servers do: a certificate dropped into the folder
+            # is trusted from the client's next attempt.
+            if not any(trusted_dir.iterdir()):  # asyncua cannot build an empty TrustStore
+                raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)  # type: ignore[attr-defined]
+            store = TrustStore([trusted_dir], [])
+            await store.load()
+            options = (
+                CertificateValidatorOptions.TRUSTED_VALIDATION
+                | CertificateValidatorOptions.PEER_CLIENT
+            )
+            await CertificateValidator(options, store).validate(certificate, peer)
+
+        server.set_certificate_validator(validate)
 
     async def listen(self) -> None:
         """Start accepting clients; record the initial value of variables not yet written."""

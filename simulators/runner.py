@@ -108,10 +108,26 @@ class Simulator:
             process = ref.process
             spec = SignalSpec.from_register(signal)
             if signal.source in opcua_bindings:
-                assert signal.node is not None
+                if signal.node is None:
+                    raise SimulatorError(
+                        f"{register.path.name}: signal {process.id}.{signal.id} is addressed "
+                        f"by browse path {signal.browse_path!r}; the simulator serves node ids "
+                        "only (give the signal a 'node')"
+                    )
                 opcua_bindings[signal.source].append(OpcUaBinding(process.id, spec, signal.node))
+            elif signal.sparkplug is not None:
+                raise SimulatorError(
+                    f"{register.path.name}: signal {process.id}.{signal.id} is read over "
+                    "Sparkplug B, which scenarios do not simulate yet (tests drive "
+                    "simulators.sparkplug_devices.SparkplugEdgeNode directly)"
+                )
             else:
-                assert signal.topic is not None
+                if signal.topic is None:
+                    raise SimulatorError(
+                        f"{register.path.name}: signal {process.id}.{signal.id} is bound "
+                        "through a wildcard subscription; the simulator publishes to exact "
+                        "topics only (give the signal a 'topic')"
+                    )
                 mqtt_bindings[signal.source].append(
                     MqttBinding(
                         process.id,

@@ -529,10 +529,17 @@ def test_dockerfile_base_user_and_install() -> None:
         if keyword == "RUN" and re.search(r"\bpip install\b", rest)
     ]
     assert len(installs) == 1, installs
-    words = shlex.split(installs[0])
+    project, *others = installs[0].split("&&")
+    words = shlex.split(project)
     assert words[-1] == ".", f"expected `pip install .`: {installs[0]}"
     assert not {"-e", "--editable"} & set(words)
     assert "[" not in installs[0], f"no extras in the image: {installs[0]}"
+    # Only the file bootstrap.sh uses may add libraries installed without their dependencies.
+    assert [shlex.split(o)[1:] for o in others] == [
+        ["install", "--no-deps", "-r", "requirements-no-deps.txt"]
+    ], installs[0]
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert "--no-deps -r requirements-no-deps.txt" in bootstrap
 
 
 def test_dockerfile_console_scripts_are_declared() -> None:

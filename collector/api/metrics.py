@@ -88,6 +88,22 @@ class RuntimeCollector(Collector):
         for kind, count in sorted(s.write_failures.items()):
             failures.add_metric([kind], count)
         yield failures
+        violations = CounterMetricFamily(
+            "plantkpi_limit_violations",
+            "Uplink input over a configured limit (docs/hostile-input.md)",
+            labels=["limit"],
+        )
+        for limit, count in sorted(s.limit_violations.items()):
+            violations.add_metric([limit], count)
+        yield violations
+        by_rule = CounterMetricFamily(
+            "plantkpi_samples_rejected_by_rule",
+            "Rejected samples by rule (unknown_signal, nonfinite, ts_future, ...)",
+            labels=["rule"],
+        )
+        for rule, count in sorted(s.samples_rejected_by_rule.items()):
+            by_rule.add_metric([rule], count)
+        yield by_rule
         yield _gauge(
             "plantkpi_write_latency_seconds",
             "Duration of the last successful InfluxDB write",

@@ -3,6 +3,9 @@
 MQTT 5 with a stable client id, clean start off and a session expiry interval, so the
 broker keeps our subscription and queues QoS 1 batches while the collector restarts.
 Subscriptions are renewed on every connect (a broker restart may have lost them).
+Login and TLS come from ``COLLECTOR_BROKER_*``; a refused login, an unverifiable broker
+certificate or a subscription the broker's ACL refuses is logged naming the broker and the
+user, and retried with backoff: the consumer never stalls silently.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from pydantic import ValidationError
 
 from collector.ingest.pipeline import IngestPipeline
 from common.backoff import Backoff
-from common.endpoints import BrokerAddress, tls_context
+from common.endpoints import BrokerAddress
+from common.mqtt_refusals import RefusalWatch, publish_checked
+from common.mqtt_tls import NOT_AUTHORIZED, LinkSecurity, explain_link_error
 from common.topics import EdgeTopic, dead_letter_topic, parse_edge_topic, subscription
 from common.wire import EdgeState
 
@@ -49,7 +54,9 @@ class UplinkConsumer:
         session_expiry: int = 3600,
         reconnect_max_delay: float = 30.0,
         share_group: str = "",
+        security: LinkSecurity | None = None,
     ) -> None:
+        self.security = security or LinkSecurity()
         self.share_group = share_group
         self.pipeline = pipeline
         self.broker = broker
@@ -59,6 +66,7 @@ class UplinkConsumer:
         self.reconnect_max_delay = reconnect_max_delay
         self.stats = ConsumerStats()
         self.client: aiomqtt.Client | None = None
+        self.refusals: RefusalWatch | None = None
         self.connected = asyncio.Event()
         self.generation = 0
         self.paused = asyncio.Event()
@@ -67,7 +75,7 @@ class UplinkConsumer:
     async def dead_letter(
         self, topic: EdgeTopic | None, topic_name: str, payload: bytes, reason: str
     ) -> None:
-        client = self.client
+        client, refusals = self.client, self.refusals
         target = (
             dead_letter_topic(self.prefix, topic.enterprise, topic.plant, topic.edge)
             if topic is not None
@@ -76,11 +84,11 @@ class UplinkConsumer:
         envelope = json.dumps(
             {"topic": topic_name, "reason": reason, "payload": payload.decode("utf-8", "replace")}
         ).encode()
-        if client is None:
+        if client is None or refusals is None:
             log.error("dead letter not published (broker down): %s", reason)
             return
         try:
-            await client.publish(target, envelope, qos=1)
+            await publish_checked(client, refusals, target, envelope)
         except aiomqtt.MqttError as exc:
             log.error("dead letter not published (%s): %s", exc, reason)
 
@@ -94,7 +102,9 @@ class UplinkConsumer:
                 client = aiomqtt.Client(
                     self.broker.host,
                     self.broker.port,
-                    tls_context=tls_context(self.broker),
+                    username=self.security.username,
+                    password=self.security.plain_password(),
+                    tls_context=self.security.tls,
                     identifier=self.client_id,
                     protocol=aiomqtt.ProtocolVersion.V5,
                     clean_start=False,
@@ -106,35 +116,64 @@ class UplinkConsumer:
                 # Acknowledge a batch only once InfluxDB has it. aiomqtt has no public
                 # switch for paho's manual acknowledgement yet (aiomqtt issue #345).
                 client._client.manual_ack_set(True)
+                refusals = RefusalWatch(client)
                 async with client:
-                    self.client = client
+                    self.client, self.refusals = client, refusals
                     self.generation += 1
                     self.stats.connects += 1
-                    await client.subscribe(
-                        [
-                            (self._shared(subscription(self.prefix, "samples")), 1),
-                            (self._shared(subscription(self.prefix, "state")), 1),
-                            # Every instance wants every edge's health for its API view.
-                            (subscription(self.prefix, "health"), 0),
-                        ]
-                    )
+                    await self._subscribe(client)
                     self.stats.state = "subscribed"
+                    self.stats.last_error = ""
                     self.connected.set()
                     log.info(
-                        "collector subscribed to %s/v1/+/+/+/… on %s", self.prefix, self.broker
+                        "collector subscribed to %s/v1/+/+/+/… on %s (%s)",
+                        self.prefix,
+                        self.broker,
+                        self.security.describe(),
                     )
                     backoff.reset()
                     await self._read(client)
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:
-                self.stats.last_error = f"broker {self.broker}: {exc}"
+                self.stats.last_error = explain_link_error(
+                    exc,
+                    f"broker {self.broker}",
+                    self.security,
+                    login_hint=(
+                        "COLLECTOR_BROKER_USERNAME and COLLECTOR_BROKER_PASSWORD / "
+                        "COLLECTOR_BROKER_PASSWORD_FILE"
+                    ),
+                    ca_hint="COLLECTOR_BROKER_CA_FILE",
+                )
                 log.warning("uplink consumer: %s", self.stats.last_error)
             finally:
-                self.client = None
+                self.client = self.refusals = None
                 self.connected.clear()
                 self.stats.state = "disconnected"
             await asyncio.sleep(backoff.next_delay())
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        filters = [
+            (self._shared(subscription(self.prefix, "samples")), 1),
+            (self._shared(subscription(self.prefix, "state")), 1),
+            # Every instance wants every edge's health for its API view.
+            (subscription(self.prefix, "health"), 0),
+        ]
+        granted = await client.subscribe(filters)
+        refused = [
+            f"{topic_filter} ({code})"
+            for (topic_filter, _), code in zip(filters, _reason_codes(granted), strict=False)
+            if code >= 0x80
+        ]
+        if refused:
+            who = f"user {self.security.username!r}" if self.security.username else "anonymous"
+            hint = (
+                "; the broker's ACL must let it read the uplink topics (`plantkpi-collector acl`)"
+                if any(f"({NOT_AUTHORIZED})" in item for item in refused)
+                else ""
+            )
+            raise aiomqtt.MqttError(f"subscription refused for {who}: {', '.join(refused)}{hint}")
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -183,7 +222,18 @@ class UplinkConsumer:
             return
         if topic.kind == "samples":
             await self.pipeline.submit_batch(topic, topic_name, payload, on_written=ack)
-        elif topic.kind == "state":
+            return
+        limit = self.pipeline.limits.report_bytes
+        if len(payload) > limit:
+            # State and health are small; parsing a huge one would cost memory for nothing.
+            self.pipeline.limit_violation(
+                "report_bytes",
+                f"{topic.kind} message of {len(payload)} bytes on {topic_name} is larger than "
+                f"{limit} (COLLECTOR_LIMITS__REPORT_BYTES); ignored",
+            )
+            ack()
+            return
+        if topic.kind == "state":
             try:
                 state = EdgeState.model_validate_json(payload)
             except ValidationError as exc:
@@ -195,11 +245,22 @@ class UplinkConsumer:
             ack()
             try:
                 health = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):
                 log.warning("bad edge health report on %s", topic_name)
                 return
             if isinstance(health, dict):
                 self.pipeline.edge(topic).health = health
+
+
+def _reason_codes(granted: object) -> list[int]:
+    """SUBACK codes as ints (MQTT 5: ReasonCode objects, 3.1.1: granted QoS ints)."""
+    if not isinstance(granted, list | tuple):
+        return []
+    codes: list[int] = []
+    for code in granted:
+        value = getattr(code, "value", code)
+        codes.append(value if isinstance(value, int) else 0x80)
+    return codes
 
 
 def _as_bytes(payload: object) -> bytes:

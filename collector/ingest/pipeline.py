@@ -5,6 +5,12 @@ to ``max_lines`` lines. While InfluxDB is unreachable the writer retries with ca
 backoff and the bounded queue stops the consumer (nothing is dropped). A write InfluxDB
 rejects for its content (400) is retried batch by batch, so one poisoned batch goes to
 the dead letters with its reason and the others are written.
+
+Hostile or oversized input (``common.limits``, docs/hostile-input.md) is refused where it
+is found, counted by limit or rule, logged naming the edge, and acknowledged: an uplink
+message over ``limits.payload_bytes`` is dead-lettered unread (its first bytes only), a
+batch over the sample/liveness count limits is dead-lettered whole, a bad sample is
+rejected alone. State is kept for at most ``limits.edges`` edges of known plants.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from collector.ingest.resolve import BatchRejected, Resolved, resolve_batch
+from collector.ingest.resolve import BatchRejected, LimitExceeded, Resolved, resolve_batch
 from collector.storage.errors import (
     DatabaseMissing,
     WriteRejected,
@@ -30,11 +36,21 @@ from collector.storage.lineprotocol import (
     sample_line,
 )
 from collector.storage.writer import InfluxWriter
+from common.limits import UplinkLimits
 from common.register_loader import LoadedRegister
 from common.topics import EdgeTopic
 from common.wire import EDGE_SOURCE, WireError, decode_batch
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTER_PREVIEW_BYTES = 64 * 1024
+"""What is kept of an oversized message in its dead letter (republishing it whole would
+load the broker with what we just refused)."""
+LOGGED_VIOLATIONS = 10
+LOGGED_REJECTIONS_PER_MINUTE = 20
+"""Rejected samples named in the log per minute; a PLC with a wrong clock rejects all of its
+samples, and the counters (``/metrics``) carry the rest."""
+"""Each limit logs its first violations, then every thousandth (a flood must not flood the log)."""
 
 DeadLetter = Callable[[EdgeTopic | None, str, bytes, str], Awaitable[None]]
 """(topic parts, topic, payload, reason) → publish it where an operator can find it."""
@@ -51,6 +67,12 @@ class IngestStats:
     last_write_latency_s: float = 0.0
     last_error: str = ""
     edges: dict[str, EdgeSeen] = field(default_factory=dict)
+    limit_violations: dict[str, int] = field(default_factory=dict)
+    """By limit (an ``UplinkLimits`` field name): how often it was exceeded."""
+    samples_rejected_by_rule: dict[str, int] = field(default_factory=dict)
+    """``samples_rejected`` by rule: ``unknown_signal``, ``nonfinite``, ``ts_future``, ..."""
+    states_rejected: int = 0
+    """Edge state messages for an enterprise/plant no register has (not stored)."""
 
     def failure(self, kind: str, message: str) -> None:
         self.write_failures[kind] = self.write_failures.get(kind, 0) + 1
@@ -98,13 +120,23 @@ class IngestPipeline:
         flush_interval: float = 0.2,
         queue_batches: int = 200,
         retry_max_delay: float = 30.0,
+        limits: UplinkLimits | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
+        """``clock`` (ns) is what future timestamps are judged against."""
         self.writer = writer
         self.registers = registers
         self.dead_letter = dead_letter
         self.max_lines = max_lines
         self.flush_interval = flush_interval
         self.retry_max_delay = retry_max_delay
+        self.limits = limits or UplinkLimits()
+        self.clock = clock
+        self.log_clock: Callable[[], float] = time.monotonic
+        """Seconds; paces the rejection log (tests fix it)."""
+        self._rejection_log_minute = 0
+        self._rejections_logged = 0
+        self._rejections_unlogged = 0
         self.queue: asyncio.Queue[Pending] = asyncio.Queue(queue_batches)
         self.stats = IngestStats()
         self.busy = False
@@ -124,9 +156,25 @@ class IngestPipeline:
         ``on_written`` runs once the batch is settled: stored, or dead-lettered.
         """
         done = on_written or (lambda: None)
+        if len(payload) > self.limits.payload_bytes:
+            message = (
+                f"uplink message on {topic_name}: {len(payload)} bytes exceed the limit of "
+                f"{self.limits.payload_bytes} (COLLECTOR_LIMITS__PAYLOAD_BYTES); "
+                f"dead letter keeps the first {DEAD_LETTER_PREVIEW_BYTES} bytes"
+            )
+            await self._refuse(topic, topic_name, payload, "payload_bytes", message)
+            done()
+            return
         try:
             batch = decode_batch(payload, topic_name)
-            resolved = resolve_batch(batch, topic, self.registers)
+            resolved = resolve_batch(
+                batch, topic, self.registers, now_ns=self.clock(), limits=self.limits
+            )
+        except LimitExceeded as exc:
+            # Under the byte limit: the dead letter keeps the whole batch, to be replayed.
+            await self._refuse(topic, topic_name, payload, exc.limit, str(exc), cut=False)
+            done()
+            return
         except (WireError, BatchRejected) as exc:
             self.stats.batches_malformed += 1
             log.error("rejected: %s", exc)
@@ -137,8 +185,10 @@ class IngestPipeline:
         self._track_sequence(topic, batch.boot, batch.seq)
         if resolved.rejected_samples:
             self.stats.samples_rejected += resolved.rejected_samples
-            for reason in resolved.rejections:
-                log.warning("rejected sample: %s", reason)
+            by_rule = self.stats.samples_rejected_by_rule
+            for rule, count in resolved.rejected_by_rule.items():
+                by_rule[rule] = by_rule.get(rule, 0) + count
+            self._log_rejections(resolved.rejections, resolved.rejected_samples)
         lines = self._serialize(resolved, batch.enterprise, batch.plant, batch.edge)
         if lines:
             await self.queue.put(
@@ -164,6 +214,8 @@ class IngestPipeline:
                 lines.append(sample_line(sample))
             except LineProtocolError as exc:
                 self.stats.samples_rejected += 1
+                by_rule = self.stats.samples_rejected_by_rule
+                by_rule["unstorable"] = by_rule.get("unstorable", 0) + 1
                 resolved.samples_unstorable += 1
                 log.warning("rejected sample from edge %s batch %d: %s", edge, sample.seq, exc)
         try:
@@ -179,7 +231,21 @@ class IngestPipeline:
         boot: int,
         on_written: Callable[[], None] | None = None,
     ) -> None:
-        """An edge's birth or death (Last Will) becomes a liveness event of its ``_edge`` source."""
+        """An edge's birth or death (Last Will) becomes a liveness event of its ``_edge`` source.
+
+        Only for a plant of a loaded register: anything else would add series to InfluxDB
+        for whoever can publish a state topic."""
+        if not self._known_plant(topic):
+            self.stats.states_rejected += 1
+            log.warning(
+                "ignored edge state on %s/%s/%s: no loaded register has that enterprise and plant",
+                topic.enterprise,
+                topic.plant,
+                topic.edge,
+            )
+            if on_written is not None:
+                on_written()
+            return
         seen = self.edge(topic)
         seen.online = online
         seen.boot = boot or seen.boot
@@ -200,11 +266,74 @@ class IngestPipeline:
         )
 
     def edge(self, topic: EdgeTopic) -> EdgeSeen:
+        """The state kept for this edge. For an unknown plant, or beyond ``limits.edges``
+        edges, a detached record that is not kept (memory stays bounded)."""
         key = f"{topic.enterprise}/{topic.plant}/{topic.edge}"
         seen = self.stats.edges.get(key)
-        if seen is None:
-            seen = self.stats.edges[key] = EdgeSeen(topic.plant, topic.enterprise)
+        if seen is not None:
+            return seen
+        seen = EdgeSeen(topic.plant, topic.enterprise)
+        if not self._known_plant(topic):
+            return seen
+        if len(self.stats.edges) >= self.limits.edges:
+            self._violation(
+                "edges",
+                f"edge {key} not tracked: {self.limits.edges} edges already are "
+                "(COLLECTOR_LIMITS__EDGES); its samples are still stored",
+            )
+            return seen
+        self.stats.edges[key] = seen
         return seen
+
+    def _known_plant(self, topic: EdgeTopic) -> bool:
+        register = self.registers.get(topic.enterprise)
+        return register is not None and any(p.id == topic.plant for p in register.model.plants)
+
+    def _log_rejections(self, reasons: list[str], count: int) -> None:
+        minute = int(self.log_clock() // 60)
+        if minute != self._rejection_log_minute:
+            if self._rejections_unlogged:
+                log.warning(
+                    "%d more rejected samples were not logged in the last minute; by rule: "
+                    "%s (see plantkpi_samples_rejected_by_rule)",
+                    self._rejections_unlogged,
+                    self.stats.samples_rejected_by_rule,
+                )
+            self._rejection_log_minute = minute
+            self._rejections_logged = self._rejections_unlogged = 0
+        # resolve names at most a few samples per batch; the others count as unlogged.
+        self._rejections_unlogged += max(0, count - len(reasons))
+        for reason in reasons:
+            if self._rejections_logged < LOGGED_REJECTIONS_PER_MINUTE:
+                self._rejections_logged += 1
+                log.warning("rejected sample: %s", reason)
+            else:
+                self._rejections_unlogged += 1
+
+    def limit_violation(self, limit: str, message: str) -> None:
+        """Count (and log, rate-limited) a message refused by one of ``self.limits``."""
+        self._violation(limit, message)
+
+    def _violation(self, limit: str, message: str) -> None:
+        count = self.stats.limit_violations[limit] = self.stats.limit_violations.get(limit, 0) + 1
+        if count <= LOGGED_VIOLATIONS or count % 1000 == 0:
+            log.warning("limit %s exceeded (%d times so far): %s", limit, count, message)
+
+    async def _refuse(
+        self,
+        topic: EdgeTopic,
+        topic_name: str,
+        payload: bytes,
+        limit: str,
+        message: str,
+        *,
+        cut: bool = True,
+    ) -> None:
+        """A message over a limit: counted, logged, dead-lettered (cut short if ``cut``)."""
+        self.stats.batches_malformed += 1
+        self._violation(limit, message)
+        kept = payload[:DEAD_LETTER_PREVIEW_BYTES] if cut else payload
+        await self.dead_letter(topic, topic_name, kept, message)
 
     def _track_sequence(self, topic: EdgeTopic, boot: int, seq: int) -> None:
         seen = self.edge(topic)

@@ -9,7 +9,8 @@ Reads use InfluxQL over ``/query`` in both modes (2.x serves it through DBRP map
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -17,7 +18,8 @@ from common.durations import Duration
 
 
 class InfluxSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Errors must not echo their input: it holds the token and the password.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     url: str = "http://127.0.0.1:8086"
     """Base URL of the InfluxDB HTTP API."""
@@ -33,6 +35,10 @@ class InfluxSettings(BaseModel):
     username: str | None = None
     """v1 user, sent with HTTP basic auth."""
     password: SecretStr | None = None
+    token_file: Path | None = None
+    """Read ``token`` from this file at start-up (Docker/Kubernetes secrets)."""
+    password_file: Path | None = None
+    """Read ``password`` from this file at start-up."""
     timeout: Duration = 10.0
     """Per HTTP request, in seconds (``10s``, ``500ms``)."""
 
@@ -43,6 +49,30 @@ class InfluxSettings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"InfluxDB url {value!r} must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """Secrets come from the environment or a file, never from a command line."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for secret in ("token", "password"):
+            path = data.get(f"{secret}_file")
+            if path is None:
+                continue
+            if data.get(secret) is not None:
+                raise ValueError(f"give influx {secret} or {secret}_file, not both")
+            try:
+                # One trailing newline is what `echo secret > file` adds, not the secret's.
+                text = Path(path).read_text(encoding="utf-8").removesuffix("\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ValueError(f"influx {secret}_file {path}: cannot read it: {reason}") from None
+            if not text:
+                raise ValueError(f"influx {secret}_file {path} is empty")
+            data[secret] = text
+        return data
 
     @model_validator(mode="after")
     def _credentials_fit_mode(self) -> InfluxSettings:

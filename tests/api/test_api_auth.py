@@ -81,3 +81,23 @@ def test_tokens_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     settings = CollectorSettings(_env_file=None)
     assert [t.get_secret_value() for t in settings.api.tokens] == ["a-token", "b-token"]
     assert "a-token" not in repr(settings.api)
+
+
+async def test_cors_is_off_and_the_api_is_read_only(make_app: Apps) -> None:
+    """No browser on another origin may read the API; nothing can be written through it."""
+    app = make_app(tokens=TOKENS)
+    origin = {"Origin": "https://evil.example"}
+    async with client(app, TOKENS[0]) as api:
+        read = await api.get("/api/v1/kpi", headers=origin)
+        preflight = await api.options(
+            "/api/v1/kpi", headers={**origin, "Access-Control-Request-Method": "GET"}
+        )
+        writes = [
+            await api.request(method, "/api/v1/kpi")
+            for method in ("POST", "PUT", "PATCH", "DELETE")
+        ]
+    assert read.status_code == 200
+    assert "access-control-allow-origin" not in read.headers
+    assert "access-control-allow-origin" not in preflight.headers
+    assert preflight.status_code == 405
+    assert [w.status_code for w in writes] == [405] * 4

@@ -16,7 +16,7 @@ enterprise: {id: e1, region: Shanxi, above_designated_size: true}
 plants:
   - id: p1
     sources:
-      - {id: plc, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840"}
+      - {id: plc, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840", security: {policy: None, mode: None}}
     lines:
       - id: l1
         processes:

@@ -160,6 +160,7 @@ class Plant:
         args += ["--broker", f"dev={self.device_broker}"]
         env = {
             "EDGE_BUFFER_DIR": str(self.buffer_dir),
+            "EDGE_HEALTH_PORT": "0",
             "EDGE_BUFFER_COMMIT_INTERVAL": "100ms",
             "EDGE_FLUSH_INTERVAL": "200ms",
             "EDGE_RECONNECT_MAX_DELAY": "1s",

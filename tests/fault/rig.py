@@ -282,6 +282,7 @@ class FaultRig:
             ],
             {
                 "EDGE_BUFFER_DIR": str(self.workdir / "edge-buffer"),
+                "EDGE_HEALTH_PORT": "0",
                 "EDGE_FLUSH_INTERVAL": "200ms",
                 "EDGE_RECONNECT_MAX_DELAY": "1s",
                 "EDGE_STATUS_INTERVAL": "1s",

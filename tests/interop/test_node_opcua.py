@@ -25,7 +25,8 @@ enterprise: {id: interop-co, region: Test, above_designated_size: false}
 plants:
   - id: p1
     sources:
-      - {id: press-plc, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840", publishing_interval: 200ms}
+      - {id: press-plc, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840", publishing_interval: 200ms,
+         security: {policy: None, mode: None}}
     lines:
       - id: l1
         processes:

@@ -28,9 +28,17 @@ def window(start_s: float = 0, end_s: float = 100) -> Window:
 
 DEFAULTS = Thresholds()
 
+NO_SECURITY = {"policy": "None", "mode": "None"}
+"""The simulated sources of these unit tests run without OPC UA security."""
+
 SOURCES = [
-    {"id": "opc", "kind": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840"},
-    {"id": "opc2", "kind": "opcua", "endpoint": "opc.tcp://127.0.0.1:4841"},
+    {"id": "opc", "kind": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840", "security": NO_SECURITY},
+    {
+        "id": "opc2",
+        "kind": "opcua",
+        "endpoint": "opc.tcp://127.0.0.1:4841",
+        "security": NO_SECURITY,
+    },
     {"id": "dev", "kind": "mqtt", "broker": "mqtt://127.0.0.1:1883"},
 ]
 

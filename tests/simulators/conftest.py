@@ -9,7 +9,7 @@ enterprise: {id: test-ent, region: Test, above_designated_size: true}
 plants:
 - id: p1
   sources:
-  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840"}
+  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840", security: {policy: None, mode: None}}
   lines:
   - id: l1
     processes:

@@ -73,3 +73,25 @@ def test_source_ids_must_be_unique_across_plants(tmp_path: Path) -> None:
     scenario = load_scenario(write_scenario(tmp_path, register, MQTT_SCENARIO))
     with pytest.raises(SimulatorError, match="source id 'dev' is used by plants p1 and p2"):
         Simulator(scenario)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "topic: t/d2/viscosity",
+            "topic: null",
+            "d2.viscosity is bound through a wildcard subscription",
+        ),
+    ],
+)
+def test_signals_the_simulator_cannot_serve_are_named(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    register = MQTT_REGISTER.replace(
+        '"mqtt://127.0.0.1:1"}',
+        '"mqtt://127.0.0.1:1", subscriptions: [{pattern: "w/{signal}", process: d2}]}',
+    ).replace(old, new)
+    scenario = load_scenario(write_scenario(tmp_path, register, MQTT_SCENARIO))
+    with pytest.raises(SimulatorError, match=message):
+        Simulator(scenario)

@@ -51,6 +51,8 @@ class PlantStack:
     endpoints: dict[str, str] = field(default_factory=dict)
     components: list[Component] = field(default_factory=list)
     api_url: str = ""
+    edge_health_urls: dict[str, str] = field(default_factory=dict)
+    """Each plant's edge agent's local health endpoint (``…/health``), by plant id."""
 
     def __post_init__(self) -> None:
         self.register = load_register(self.register_path)
@@ -104,9 +106,12 @@ class PlantStack:
             args = ["-m", "edge", "run", "--register", str(self.register_path), "--plant", plant.id]
             args += ["--uplink-broker", self.broker_url, *self._overrides(plant.id)]
             # Each stack's edge keeps its store-and-forward buffer in the stack's workdir.
+            health_port = free_port()
+            self.edge_health_urls[plant.id] = f"http://{LOOPBACK}:{health_port}/health"
             env = {
                 "EDGE_STATUS_INTERVAL": "5s",
                 "EDGE_BUFFER_DIR": str(self.workdir / f"buffer-{plant.id}"),
+                "EDGE_HEALTH_PORT": str(health_port),
             }
             started.append(self._spawn(f"edge-{plant.id}", args, env))
         return started

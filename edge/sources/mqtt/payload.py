@@ -4,23 +4,75 @@ Accepted: a JSON object with the value at ``path`` (dotted; ``.`` means the whol
 an optional source timestamp at ``timestamp_path`` (ms since the epoch, or ISO 8601) and an
 optional quality at ``quality_path`` (``good``/``uncertain``/``bad``/``override`` or an OPC UA
 status code). A plain payload (``21.5``, ``true``, ``RUNNING``) is read with ``path: .``.
+
+Hostile input is refused with a :class:`PayloadError`, never another exception (see
+docs/hostile-input.md): non-UTF-8 bytes, duplicate keys, nesting too deep for the parser,
+numbers with thousands of digits, NaN/±inf (Python's json accepts the ``NaN`` and
+``Infinity`` tokens), integers beyond int64, strings longer than the limit or holding lone
+surrogates, and timestamps before 1970 or too far ahead of the receive time.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from common.limits import (
+    DEVICE_PAYLOAD_MAX_BYTES,
+    FUTURE_TOLERANCE_S,
+    STRING_MAX_CHARS,
+    shown,
+    timestamp_problem,
+    value_problem,
+)
 from common.quality import GOOD, classify, status_from_label
 from common.wire import Value
 
-MAX_STRING = 1024
+MAX_STRING = STRING_MAX_CHARS
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLimits:
+    """What one device message may be (settings ``EDGE_DEVICE_*``)."""
+
+    payload_bytes: int = DEVICE_PAYLOAD_MAX_BYTES
+    string_chars: int = STRING_MAX_CHARS
+    future_tolerance_s: float = FUTURE_TOLERANCE_S
+
+
+DEFAULT_LIMITS = DeviceLimits()
 
 
 class PayloadError(ValueError):
     """The payload cannot become a sample; the message says which part and why."""
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(key)
+        document[key] = value
+    return document
+
+
+def _loads(text: str) -> Any:
+    """JSON, refusing what Python's json would accept but a device cannot mean."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
+
+
+def oversize_reason(size: int, limits: DeviceLimits) -> str:
+    return (
+        f"payload of {size} bytes exceeds the limit of {limits.payload_bytes} "
+        "(EDGE_DEVICE_PAYLOAD_MAX_BYTES); not read"
+    )
 
 
 def _lookup(document: Any, path: str) -> tuple[bool, Any]:
@@ -37,19 +89,25 @@ def _lookup(document: Any, path: str) -> tuple[bool, Any]:
 def _timestamp_ns(raw: Any) -> int:
     if isinstance(raw, bool):
         raise PayloadError(f"timestamp {raw!r} is not a time")
-    if isinstance(raw, int | float):
-        if not math.isfinite(raw) or raw < 0:
+    if isinstance(raw, int):
+        return raw * 1_000_000  # milliseconds since the epoch
+    if isinstance(raw, float):
+        ns = raw * 1_000_000  # finite ms can still overflow to inf here (1e303)
+        if not math.isfinite(ns):
             raise PayloadError(f"timestamp {raw!r} is not a time")
-        return int(raw * 1_000_000)  # milliseconds since the epoch
+        return int(ns)
     if isinstance(raw, str):
         try:
             moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise PayloadError(f"timestamp {raw!r} is not ISO 8601 or ms since epoch") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1_000_000) * 1000
-    raise PayloadError(f"timestamp {raw!r} is not a time")
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+        except (ValueError, OverflowError):
+            raise PayloadError(
+                f"timestamp {shown(raw)} is not ISO 8601 or ms since epoch"
+            ) from None
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    raise PayloadError(f"timestamp {shown(raw)} is not a time")
 
 
 def parse_payload(
@@ -59,18 +117,27 @@ def parse_payload(
     timestamp_path: str | None,
     quality_path: str | None,
     recv_ns: int,
+    limits: DeviceLimits = DEFAULT_LIMITS,
 ) -> tuple[int, Value, int]:
     """Return (source ts ns, value, status code) or raise PayloadError."""
+    if len(payload) > limits.payload_bytes:
+        raise PayloadError(oversize_reason(len(payload), limits))
     try:
         text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PayloadError("payload is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"payload is not UTF-8 text (byte {exc.start})") from None
     try:
-        document = json.loads(text)
+        document = _loads(text)
+    except _DuplicateKey as exc:
+        raise PayloadError(f"payload repeats the key {shown(str(exc))}") from None
     except json.JSONDecodeError:
         if path != ".":
             raise PayloadError(f"payload is not JSON (starts {text[:40]!r})") from None
         document = text.strip()
+    except RecursionError:
+        raise PayloadError("payload is nested too deeply") from None
+    except ValueError as exc:  # int() refuses numbers of more than 4300 digits
+        raise PayloadError(f"payload holds a number the parser refuses: {exc}") from None
 
     found, value = _lookup(document, path)
     if not found:
@@ -79,10 +146,9 @@ def parse_payload(
         raise PayloadError(
             f"value at {path!r} is a {type(value).__name__}, not a number/bool/string"
         )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise PayloadError(f"value at {path!r} is {value}, which cannot be stored")
-    if isinstance(value, str) and len(value) > MAX_STRING:
-        raise PayloadError(f"string value at {path!r} is longer than {MAX_STRING} characters")
+    problem = value_problem(value, limits.string_chars)
+    if problem is not None:
+        raise PayloadError(f"value at {path!r}: {problem.message}")
 
     status = GOOD
     if quality_path is not None and isinstance(document, dict):
@@ -90,8 +156,10 @@ def parse_payload(
         if found_q:
             try:
                 status = status_from_label(quality)
-            except ValueError as exc:
-                raise PayloadError(str(exc)) from None
+            except ValueError:
+                raise PayloadError(
+                    f"quality {shown(quality)} is not a known label or a 32-bit status code"
+                ) from None
     if value is None and classify(status).value == "good":
         raise PayloadError(f"value at {path!r} is null with good quality")
 
@@ -100,5 +168,8 @@ def parse_payload(
         found_t, raw_ts = _lookup(document, timestamp_path)
         if found_t and raw_ts is not None:
             ts = _timestamp_ns(raw_ts)
+            bad_ts = timestamp_problem(ts, recv_ns, limits.future_tolerance_s)
+            if bad_ts is not None:
+                raise PayloadError(f"timestamp {shown(raw_ts)}: {bad_ts.message}")
     parsed: Value = value
     return ts, parsed, status

@@ -19,9 +19,16 @@ from paho.mqtt.properties import Properties
 from common.endpoints import parse_broker_url
 from common.register import MqttSource as MqttSourceConfig
 from edge.sources import Backoff, SourceSink, now_ns
-from edge.sources.mqtt.payload import PayloadError, parse_payload
+from edge.sources.mqtt.payload import (
+    DEFAULT_LIMITS,
+    DeviceLimits,
+    PayloadError,
+    oversize_reason,
+    parse_payload,
+)
 from edge.sources.mqtt.routing import TopicBinding, TopicRouter
 from edge.sources.mqtt.security import BrokerSecurity, build_security, explain_connect_error
+from edge.sources.mqtt.sparkplug import SparkplugReader
 
 __all__ = ["DeviceBrokerHealth", "MqttDeviceSource", "TopicBinding"]
 
@@ -40,6 +47,8 @@ class DeviceBrokerHealth:
     failed_connects: int = 0
     messages: int = 0
     rejected: int = 0
+    oversize: int = 0
+    """Messages over ``EDGE_DEVICE_PAYLOAD_MAX_BYTES`` (also counted in ``rejected``)."""
     last_error: str = ""
     rejected_by_topic: dict[str, str] = field(default_factory=dict)
 
@@ -54,14 +63,22 @@ class MqttDeviceSource:
         broker: str | None = None,
         security: BrokerSecurity | None = None,
         reconnect_max_delay: float = 30.0,
+        limits: DeviceLimits = DEFAULT_LIMITS,
     ) -> None:
         self.id = config.id
+        self.limits = limits
         self.config = config
         self.broker = parse_broker_url(broker or config.broker)
         self.client_id = client_id
         self.security = security or build_security(config, self.broker, None, Path.cwd())
-        self.router = TopicRouter(config.id, bindings, config.subscriptions)
+        plain = [b for b in bindings if b.signal.sparkplug is None]
+        self.router = TopicRouter(config.id, plain, config.subscriptions)
         self.filters = self.router.filters()
+        self.sparkplug: SparkplugReader | None = None
+        if config.sparkplug is not None:
+            spark = [b for b in bindings if b.signal.sparkplug is not None]
+            self.sparkplug = SparkplugReader(config.id, config.sparkplug, spark, self._reject)
+            self.filters += self.sparkplug.filters()
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = DeviceBrokerHealth()
         self.generation = 0
@@ -75,6 +92,7 @@ class MqttDeviceSource:
             "security": self.security.describe(),
             "persistent_session": self.config.persistent_session,
             **self.stats.__dict__,
+            **({"sparkplug": self.sparkplug.health()} if self.sparkplug else {}),
         }
 
     def _client(self) -> aiomqtt.Client:
@@ -155,8 +173,13 @@ class MqttDeviceSource:
                     )
                     self.backoff.reset()
                     self.generation += 1
+                    if self.sparkplug is not None:
+                        self.sparkplug.reset()  # births seen on an earlier connection are void
                     async for message in client.messages:
                         self.handle(str(message.topic), _payload_bytes(message.payload), sink)
+                        if self.sparkplug is not None:
+                            for topic, payload in self.sparkplug.take_commands():
+                                await client.publish(topic, payload, qos=0)
                         if self.config.persistent_session and message.qos > 0:
                             sink.after_durable(self._acknowledger(client, message.mid, message.qos))
             except asyncio.CancelledError:
@@ -175,6 +198,14 @@ class MqttDeviceSource:
 
     def handle(self, topic: str, payload: bytes, sink: SourceSink) -> None:
         self.stats.messages += 1
+        if len(payload) > self.limits.payload_bytes:
+            # Before any parser (JSON or Sparkplug) spends time or memory on it.
+            self.stats.oversize += 1
+            self._reject(sink, topic, oversize_reason(len(payload), self.limits))
+            return
+        if self.sparkplug is not None and self.sparkplug.claims(topic):
+            self.sparkplug.handle(topic, payload, now_ns(), sink)
+            return
         bindings = self.router.route(topic)
         if isinstance(bindings, str):
             self._reject(sink, topic, bindings)
@@ -189,6 +220,7 @@ class MqttDeviceSource:
                     timestamp_path=signal.timestamp_path,
                     quality_path=signal.quality_path,
                     recv_ns=recv,
+                    limits=self.limits,
                 )
             except PayloadError as exc:
                 self._reject(sink, topic, str(exc))

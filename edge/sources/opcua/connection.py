@@ -23,16 +23,13 @@ from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subs
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaStatusCodeError
 
+from common.register import OpcUaSecurity
 from common.register import OpcUaSource as OpcUaSourceConfig
 from edge.sources import Backoff, SourceSink, now_ns
-from edge.sources.opcua.limits import OperationLimits, chunks, effective, read_operation_limits
-from edge.sources.opcua.nodes import (
-    NodeBinding,
-    NodeResolutionError,
-    data_change_filter,
-    monitoring_for,
-    resolve_node_id,
-)
+from edge.sources.opcua.addressing import resolve_addresses
+from edge.sources.opcua.limits import OperationLimits, RequestSize, read_operation_limits
+from edge.sources.opcua.nodes import NodeBinding, data_change_filter, monitoring_for
+from edge.sources.opcua.security import ClientSecurity
 from edge.sources.opcua.values import UnsupportedValue, sample_fields
 
 log = logging.getLogger(__name__)
@@ -71,6 +68,8 @@ class ConnectionHealth:
     server_max_monitored_items_per_call: int = 0
     """The server's OperationLimits as read at the last connect (0: none)."""
     failed_nodes: dict[str, str] = field(default_factory=dict)
+    learned_limits: dict[str, int] = field(default_factory=dict)
+    """Request sizes learned from BadTooManyOperations, by service (limits.RequestSize)."""
 
 
 Resolved = list[tuple[ua.NodeId, list[NodeBinding]]]
@@ -89,7 +88,9 @@ class OpcUaConnection:
         bindings: Sequence[NodeBinding],
         options: ConnectionOptions,
         report: Report,
+        security: ClientSecurity | None = None,
     ) -> None:
+        """``security``: required unless the register's security is None/None, anonymous."""
         self.name = name
         """For logs: ``<source id>`` or ``<source id>#<n>``."""
         self.source_id = config.id
@@ -101,6 +102,15 @@ class OpcUaConnection:
         self.backoff = Backoff(cap=options.reconnect_max_delay)
         self.stats = ConnectionHealth(nodes=len({b.node for b in bindings}))
         self.limits = OperationLimits()
+        self.security = security
+        if security is None and config.security != OpcUaSecurity(policy="None", mode="None"):
+            raise ValueError(f"OPC UA source {config.id}: its security needs a ClientSecurity")
+        learned = self.stats.learned_limits
+        self.read_size = RequestSize("Read", options.nodes_per_read, name, learned)
+        self.items_size = RequestSize("CreateMonitoredItems", options.items_per_call, name, learned)
+        self.translate_size = RequestSize(
+            "TranslateBrowsePathsToNodeIds", options.nodes_per_read, name, learned
+        )
 
     async def run(self, sink: SourceSink) -> None:
         while True:
@@ -120,6 +130,12 @@ class OpcUaConnection:
             idle = False
             try:
                 self.stats.state = "connecting"
+                if self.security is not None:
+                    # Made on first start, without a timeout (RSA key generation is slow).
+                    await self.security.prepare()
+                    await asyncio.wait_for(
+                        self.security.apply(client, self.endpoint), self.options.timeout * 2
+                    )
                 await asyncio.wait_for(client.connect(), self.options.timeout * 2)
                 self.stats.connects += 1
                 if self.stats.connects > 1:
@@ -148,7 +164,8 @@ class OpcUaConnection:
                 self.stats.last_error = str(exc)
                 idle = True
             except Exception as exc:  # any failure: report, back off, rebuild everything
-                self.stats.last_error = _describe(exc)
+                explained = self.security.explain(exc, self.endpoint) if self.security else None
+                self.stats.last_error = explained or _describe(exc)
                 log.warning("OPC UA %s (%s): %s", self.name, self.endpoint, self.stats.last_error)
             finally:
                 self.stats.state = "no nodes" if idle else "disconnected"
@@ -168,11 +185,21 @@ class OpcUaConnection:
         namespaces = await client.get_namespace_array()
         by_node: dict[ua.NodeId, list[NodeBinding]] = {}
         self.stats.failed_nodes.clear()
+        resolved = await resolve_addresses(
+            client,
+            [b.node for b in self.bindings],
+            namespaces,
+            self.translate_size,
+            self.limits.max_nodes_per_translate,
+        )
+        signals: dict[str, list[str]] = {}
         for binding in self.bindings:
-            try:
-                node_id = resolve_node_id(binding.node, namespaces)
-            except NodeResolutionError as exc:
-                self._node_failed(sink, binding.node, str(exc))
+            signals.setdefault(binding.node, []).append(f"{binding.process}.{binding.signal}")
+        for binding in self.bindings:
+            node_id = resolved[binding.node]
+            if isinstance(node_id, str):
+                named = ", ".join(signals[binding.node])
+                self._node_failed(sink, binding.node, f"{node_id} (signals {named})")
                 continue
             by_node.setdefault(node_id, []).append(binding)
         if not by_node:
@@ -183,7 +210,7 @@ class OpcUaConnection:
 
     def _node_failed(self, sink: SourceSink, node: str, reason: str) -> None:
         if node not in self.stats.failed_nodes:
-            log.error("OPC UA %s: node %s: %s", self.endpoint, node, reason)
+            log.error("OPC UA %s (%s): node %s: %s", self.name, self.endpoint, node, reason)
         self.stats.failed_nodes[node] = reason
         self.stats.nodes_failed = len(self.stats.failed_nodes)
         sink.rejected(self.source_id, node, reason)
@@ -211,17 +238,19 @@ class OpcUaConnection:
             for handle, (node_id, bindings) in enumerate(nodes, start=1)
         ]
         by_handle = {handle: bindings for handle, (_, bindings) in enumerate(nodes, start=1)}
-        size = effective(self.options.items_per_call, self.limits.max_monitored_items_per_call)
         monitored: dict[int, list[NodeBinding]] = {}
-        for chunk in chunks(requests, size):
-            results = await subscription.create_monitored_items(chunk)
-            for request, result in zip(chunk, results, strict=True):
-                handle = request.RequestedParameters.ClientHandle
-                if isinstance(result, ua.StatusCode):
-                    reason = f"monitored item refused: {result.name}"
-                    self._node_failed(sink, by_handle[handle][0].node, reason)
-                else:
-                    monitored[handle] = by_handle[handle]
+        results = await self.items_size.run(
+            requests,
+            lambda chunk: subscription.create_monitored_items(chunk),
+            self.limits.max_monitored_items_per_call,
+        )
+        for request, result in zip(requests, results, strict=True):
+            handle = request.RequestedParameters.ClientHandle
+            if isinstance(result, ua.StatusCode):
+                reason = f"monitored item refused: {result.name}"
+                self._node_failed(sink, by_handle[handle][0].node, reason)
+            else:
+                monitored[handle] = by_handle[handle]
         self.stats.nodes_ok = len(monitored)
         return monitored
 
@@ -318,25 +347,26 @@ class OpcUaConnection:
         self, client: Client, nodes: Resolved, sink: SourceSink, lost: asyncio.Event
     ) -> None:
         self.stats.nodes_ok = len(nodes)
-        size = effective(self.options.nodes_per_read, self.limits.max_nodes_per_read)
         last_seen: dict[ua.NodeId, tuple[int, int]] = {}
+        node_ids = [node_id for node_id, _ in nodes]
         while not lost.is_set():
             cycle_start = time.monotonic()
-            for chunk in chunks(nodes, size):
-                values = await client.uaclient.read_attributes(
-                    [node_id for node_id, _ in chunk], AttributeIds.Value
+            values = await self.read_size.run(
+                node_ids,
+                lambda chunk: client.uaclient.read_attributes(list(chunk), AttributeIds.Value),
+                self.limits.max_nodes_per_read,
+            )
+            for (node_id, bindings), dv in zip(nodes, values, strict=True):
+                # A poll re-reads an unchanged value: the same source timestamp and
+                # status mean the same sample, which is not stored twice.
+                key = (
+                    int(dv.SourceTimestamp.timestamp() * 1e6) if dv.SourceTimestamp else 0,
+                    dv.StatusCode.value if dv.StatusCode else 0,
                 )
-                for (node_id, bindings), dv in zip(chunk, values, strict=True):
-                    # A poll re-reads an unchanged value: the same source timestamp and
-                    # status mean the same sample, which is not stored twice.
-                    key = (
-                        int(dv.SourceTimestamp.timestamp() * 1e6) if dv.SourceTimestamp else 0,
-                        dv.StatusCode.value if dv.StatusCode else 0,
-                    )
-                    if dv.SourceTimestamp is not None and last_seen.get(node_id) == key:
-                        continue
-                    last_seen[node_id] = key
-                    self._emit(dv, bindings, sink)
+                if dv.SourceTimestamp is not None and last_seen.get(node_id) == key:
+                    continue
+                last_seen[node_id] = key
+                self._emit(dv, bindings, sink)
             self.stats.last_cycle_s = time.monotonic() - cycle_start
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(

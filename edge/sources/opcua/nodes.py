@@ -1,15 +1,18 @@
-"""What to read from a server (pure): bindings, node id resolution, per-node monitoring
-parameters, and the split of a large node set over several connections."""
+"""What to read from a server (pure): bindings, node id and browse path resolution, per-node
+monitoring parameters, and the split of a large node set over several connections."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from asyncua import ua
+from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaStringParsingError
 
+from common.browse_paths import BrowseName, BrowsePathError, parse_browse_path
 from common.register import Deadband
 
 DEADBAND_TYPES = {"absolute": 1, "percent": 2}
@@ -21,6 +24,7 @@ class NodeBinding:
     """A register signal read from one node."""
 
     node: str
+    """Its address: a node id, or a browse path (``/...``, see ``is_browse_path``)."""
     process: str
     signal: str
     sampling_interval: float
@@ -49,6 +53,45 @@ def resolve_node_id(text: str, namespaces: list[str]) -> ua.NodeId:
             f"namespace {uri!r} is not in the server's namespace array"
         ) from None
     return ua.NodeId(parsed.Identifier, ua.Int16(index), parsed.NodeIdType)
+
+
+def is_browse_path(address: str) -> bool:
+    """Browse paths start with '/'; node ids (``ns=``, ``nsu=``, ``i=``, ...) never do."""
+    return address.startswith("/")
+
+
+def browse_path_request(address: str, namespaces: list[str]) -> ua.BrowsePath:
+    """A TranslateBrowsePathsToNodeIds request for ``address``, with this session's
+    namespace indexes; from the Root folder along forward hierarchical references."""
+    try:
+        elements = parse_browse_path(address)
+    except BrowsePathError as exc:
+        raise NodeResolutionError(str(exc)) from None
+    return ua.BrowsePath(
+        StartingNode=ua.NodeId(ua.Int32(ObjectIds.RootFolder)),
+        RelativePath=ua.RelativePath(
+            Elements=[
+                ua.RelativePathElement(
+                    ReferenceTypeId=ua.NodeId(ua.Int32(ObjectIds.HierarchicalReferences)),
+                    IsInverse=cast(ua.Boolean, False),
+                    IncludeSubtypes=cast(ua.Boolean, True),
+                    TargetName=qualified_name(element, namespaces),
+                )
+                for element in elements
+            ]
+        ),
+    )
+
+
+def qualified_name(element: BrowseName, namespaces: list[str]) -> ua.QualifiedName:
+    try:
+        index = namespaces.index(element.uri)
+    except ValueError:
+        raise NodeResolutionError(
+            f"namespace {element.uri!r} (of {element.name!r}) is not in the server's "
+            "namespace array"
+        ) from None
+    return ua.QualifiedName(element.name, ua.UInt16(index))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from edge.sources.opcua.nodes import (
     resolve_node_id,
     split_by_node,
 )
+from edge.sources.opcua.security import ClientSecurity
 
 __all__ = ["NodeBinding", "NodeResolutionError", "OpcUaSource", "resolve_node_id"]
 
@@ -51,6 +52,7 @@ class OpcUaSource:
         queue_size: int = 10,
         queue_cycles: float = 20.0,
         max_nodes_per_connection: int | None = None,
+        security: ClientSecurity | None = None,
     ) -> None:
         """``max_nodes_per_connection`` overrides the register's (benchmarks, tests)."""
         self.id = config.id
@@ -76,6 +78,7 @@ class OpcUaSource:
                 group,
                 options,
                 self._reporter(number),
+                security,
             )
             for number, group in enumerate(groups, start=1)
         ]
@@ -103,6 +106,7 @@ class OpcUaSource:
                 setattr(total, name, getattr(total, name) + getattr(stats, name))
             total.last_cycle_s = max(total.last_cycle_s, stats.last_cycle_s)
             total.failed_nodes.update(stats.failed_nodes)
+            total.learned_limits.update(stats.learned_limits)
             total.last_error = stats.last_error or total.last_error
             total.server_max_nodes_per_read = stats.server_max_nodes_per_read
             total.server_max_monitored_items_per_call = stats.server_max_monitored_items_per_call
@@ -112,11 +116,11 @@ class OpcUaSource:
         report: dict[str, object] = {
             "endpoint": self.endpoint,
             "mode": self.config.mode,
-            **dataclasses.asdict(self.stats),
+            **_bounded(dataclasses.asdict(self.stats)),
         }
         if len(self.connections) > 1:
             report["connections"] = [
-                {"name": c.name, **dataclasses.asdict(c.stats)} for c in self.connections
+                {"name": c.name, **_bounded(dataclasses.asdict(c.stats))} for c in self.connections
             ]
         return report
 
@@ -152,3 +156,15 @@ class OpcUaSource:
         elif len(self.connections) > 1:
             detail = f"connection {number}/{len(self.connections)}: {detail}"
         self._sink.liveness(self.id, source_up, detail)
+
+
+REPORTED_FAILED_NODES = 100
+"""Failed nodes named in a health report; a renamed namespace can fail thousands, and the
+report must stay small enough for the collector to take (``nodes_failed`` has the count)."""
+
+
+def _bounded(stats: dict[str, object]) -> dict[str, object]:
+    failed = stats.get("failed_nodes")
+    if isinstance(failed, dict) and len(failed) > REPORTED_FAILED_NODES:
+        stats["failed_nodes"] = dict(list(failed.items())[:REPORTED_FAILED_NODES])
+    return stats

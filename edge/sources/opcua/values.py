@@ -11,6 +11,7 @@ from enum import Enum
 
 from asyncua import ua
 
+from common.limits import value_problem
 from common.wire import Value
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -57,6 +58,11 @@ def sample_fields(dv: ua.DataValue, recv_ns: int) -> tuple[int, Value, int, int 
     """(source ts, value, status code, server ts) of a DataValue received at ``recv_ns``."""
     status = dv.StatusCode.value if dv.StatusCode is not None else 0
     value = scalar(dv.Value.Value) if dv.Value is not None else None
+    # The rules the collector applies (docs/hostile-input.md), applied here as well: a
+    # lone surrogate in a string would make the whole uplink batch unencodable.
+    problem = value_problem(value)
+    if problem is not None:
+        raise UnsupportedValue(problem.message)
     server_ts = to_ns(dv.ServerTimestamp)
     source_ts = to_ns(dv.SourceTimestamp) or server_ts or recv_ns
     return source_ts, value, status, server_ts

@@ -120,6 +120,7 @@ def register_yaml(
         "- id: p1",
         "  sources:",
         '  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840",'
+        " security: {policy: None, mode: None},"
         f" publishing_interval: 100ms{', ' + source if source else ''}}}",
         "  lines:",
         "  - id: l1",
@@ -170,6 +171,7 @@ def interop_register(
         "- id: p1",
         "  sources:",
         '  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840",'
+        " security: {policy: None, mode: None},"
         f" publishing_interval: 200ms{', ' + source if source else ''}}}",
         "  lines:",
         "  - id: l1",

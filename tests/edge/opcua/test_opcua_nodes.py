@@ -125,3 +125,13 @@ def test_deadband_on_an_mqtt_signal_is_a_start_up_error_naming_the_signal() -> N
     }
     with pytest.raises(ValidationError, match="signal torque: deadband/queue_size apply to OPC UA"):
         Plant.model_validate(plant)
+
+
+def test_a_health_report_names_a_bounded_number_of_failed_nodes() -> None:
+    from edge.sources.opcua.source import REPORTED_FAILED_NODES, _bounded
+
+    failed = {f"ns=2;s=n{i}": "BadNodeIdUnknown" for i in range(5000)}
+    report = _bounded({"failed_nodes": failed, "nodes_failed": 5000})
+    assert len(report["failed_nodes"]) == REPORTED_FAILED_NODES  # type: ignore[arg-type]
+    assert report["nodes_failed"] == 5000
+    assert _bounded({"failed_nodes": {"a": "x"}})["failed_nodes"] == {"a": "x"}

@@ -1,0 +1,98 @@
+"""The edge agent's self-knowledge: per-source sample rates and the verdict on its health.
+
+The report itself is assembled by the agent (sources, buffer, uplink); this module adds
+what needs memory across reports (rates) and the one rule that turns a report into
+"ok" or "degraded" — shared by the local HTTP endpoint and the log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.wire import Value
+from edge.sources import SourceSink
+
+GOOD_SOURCE_STATES = frozenset({"subscribed", "polling"})
+BUFFER_WARN_FILL = 0.8
+"""Above this share of its byte or sample bound the buffer is about to drop data."""
+
+
+class CountingSink:
+    """A source's view of the agent's sink that counts what the source delivers."""
+
+    def __init__(self, sink: SourceSink, source: str, counters: dict[str, int]) -> None:
+        self._sink = sink
+        self._source = source
+        self._counters = counters
+        counters.setdefault(source, 0)
+
+    def sample(
+        self,
+        process: str,
+        signal: str,
+        ts: int,
+        value: Value,
+        status: int,
+        recv: int,
+        server_ts: int | None = None,
+    ) -> None:
+        self._counters[self._source] += 1
+        self._sink.sample(process, signal, ts, value, status, recv, server_ts)
+
+    def liveness(self, source: str, up: bool, detail: str = "") -> None:
+        self._sink.liveness(source, up, detail)
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        self._sink.after_durable(callback)
+
+    def rejected(self, source: str, culprit: str, reason: str) -> None:
+        self._sink.rejected(source, culprit, reason)
+
+
+@dataclass
+class RateMeter:
+    """Rates of monotonic counters over (roughly) the last ``window`` seconds.
+
+    Each ``rates`` call records a snapshot; the rate is measured against the oldest
+    snapshot still inside the window, so it is smooth whatever the polling cadence.
+    """
+
+    window: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _snapshots: deque[tuple[float, dict[str, int]]] = field(default_factory=deque)
+
+    def rates(self, counters: dict[str, int]) -> dict[str, float]:
+        now = self.clock()
+        self._snapshots.append((now, dict(counters)))
+        while len(self._snapshots) > 2 and now - self._snapshots[1][0] >= self.window:
+            self._snapshots.popleft()
+        then, old = self._snapshots[0]
+        elapsed = now - then
+        if elapsed <= 0:
+            return dict.fromkeys(counters, 0.0)
+        return {key: (value - old.get(key, 0)) / elapsed for key, value in counters.items()}
+
+
+def verdict(report: dict[str, Any], buffer_max_bytes: int, buffer_max_samples: int) -> list[str]:
+    """Why the agent is not healthy, one reason per problem; empty when all is well."""
+    problems: list[str] = []
+    uplink = report["uplink"]
+    # Connected with an error still standing: the broker takes the birth but refuses batches.
+    if uplink["state"] != "connected" or uplink.get("last_error"):
+        detail = f" ({uplink['last_error']})" if uplink.get("last_error") else ""
+        problems.append(f"uplink {uplink['state']}{detail}")
+    for source, health in report["sources"].items():
+        if health.get("state") not in GOOD_SOURCE_STATES:
+            detail = f" ({health['last_error']})" if health.get("last_error") else ""
+            problems.append(f"source {source} {health.get('state')}{detail}")
+    buffer = report["buffer"]
+    fill = max(buffer["bytes_on_disk"] / buffer_max_bytes, buffer["depth"] / buffer_max_samples)
+    if fill >= BUFFER_WARN_FILL:
+        problems.append(f"buffer {fill:.0%} full ({buffer['depth']} samples waiting)")
+    if buffer.get("write_errors"):
+        problems.append(f"buffer write errors: {buffer['last_error']}")
+    return problems

@@ -1,0 +1,369 @@
+"""Sparkplug B on the MQTT device source: a real mosquitto, a Sparkplug edge node from the
+simulators, and the edge's source reporting to a recording sink.
+
+The last tests are pure (the reader's state rules and the register's checks) and need no
+broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pysparkplug as spb
+import pytest
+
+from common.quality import BAD_NO_COMMUNICATION, GOOD
+from common.register_loader import RegisterError, load_register
+from edge.agent import build_sources
+from edge.settings import EdgeSettings
+from edge.sources.mqtt import sparkplug as sparkplug_module
+from edge.sources.mqtt.source import MqttDeviceSource
+from edge.sources.mqtt.sparkplug import SparkplugUnavailable
+from simulators.sparkplug_devices import MetricSpec, SparkplugEdgeNode
+from tests.edge.mqtt.helpers import RecordingSink, eventually, write_register
+from tests.support.servers import MosquittoServer
+
+NODE = "n1"
+DEVICE = "d1"
+NODE_METRICS = {"Temperature": spb.DataType.DOUBLE, "Unbound": spb.DataType.INT32}
+DEVICE_METRICS = {"Status/State": spb.DataType.STRING, "Spindle/Speed": spb.DataType.INT32}
+SIGNALS: list[dict[str, Any]] = [
+    {"id": "temp", "role": "parameter", "source": "devices",
+     "sparkplug": {"node": NODE, "metric": "Temperature"}},
+    {"id": "state", "role": "state", "source": "devices", "update": "on_change",
+     "sparkplug": {"node": NODE, "device": DEVICE, "metric": "Status/State"}},
+    {"id": "speed", "role": "parameter", "source": "devices",
+     "sparkplug": {"node": NODE, "device": DEVICE, "metric": "Spindle/Speed"}},
+]  # fmt: skip
+
+
+def build(
+    folder: Path,
+    broker: str,
+    group: str,
+    *,
+    rebirth: bool = False,
+    signals: list[dict[str, Any]] = SIGNALS,
+) -> MqttDeviceSource:
+    sparkplug = {"group_id": group, "request_rebirth": rebirth}
+    register = write_register(folder, {"broker": broker, "sparkplug": sparkplug}, signals)
+    settings = EdgeSettings(
+        register_file=register,
+        plant="plant-t",
+        edge_id=f"t-{uuid.uuid4().hex[:8]}",
+        reconnect_max_delay=0.2,
+    )
+    [built] = build_sources(load_register(register), settings)
+    assert isinstance(built, MqttDeviceSource)
+    return built
+
+
+def edge_node(broker: MosquittoServer, group: str) -> SparkplugEdgeNode:
+    return SparkplugEdgeNode(broker.url, group, NODE, NODE_METRICS, {DEVICE: DEVICE_METRICS})
+
+
+@contextlib.asynccontextmanager
+async def running(source: MqttDeviceSource, sink: RecordingSink) -> AsyncIterator[None]:
+    task = asyncio.create_task(source.run(sink))
+    try:
+        await eventually(sink.is_up, what=f"source {source.id} subscribed")
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def values(sink: RecordingSink, signal: str) -> list[Any]:
+    return [s[3] for s in sink.samples if s[1] == signal]
+
+
+def statuses(sink: RecordingSink, signal: str) -> list[int]:
+    return [s[4] for s in sink.samples if s[1] == signal]
+
+
+def group_id() -> str:
+    return f"g{uuid.uuid4().hex[:8]}"
+
+
+@pytest.mark.integration
+async def test_births_define_metrics_and_data_by_alias_reaches_the_bound_signals(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    group = group_id()
+    signals = [
+        *SIGNALS,
+        {"id": "missing", "role": "parameter", "source": "devices",
+         "sparkplug": {"node": NODE, "device": DEVICE, "metric": "Not/There"}},
+    ]  # fmt: skip
+    source = build(tmp_path, mosquitto.url, group, signals=signals)
+    assert source.filters == [f"spBv1.0/{group}/+/{NODE}/#"]
+    sink = RecordingSink()
+    async with running(source, sink), edge_node(mosquitto, group) as node:
+        await eventually(lambda: len(sink.samples) == 3, what="the births' three bound values")
+        await node.publish(DEVICE, {"Spindle/Speed": 1200}, ts_ms=1_764_320_000_123)
+        await node.publish(None, {"Temperature": 21.5, "Unbound": 7})
+        await eventually(lambda: len(sink.samples) == 5, what="the data's two bound values")
+
+    assert {s[1]: s[3] for s in sink.samples[:3]} == {"temp": 0.0, "state": "", "speed": 0}
+    assert sink.samples[3][:5] == ("p1", "speed", 1_764_320_000_123_000_000, 1200, GOOD)
+    assert sink.samples[4][1] == "temp" and sink.samples[4][3] == 21.5
+    # A bound metric the device's birth does not define is reported by name.
+    [(_, culprit, reason)] = sink.rejections
+    assert culprit == f"topic spBv1.0/{group}/DBIRTH/{NODE}/{DEVICE}"
+    assert "'Not/There' bound to signal(s) p1.missing is not in the birth of n1/d1" in reason
+    health = source.health()["sparkplug"]
+    assert isinstance(health, dict) and health["births"] == 2 and health["seq_gaps"] == 0
+
+
+@pytest.mark.integration
+async def test_device_death_marks_only_its_metrics_stale_until_it_is_born_again(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    group = group_id()
+    source = build(tmp_path, mosquitto.url, group)
+    sink = RecordingSink()
+    async with running(source, sink), edge_node(mosquitto, group) as node:
+        await eventually(lambda: len(sink.samples) == 3, what="births")
+        await node.device_death(DEVICE)
+        await eventually(lambda: len(sink.samples) == 5, what="two stale samples")
+        stale = sink.samples[3:]
+        assert {s[1] for s in stale} == {"state", "speed"}
+        assert all(s[3] is None and s[4] == BAD_NO_COMMUNICATION for s in stale)
+        # Data of the dead device is data before its birth: rejected, not mapped.
+        await node.publish(DEVICE, {"Spindle/Speed": 5})
+        await eventually(lambda: len(sink.rejections) == 1, what="rejected DDATA")
+        assert "before the DBIRTH of device d1" in sink.rejections[0][2]
+        await node.device_birth(DEVICE)
+        await node.publish(DEVICE, {"Spindle/Speed": 900})
+        await eventually(lambda: values(sink, "speed")[-1:] == [900], what="speed again")
+        assert statuses(sink, "temp") == [GOOD]  # the node itself stayed alive
+
+
+@pytest.mark.integration
+async def test_node_death_by_lost_connection_marks_node_and_devices_stale(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    group = group_id()
+    source = build(tmp_path, mosquitto.url, group)
+    sink = RecordingSink()
+    node = edge_node(mosquitto, group)
+    async with running(source, sink):
+        await node.start()
+        await eventually(lambda: len(sink.samples) == 3, what="births")
+        await node.kill()  # no DISCONNECT: mosquitto publishes the NDEATH will
+        await eventually(lambda: len(sink.samples) == 6, what="three stale samples")
+        assert all(s[3] is None and s[4] == BAD_NO_COMMUNICATION for s in sink.samples[3:])
+        assert {s[1] for s in sink.samples[3:]} == {"temp", "state", "speed"}
+
+        await node.start()  # a new session (next bdSeq): values again
+        await node.publish(None, {"Temperature": 30.0})
+        await eventually(lambda: values(sink, "temp")[-1:] == [30.0], what="temp again")
+        await node.stop()  # a clean shutdown publishes NDEATH itself
+        await eventually(lambda: statuses(sink, "temp")[-1] == BAD_NO_COMMUNICATION)
+    health = source.health()["sparkplug"]
+    assert isinstance(health, dict) and health["deaths"] == 2
+
+
+@pytest.mark.integration
+async def test_a_seq_gap_makes_the_edge_request_a_rebirth(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    group = group_id()
+    source = build(tmp_path, mosquitto.url, group, rebirth=True)
+    sink = RecordingSink()
+    async with running(source, sink), edge_node(mosquitto, group) as node:
+        await eventually(lambda: len(sink.samples) == 3, what="births")
+        node.skip_seq(3)  # three messages lost on the way
+        await node.publish(DEVICE, {"Spindle/Speed": 10})
+        await eventually(lambda: node.rebirths == 1, what="the node asked to rebirth")
+        await eventually(lambda: values(sink, "speed")[-1:] == [10], what="rebirth values")
+        await node.publish(DEVICE, {"Spindle/Speed": 11})
+        await eventually(lambda: values(sink, "speed")[-1:] == [11], what="data after rebirth")
+    health = source.health()["sparkplug"]
+    assert isinstance(health, dict)
+    assert health["seq_gaps"] == 1 and health["rebirth_requests"] == 1
+    assert health["births"] == 4  # NBIRTH + DBIRTH, twice
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("rebirth", [True, False])
+async def test_data_before_birth_is_rejected_and_a_rebirth_asked_only_when_allowed(
+    tmp_path: Path, mosquitto: MosquittoServer, rebirth: bool
+) -> None:
+    group = group_id()
+    source = build(tmp_path, mosquitto.url, group, rebirth=rebirth)
+    sink = RecordingSink()
+    async with edge_node(mosquitto, group) as node:  # born before the edge listens
+        await node.flush()
+        async with running(source, sink):
+            await node.publish(DEVICE, {"Spindle/Speed": 42})
+            await eventually(lambda: len(sink.rejections) >= 1, what="rejected DDATA")
+            assert "DDATA before the node's NBIRTH" in sink.rejections[0][2]
+            if rebirth:
+                await eventually(lambda: node.rebirths == 1, what="rebirth request")
+                await node.publish(DEVICE, {"Spindle/Speed": 43})
+                await eventually(lambda: values(sink, "speed")[-1:] == [43], what="data")
+            else:
+                # The edge only counts it; the node is read again from its next birth.
+                await node.publish(DEVICE, {"Spindle/Speed": 44})
+                await eventually(lambda: len(sink.rejections) == 2, what="second rejection")
+                await node.birth()
+                await eventually(lambda: values(sink, "speed") == [44], what="birth values")
+        health = source.health()["sparkplug"]
+        assert isinstance(health, dict)
+        assert health["rebirth_requests"] == (1 if rebirth else 0)
+        assert health["rebirths_needed"] == (0 if rebirth else 2)
+        assert node.rebirths == (1 if rebirth else 0)
+
+
+# --- pure: the reader's state rules --------------------------------------------------------
+
+
+def _payloads(group: str) -> tuple[SparkplugEdgeNode, list[tuple[str, bytes]]]:
+    """A node whose publications are captured instead of sent."""
+    node = SparkplugEdgeNode("mqtt://127.0.0.1:1", group, NODE, NODE_METRICS, {})
+    sent: list[tuple[str, bytes]] = []
+
+    async def capture(topic: str, payload: bytes, qos: int = 0) -> None:
+        sent.append((topic, payload))
+
+    node._publish = capture  # type: ignore[method-assign]
+    return node, sent
+
+
+async def test_an_old_sessions_late_will_does_not_kill_the_new_session(tmp_path: Path) -> None:
+    group = group_id()
+    source = build(tmp_path, "mqtt://127.0.0.1:1", group)
+    node, sent = _payloads(group)
+    sink = RecordingSink()
+    old_will = spb.NDeath(
+        timestamp=1,
+        bd_seq_metric=spb.Metric(timestamp=1, name="bdSeq", datatype=spb.DataType.INT64, value=4),
+    )
+    node.bd_seq = 5
+    await node.birth()
+    for topic, payload in sent:
+        source.handle(topic, payload, sink)
+    source.handle(f"spBv1.0/{group}/NDEATH/{NODE}", old_will.encode(), sink)
+    assert statuses(sink, "temp") == [GOOD]
+    assert source.sparkplug is not None and source.sparkplug.stats.ignored_deaths == 1
+
+
+async def test_seq_wraps_from_255_to_0_without_a_gap(tmp_path: Path) -> None:
+    group = group_id()
+    source = build(tmp_path, "mqtt://127.0.0.1:1", group)
+    node, sent = _payloads(group)
+    sink = RecordingSink()
+    await node.birth()
+    node.seq = 254
+    for value in (1.0, 2.0, 3.0):  # seq 255, 0, 1
+        await node.publish(None, {"Temperature": value})
+    for topic, payload in sent:
+        source.handle(topic, payload, sink)
+    assert values(sink, "temp") == [0.0, 1.0, 2.0, 3.0]
+    assert source.sparkplug is not None and source.sparkplug.stats.seq_gaps == 1  # 0 → 255
+    assert sink.rejections == []
+
+
+async def test_an_alias_the_birth_did_not_define_is_rejected_and_asks_for_a_rebirth(
+    tmp_path: Path,
+) -> None:
+    group = group_id()
+    source = build(tmp_path, "mqtt://127.0.0.1:1", group, rebirth=True)
+    node, sent = _payloads(group)
+    sink = RecordingSink()
+    await node.birth()
+    node.specs[None]["Temperature"] = MetricSpec("Temperature", spb.DataType.DOUBLE, alias=99)
+    await node.publish(None, {"Temperature": 5.0})
+    for topic, payload in sent:
+        source.handle(topic, payload, sink)
+    assert values(sink, "temp") == [0.0]
+    [(_, culprit, reason)] = sink.rejections
+    assert culprit == f"topic spBv1.0/{group}/NDATA/{NODE}" and "KeyError(99)" in reason
+    assert source.sparkplug is not None
+    [(topic, payload)] = source.sparkplug.take_commands()
+    assert topic == f"spBv1.0/{group}/NCMD/{NODE}"
+    [metric] = spb.NCmd.decode(payload).metrics
+    assert (metric.name, metric.value) == ("Node Control/Rebirth", True)
+
+
+async def test_garbage_payload_is_rejected_by_topic(tmp_path: Path) -> None:
+    group = group_id()
+    source = build(tmp_path, "mqtt://127.0.0.1:1", group)
+    sink = RecordingSink()
+    source.handle(f"spBv1.0/{group}/NBIRTH/{NODE}", b"\xff\x00not protobuf", sink)
+    [(_, culprit, reason)] = sink.rejections
+    assert culprit == f"topic spBv1.0/{group}/NBIRTH/{NODE}"
+    assert "undecodable NBIRTH payload" in reason
+    assert sink.samples == []
+
+
+def test_a_missing_library_is_a_clear_start_up_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sparkplug_module, "spb", None)
+    with pytest.raises(
+        SparkplugUnavailable,
+        match=r"MQTT source devices reads Sparkplug B .*"
+        r"pip install --no-deps pysparkplug==0.6.1",
+    ):
+        build(tmp_path, "mqtt://127.0.0.1:1", group_id())
+
+
+# --- pure: the register's checks -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "signal", "expected"),
+    [
+        (
+            {"broker": "mqtt://h:1"},
+            {"sparkplug": {"node": "n1", "metric": "m"}},
+            "'sparkplug' given but source 'devices' is not an MQTT source with 'sparkplug",
+        ),
+        (
+            {"broker": "mqtt://h:1", "sparkplug": {"group_id": "g/1"}},
+            {"sparkplug": {"node": "n1", "metric": "m"}},
+            "'g/1' is not a Sparkplug id",
+        ),
+        (
+            {"broker": "mqtt://h:1", "sparkplug": {"group_id": "g1"}},
+            {"sparkplug": {"node": "n+", "metric": "m"}},
+            "'n+' is not a Sparkplug id",
+        ),
+        (
+            {"broker": "mqtt://h:1", "sparkplug": {"group_id": "g1"}},
+            {"topic": "t/1", "sparkplug": {"node": "n1", "metric": "m"}},
+            "sparkplug given with a topic",
+        ),
+        (
+            {
+                "broker": "mqtt://h:1",
+                "sparkplug": {"group_id": "g1"},
+                "subscriptions": [{"pattern": "spBv1.0/+/{signal}", "process": "p1"}],
+            },
+            {"sparkplug": {"node": "n1", "metric": "m"}},
+            "overlaps the Sparkplug group's topics 'spBv1.0/g1/#'",
+        ),
+        (
+            {"broker": "mqtt://h:1", "sparkplug": {"group_id": "g1"}},
+            {"topic": "spBv1.0/g1/NDATA/n1"},
+            "is in the source's Sparkplug group",
+        ),
+    ],
+)
+def test_register_sparkplug_mistakes_fail_at_load_with_file_and_line(
+    tmp_path: Path, source: dict[str, Any], signal: dict[str, Any], expected: str
+) -> None:
+    signals = [{"id": "s", "role": "parameter", "source": "devices", **signal}]
+    path = write_register(tmp_path, source, signals)
+    with pytest.raises(RegisterError) as error:
+        load_register(path)
+    assert expected in str(error.value)
+    assert f"{path}:" in str(error.value) or f"{path.name}:" in str(error.value)

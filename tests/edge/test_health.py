@@ -1,0 +1,106 @@
+"""Pure rules of the edge's self-knowledge, and the local endpoint's start-up errors."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from edge.health import RateMeter, verdict
+from edge.health_server import HealthServer, HealthServerError
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_is_measured_over_the_window() -> None:
+    clock = FakeClock()
+    meter = RateMeter(window=60.0, clock=clock)
+    assert meter.rates({"s1": 0}) == {"s1": 0.0}
+    for second in range(1, 121):
+        clock.now = float(second)
+        rates = meter.rates({"s1": second * 10, "s2": (second - 60) * 5 if second > 60 else 0})
+    assert rates["s1"] == pytest.approx(10.0)
+    # s2 started half-way: the window only covers its active minute.
+    assert rates["s2"] == pytest.approx(5.0, rel=0.05)
+    # Old snapshots are dropped: memory does not grow with the number of reports.
+    assert len(meter._snapshots) <= 62
+
+
+def test_a_stalled_source_drops_to_zero_rate() -> None:
+    clock = FakeClock()
+    meter = RateMeter(window=10.0, clock=clock)
+    for second in range(0, 30):
+        clock.now = float(second)
+        rates = meter.rates({"s1": min(second, 10) * 100})
+    assert rates["s1"] == 0.0
+
+
+def _report(**overrides: Any) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "uplink": {"state": "connected", "last_error": ""},
+        "sources": {"line1": {"state": "subscribed"}, "dev": {"state": "subscribed"}},
+        "buffer": {"bytes_on_disk": 0, "depth": 0, "write_errors": 0, "last_error": ""},
+    }
+    report.update(overrides)
+    report["status"] = "ok"
+    return report
+
+
+def test_verdict_names_every_problem() -> None:
+    assert verdict(_report(), 1000, 1000) == []
+    problems = verdict(
+        _report(
+            uplink={"state": "disconnected", "last_error": "connection refused"},
+            sources={
+                "line1": {"state": "disconnected", "last_error": "BadTimeout"},
+                "dev": {"state": "subscribed"},
+            },
+            buffer={"bytes_on_disk": 900, "depth": 10, "write_errors": 0, "last_error": ""},
+        ),
+        1000,
+        1000,
+    )
+    assert problems == [
+        "uplink disconnected (connection refused)",
+        "source line1 disconnected (BadTimeout)",
+        "buffer 90% full (10 samples waiting)",
+    ]
+
+
+def test_a_standing_uplink_error_while_connected_is_a_problem() -> None:
+    # The broker takes the birth but refuses every batch: connected, yet nothing goes out.
+    refused = {"state": "connected", "last_error": "broker refused the publish (135)"}
+    assert verdict(_report(uplink=refused), 1000, 1000) == [
+        "uplink connected (broker refused the publish (135))"
+    ]
+
+
+def test_buffer_fill_counts_samples_as_well_as_bytes() -> None:
+    report = _report(buffer={"bytes_on_disk": 1, "depth": 850, "write_errors": 0, "last_error": ""})
+    assert verdict(report, 1000, 1000) == ["buffer 85% full (850 samples waiting)"]
+
+
+async def test_a_taken_port_is_a_configuration_error_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = HealthServer(lambda: _report(), "127.0.0.1", port)
+        with pytest.raises(HealthServerError, match=f"127.0.0.1:{port}.*EDGE_HEALTH_PORT"):
+            await server.start()
+
+
+async def test_port_zero_reports_the_port_it_got() -> None:
+    server = HealthServer(lambda: _report(), "127.0.0.1", 0)
+    await server.start()
+    try:
+        assert server.port > 0
+    finally:
+        await server.stop()
