@@ -24,7 +24,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -261,24 +261,9 @@ async def run_size(
         for ref in register.signals()
     ]
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
-    log = await asyncio.to_thread((folder / "simulator.log").open, "wb")
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "simulators",
-        "run",
-        "--scenario",
-        str(scenario),
-        "--endpoint",
-        f"{SOURCE}={endpoint}",
-        "--log-level",
-        "WARNING",
-        cwd=ROOT,
-        stdout=log,
-        stderr=log,
-    )
-    try:
-        await _wait_listening(endpoint, server)
+    simulator = ["-m", "simulators", "run", "--scenario", str(scenario)]
+    simulator += ["--endpoint", f"{SOURCE}={endpoint}", "--log-level", "WARNING"]
+    async with simulator_process(simulator, endpoint, folder / "simulator.log"):
         say(f"{signals} signals at {interval_ms} ms: server up; baseline (bare asyncua client)…")
         baseline, baseline_setup = await bare_client(
             endpoint, [b.node for b in bindings], interval_ms, timing
@@ -290,6 +275,24 @@ async def run_size(
         if connections > 1:
             single, _, _ = await edge_source(endpoint, config, bindings, timing, len(bindings))
             say(f"  edge on one connection {single:,.0f}/s ({single / baseline:.1%})")
+    return SizeResult(
+        signals, interval_ms, baseline, edge, baseline_setup, edge_setup, connections, single
+    )
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(
+    arguments: Sequence[str], endpoint: str, log_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python <arguments>`` run from the project root (output into ``log_path``); entered
+    once ``endpoint`` answers, terminated on exit."""
+    log = await asyncio.to_thread(log_path.open, "wb")
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, *arguments, cwd=ROOT, stdout=log, stderr=log
+    )
+    try:
+        await wait_listening(endpoint, server)
+        yield server
     finally:
         server.terminate()
         try:
@@ -298,19 +301,17 @@ async def run_size(
             server.kill()
             await server.wait()
         log.close()
-    return SizeResult(
-        signals, interval_ms, baseline, edge, baseline_setup, edge_setup, connections, single
-    )
 
 
-async def _wait_listening(endpoint: str, server: asyncio.subprocess.Process) -> None:
+async def wait_listening(endpoint: str, server: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 300  # 10,000 nodes take a while to create
     while time.monotonic() < deadline:
         if server.returncode is not None:
             raise BenchError(f"the simulator exited with {server.returncode}")
         try:
-            async with Client(endpoint, timeout=5):
-                return
+            # No session: a secured server may refuse an anonymous one, not GetEndpoints.
+            await Client(endpoint, timeout=5).connect_and_get_server_endpoints()
+            return
         except (OSError, TimeoutError, UaError):
             await asyncio.sleep(1.0)
     raise BenchError(f"the simulator did not listen on {endpoint}")

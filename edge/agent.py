@@ -19,7 +19,13 @@ from common.service import wait_for_stop_or_failure
 from common.topics import edge_topic
 from common.wire import LivenessEvent, Value
 from edge.buffer import BufferConfig, SampleBuffer
-from edge.health import GOOD_SOURCE_STATES, CountingSink, RateMeter, verdict
+from edge.health import (
+    GOOD_SOURCE_STATES,
+    CountingSink,
+    RateMeter,
+    add_connection_rates,
+    verdict,
+)
 from edge.health_server import HealthServer
 from edge.settings import EdgeSettings
 from edge.sources import Source, now_ns
@@ -211,6 +217,7 @@ class EdgeAgent:
             s.id: CountingSink(self.sink, s.id, self.samples_by_source) for s in self.sources
         }
         self.rates = RateMeter()
+        self.connection_rates = RateMeter()
         self.health_server = (
             HealthServer(self.health, settings.health_host, settings.health_port)
             if settings.health_enabled
@@ -227,6 +234,7 @@ class EdgeAgent:
                 "samples_per_s": round(rates.get(source.id, 0.0), 3),
             }
             sources[source.id]["up"] = sources[source.id].get("state") in GOOD_SOURCE_STATES
+        add_connection_rates(self.connection_rates, sources)
         report: dict[str, Any] = {
             "edge": self.uplink.identity.edge,
             "plant": self.plant.id,

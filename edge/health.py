@@ -77,6 +77,21 @@ class RateMeter:
         return {key: (value - old.get(key, 0)) / elapsed for key, value in counters.items()}
 
 
+def add_connection_rates(meter: RateMeter, sources: dict[str, dict[str, Any]]) -> None:
+    """Notifications/s of each connection, for sources spread over several sessions."""
+    counters: dict[str, int] = {}
+    for source_id, health in sources.items():
+        for connection in health.get("connections") or []:
+            counters[f"{source_id}/{connection['name']}"] = connection.get("notifications", 0)
+    if not counters:
+        return
+    rates = meter.rates(counters)
+    for source_id, health in sources.items():
+        for connection in health.get("connections") or []:
+            rate = rates.get(f"{source_id}/{connection['name']}", 0.0)
+            connection["notifications_per_s"] = round(rate, 3)
+
+
 def verdict(report: dict[str, Any], buffer_max_bytes: int, buffer_max_samples: int) -> list[str]:
     """Why the agent is not healthy, one reason per problem; empty when all is well."""
     problems: list[str] = []
@@ -89,6 +104,16 @@ def verdict(report: dict[str, Any], buffer_max_bytes: int, buffer_max_samples: i
         if health.get("state") not in GOOD_SOURCE_STATES:
             detail = f" ({health['last_error']})" if health.get("last_error") else ""
             problems.append(f"source {source} {health.get('state')}{detail}")
+        cycle, interval = health.get("last_cycle_s"), health.get("poll_interval_s")
+        if health.get("mode") == "poll" and cycle and interval and cycle > interval:
+            problems.append(
+                f"source {source}: read cycle {cycle:.2f}s is longer than its poll interval "
+                f"{interval:g}s (samples are late; poll less often or split the nodes)"
+            )
+        sparkplug = health.get("sparkplug")
+        if isinstance(sparkplug, dict) and sparkplug.get("nodes_without_birth"):
+            nodes = ", ".join(sparkplug["nodes_without_birth"][:10])
+            problems.append(f"source {source}: Sparkplug nodes without a live birth: {nodes}")
     buffer = report["buffer"]
     fill = max(buffer["bytes_on_disk"] / buffer_max_bytes, buffer["depth"] / buffer_max_samples)
     if fill >= BUFFER_WARN_FILL:

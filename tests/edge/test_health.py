@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from edge.health import RateMeter, verdict
+from edge.health import RateMeter, add_connection_rates, verdict
 from edge.health_server import HealthServer, HealthServerError
 
 
@@ -82,6 +82,25 @@ def test_a_standing_uplink_error_while_connected_is_a_problem() -> None:
     ]
 
 
+def test_a_sparkplug_node_without_a_live_birth_is_a_problem() -> None:
+    sources = {
+        "dev": {"state": "subscribed", "sparkplug": {"nodes_without_birth": ["gw1", "gw2"]}},
+        "ok": {"state": "subscribed", "sparkplug": {"nodes_without_birth": []}},
+    }
+    assert verdict(_report(sources=sources), 1000, 1000) == [
+        "source dev: Sparkplug nodes without a live birth: gw1, gw2"
+    ]
+
+
+def test_a_read_cycle_longer_than_the_poll_interval_is_a_problem() -> None:
+    slow = {"state": "polling", "mode": "poll", "last_cycle_s": 1.5, "poll_interval_s": 1.0}
+    fast = {"state": "polling", "mode": "poll", "last_cycle_s": 0.2, "poll_interval_s": 1.0}
+    assert verdict(_report(sources={"s1": slow, "s2": fast}), 1000, 1000) == [
+        "source s1: read cycle 1.50s is longer than its poll interval 1s (samples are late; "
+        "poll less often or split the nodes)"
+    ]
+
+
 def test_buffer_fill_counts_samples_as_well_as_bytes() -> None:
     report = _report(buffer={"bytes_on_disk": 1, "depth": 850, "write_errors": 0, "last_error": ""})
     assert verdict(report, 1000, 1000) == ["buffer 85% full (850 samples waiting)"]
@@ -104,3 +123,22 @@ async def test_port_zero_reports_the_port_it_got() -> None:
         assert server.port > 0
     finally:
         await server.stop()
+
+
+def test_each_connection_of_a_split_source_gets_its_rate() -> None:
+    clock = FakeClock()
+    meter = RateMeter(window=60.0, clock=clock)
+
+    def sources(first: int, second: int) -> dict[str, dict[str, Any]]:
+        connections = [
+            {"name": "s1#1", "notifications": first},
+            {"name": "s1#2", "notifications": second},
+        ]
+        return {"s1": {"connections": connections}, "dev": {"state": "subscribed"}}
+
+    add_connection_rates(meter, sources(0, 0))
+    clock.now = 10.0
+    report = sources(1000, 0)  # the second session is silent
+    add_connection_rates(meter, report)
+    assert [c["notifications_per_s"] for c in report["s1"]["connections"]] == [100.0, 0.0]
+    assert "connections" not in report["dev"]

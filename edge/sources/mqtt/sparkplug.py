@@ -164,6 +164,8 @@ class SparkplugReader:
         return {
             "group_id": self.group_id,
             "nodes_born": sorted(n for n, s in self.nodes.items() if s.birth is not None),
+            # Bound nodes whose data cannot be read now (dead, or not born since we connected).
+            "nodes_without_birth": sorted(n for n, s in self.nodes.items() if s.birth is None),
             **self.stats.__dict__,
         }
 

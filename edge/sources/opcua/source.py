@@ -116,6 +116,8 @@ class OpcUaSource:
         report: dict[str, object] = {
             "endpoint": self.endpoint,
             "mode": self.config.mode,
+            # What last_cycle_s (polling) is to be compared with.
+            "poll_interval_s": self.config.poll_interval,
             **_bounded(dataclasses.asdict(self.stats)),
         }
         if len(self.connections) > 1:

@@ -164,10 +164,14 @@ async def test_node_death_by_lost_connection_marks_node_and_devices_stale(
         await node.start()  # a new session (next bdSeq): values again
         await node.publish(None, {"Temperature": 30.0})
         await eventually(lambda: values(sink, "temp")[-1:] == [30.0], what="temp again")
+        alive = source.health()["sparkplug"]
         await node.stop()  # a clean shutdown publishes NDEATH itself
         await eventually(lambda: statuses(sink, "temp")[-1] == BAD_NO_COMMUNICATION)
     health = source.health()["sparkplug"]
     assert isinstance(health, dict) and health["deaths"] == 2
+    # The health verdict's input: a bound node that cannot be read now.
+    assert isinstance(alive, dict) and alive["nodes_without_birth"] == []
+    assert health["nodes_without_birth"] == [NODE]
 
 
 @pytest.mark.integration
