@@ -87,6 +87,8 @@ def main() -> int:
             f"API {stack.api_url} (OpenAPI {stack.api_url}/docs), logs in .demo/logs/",
             flush=True,
         )
+        edges = ", ".join(f"{plant} {url}" for plant, url in stack.edge_health_urls.items())
+        print(f"demo: edge agents' health: {edges}", flush=True)
         print(
             f"demo: the KPI window is {args.window}: rates settle once it has filled.", flush=True
         )
