@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,13 @@ def show_kpi(stack: PlantStack, args: argparse.Namespace) -> None:
         time.sleep(5)
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # Stopped by a service manager or `timeout`: clean up as Ctrl-C does.
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenario", type=Path, default=ROOT / "examples/demo/scenario.yaml")
     parser.add_argument("--api-port", type=int, default=8080)

@@ -8,6 +8,7 @@ would, with OPC UA ports picked free and passed as endpoint overrides.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,8 +78,12 @@ class PlantStack:
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Component:
         log_path = self.workdir / f"{name}.log"
         log_file = log_path.open("ab")
+        # A component outlives nothing: if the test or the demo dies (even by SIGKILL), it
+        # gets SIGTERM and stops cleanly, instead of holding its port as an orphan.
+        setpriv = shutil.which("setpriv")
+        launcher = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
         proc = subprocess.Popen(
-            [sys.executable, *args],
+            [*launcher, sys.executable, *args],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
