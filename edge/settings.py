@@ -133,38 +133,15 @@ class EdgeSettings(BaseSettings):
 
     def broker_password(self, source_id: str) -> SecretStr | None:
         """The password for a device broker source, from the env or its file."""
-        if source_id in self.broker_passwords and source_id in self.broker_password_files:
-            raise ValueError(
-                f"source {source_id}: password given both in EDGE_BROKER_PASSWORDS and "
-                "EDGE_BROKER_PASSWORD_FILES; keep one"
-            )
-        path = self.broker_password_files.get(source_id)
-        if path is None:
-            return self.broker_passwords.get(source_id)
-        try:
-            # One trailing newline is what `echo secret > file` adds, not part of the secret.
-            return SecretStr(path.read_text(encoding="utf-8").removesuffix("\n"))
-        except OSError as exc:
-            raise ValueError(
-                f"source {source_id}: cannot read broker password file {path}: {exc.strerror}"
-            ) from None
+        return _source_secret(
+            source_id, self.broker_passwords, self.broker_password_files, "BROKER", "broker"
+        )
 
     def opcua_password(self, source_id: str) -> SecretStr | None:
         """The OPC UA user password of a source, from the env or its file."""
-        if source_id in self.opcua_passwords and source_id in self.opcua_password_files:
-            raise ValueError(
-                f"source {source_id}: password given both in EDGE_OPCUA_PASSWORDS and "
-                "EDGE_OPCUA_PASSWORD_FILES; keep one"
-            )
-        path = self.opcua_password_files.get(source_id)
-        if path is None:
-            return self.opcua_passwords.get(source_id)
-        try:
-            return SecretStr(path.read_text(encoding="utf-8").removesuffix("\n"))
-        except OSError as exc:
-            raise ValueError(
-                f"source {source_id}: cannot read OPC UA password file {path}: {exc.strerror}"
-            ) from None
+        return _source_secret(
+            source_id, self.opcua_passwords, self.opcua_password_files, "OPCUA", "OPC UA"
+        )
 
     @property
     def resolved_opcua_pki_dir(self) -> Path:
@@ -190,3 +167,28 @@ class EdgeSettings(BaseSettings):
     @property
     def resolved_buffer_dir(self) -> Path:
         return self.buffer_dir or Path(f"edge-buffer-{self.resolved_edge_id}")
+
+
+def _source_secret(
+    source_id: str,
+    values: dict[str, SecretStr],
+    files: dict[str, Path],
+    setting: str,
+    what: str,
+) -> SecretStr | None:
+    """A per-source password from ``EDGE_<setting>_PASSWORDS`` or ``…_PASSWORD_FILES``."""
+    if source_id in values and source_id in files:
+        raise ValueError(
+            f"source {source_id}: password given both in EDGE_{setting}_PASSWORDS and "
+            f"EDGE_{setting}_PASSWORD_FILES; keep one"
+        )
+    path = files.get(source_id)
+    if path is None:
+        return values.get(source_id)
+    try:
+        # One trailing newline is what `echo secret > file` adds, not part of the secret.
+        return SecretStr(path.read_text(encoding="utf-8").removesuffix("\n"))
+    except OSError as exc:
+        raise ValueError(
+            f"source {source_id}: cannot read {what} password file {path}: {exc.strerror}"
+        ) from None
