@@ -308,13 +308,15 @@ async def collector_run(
                 stack.check_alive()
                 states = [await _stats(http, url) for url in urls]
                 now = time.monotonic()
+                # The window opens as soon as any instance answers (one may start writing
+                # while another is still starting); it closes when all have written all.
+                if first is None and any(s is not None for s in states):
+                    first = (now, sum(_written(s) for s in states if s is not None))
+                    cpu_before = snapshot(
+                        {**server_pids, **{f"collector {i + 1}": p for i, p in enumerate(pids)}}
+                    )
                 if all(s is not None for s in states):
                     written = [_written(s) for s in states if s is not None]
-                    if first is None:
-                        first = (now, sum(written))
-                        cpu_before = snapshot(
-                            {**server_pids, **{f"collector {i + 1}": p for i, p in enumerate(pids)}}
-                        )
                     if sum(written) >= expected:
                         break
                 if now > deadline:

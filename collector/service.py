@@ -68,6 +68,7 @@ class Collector:
             session_expiry=settings.session_expiry,
             share_group=settings.share_group,
             security=settings.broker_security(),
+            silence_warning=settings.broker_silence_warning,
         )
         # Timed: /metrics reports how long each KPI computation takes.
         self.kpi: KpiService = TimedKpiService(

@@ -92,6 +92,9 @@ class CollectorSettings(BaseSettings):
     client_id: str = "plantkpi-collector"
     """Stable: the broker keeps this client's session (and queued batches) across restarts."""
     session_expiry: int = Field(3600, ge=0)
+    broker_silence_warning: Duration = 120.0
+    """Warn when nothing at all arrives this long after subscribing (edges send health every
+    few seconds): no edge publishes, or the broker's ACL does not let the collector read."""
     share_group: str = Field("", pattern=r"^[A-Za-z0-9_-]*$")
     """Set the same group on several collectors to split the uplink between them (MQTT 5
     shared subscription); each needs its own ``client_id``."""

@@ -203,6 +203,11 @@ class SparkplugGroup(Strict):
     restarted —, unknown alias), as Sparkplug host applications do. Off: it only logs and
     counts, and a node that stays up is not read until it rebirths on its own (the edge
     then needs no write right on the device broker)."""
+    primary_host_id: SparkplugId | None = None
+    """Act as this Sparkplug 3.0 primary host application: publish the retained STATE
+    ``spBv1.0/STATE/<id>`` (online at each connect, offline as MQTT will and at a clean
+    stop), which edge nodes configured with this Primary Host ID wait for before their
+    births. Needs write (and retain) rights on that topic."""
 
 
 class SparkplugMetric(Strict):
@@ -241,6 +246,11 @@ class MqttSource(Strict):
         if self.persistent_session and self.qos == 0:
             raise ValueError(
                 "persistent_session needs qos 1 or 2 (brokers do not queue QoS 0 messages)"
+            )
+        if self.persistent_session and self.sparkplug and self.sparkplug.primary_host_id:
+            raise ValueError(
+                "sparkplug.primary_host_id needs persistent_session off: a Sparkplug host "
+                "application connects with a clean session (Sparkplug 3.0)"
             )
         filters = [TopicPattern.parse(s.pattern).filter for s in self.subscriptions]
         if self.sparkplug is not None:

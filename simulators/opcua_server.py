@@ -24,6 +24,7 @@ from typing import cast
 
 from asyncua import ua
 from asyncua.common.utils import ServiceError
+from asyncua.crypto import uacrypto
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
@@ -32,6 +33,7 @@ from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
 from asyncua.ua.attribute_ids import AttributeIds
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from common.quality import BAD_WAITING_FOR_INITIAL_DATA
 from common.register import UpdateKind
@@ -91,11 +93,18 @@ class ServerSecurity:
     """Username → password; when given, only these users may log in (no anonymous)."""
     trusted_dir: Path | None = None
     """Client application certificates accepted; None: any client certificate."""
+    user_certificates: tuple[Path, ...] = ()
+    """User certificates (DER or PEM) that may log in with an X.509 identity token; when
+    given, that token is offered (beside username when ``users`` is given too)."""
 
 
-class _PasswordUsers(UserManager):
-    def __init__(self, users: dict[str, str]) -> None:
+class _Users(UserManager):
+    """Only the given users (username + password) and user certificates may log in."""
+
+    def __init__(self, users: dict[str, str], certificates: dict[bytes, str]) -> None:
         self.users = users
+        self.certificates = certificates
+        """DER of each accepted user certificate → the user's name (its subject)."""
 
     def get_user(
         self,
@@ -104,9 +113,26 @@ class _PasswordUsers(UserManager):
         password: str | None = None,
         certificate: object = None,
     ) -> User | None:
-        if username is not None and self.users.get(username) == password:
-            return User(role=UserRole.User, name=username)
+        if username is not None:
+            ok = self.users.get(username) == password
+            return User(role=UserRole.User, name=username) if ok else None
+        # An X.509 token's certificate, its signature verified by asyncua (the client holds
+        # the key); for other tokens asyncua passes the channel's client certificate here,
+        # but those tokens are not offered beside a certificate (set_identity_tokens).
+        name = self.certificates.get(certificate) if isinstance(certificate, bytes) else None
+        return None if name is None else User(role=UserRole.User, name=name)
+
+
+async def _user_manager(security: ServerSecurity) -> UserManager | None:
+    """None (asyncua's: anyone) when the server names no users nor user certificates."""
+    if not security.users and not security.user_certificates:
         return None
+    certificates: dict[bytes, str] = {}
+    for path in security.user_certificates:
+        certificate: x509.Certificate = await uacrypto.load_certificate(path)
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        certificates[der] = certificate.subject.rfc4514_string()
+    return _Users(security.users, certificates)
 
 
 @dataclass(frozen=True)
@@ -232,7 +258,7 @@ class OpcUaSourceServer:
         if server_logger.getEffectiveLevel() < logging.WARNING:
             server_logger.setLevel(logging.WARNING)
         security = self.security
-        server = Server(user_manager=_PasswordUsers(security.users) if security else None)
+        server = Server(user_manager=await _user_manager(security) if security else None)
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"plantkpi simulator {self.source_id}")
@@ -276,9 +302,10 @@ class OpcUaSourceServer:
         server.set_security_policy(list(security.policies))
         await server.load_certificate(str(security.cert_file))
         await server.load_private_key(str(security.key_file))
-        server.set_identity_tokens(
-            [ua.UserNameIdentityToken] if security.users else [ua.AnonymousIdentityToken]
-        )
+        tokens: list[type] = [ua.UserNameIdentityToken] if security.users else []
+        if security.user_certificates:
+            tokens.append(ua.X509IdentityToken)
+        server.set_identity_tokens(tokens or [ua.AnonymousIdentityToken])
         trusted_dir = security.trusted_dir
         if trusted_dir is None:
             return

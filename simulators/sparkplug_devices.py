@@ -7,6 +7,12 @@ then one DBIRTH per device right after connecting, NDATA/DDATA by alias only, ``
 NDEATH before a clean disconnect. An NCMD ``Node Control/Rebirth`` makes it publish its
 births again. Payloads are encoded by pysparkplug.
 
+With ``primary_host_id`` it follows the primary host rules of Sparkplug 3.0 (5.4): it
+subscribes to ``spBv1.0/STATE/<primary_host_id>`` and publishes its births only once that
+STATE says online; a STATE older (by timestamp) than the last one accepted is ignored; an
+offline STATE while it is born makes it publish NDEATH, disconnect and start over (connect,
+wait for online, birth) — with one MQTT server there is no next server to move to.
+
 Faults for tests: ``kill`` drops the TCP connection without DISCONNECT (the broker then
 publishes the will), ``skip_seq`` loses sequence numbers.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 from collections.abc import Mapping
@@ -64,6 +71,7 @@ class SparkplugEdgeNode:
         devices: Mapping[str, Mapping[str, spb.DataType]],
         *,
         bd_seq: int = 0,
+        primary_host_id: str | None = None,
     ) -> None:
         self.broker = parse_broker_url(broker)
         self.group_id = group_id
@@ -84,18 +92,34 @@ class SparkplugEdgeNode:
         self.seq = 0
         self.rebirths = 0
         """NCMD rebirth requests served."""
+        self.primary_host_id = primary_host_id
+        self.born = False
+        """NBIRTH published in the current session."""
+        self.host_online = False
+        self.host_timestamp: int | None = None
+        """Timestamp of the last primary host STATE accepted (older ones are ignored)."""
+        self.host_offline_deaths = 0
+        """Sessions ended (NDEATH, disconnect) because the primary host went offline."""
         self._client: aiomqtt.Client | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._restart: asyncio.Task[None] | None = None
 
     def topic(self, kind: str, device: str | None = None) -> str:
         base = f"{SPARKPLUG_NAMESPACE}/{self.group_id}/{kind}/{self.node_id}"
         return base if device is None else f"{base}/{device}"
 
+    @property
+    def state_topic(self) -> str | None:
+        if self.primary_host_id is None:
+            return None
+        return f"{SPARKPLUG_NAMESPACE}/STATE/{self.primary_host_id}"
+
     # --- session ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect with the NDEATH will, listen for commands, publish the births."""
+        """Connect with the NDEATH will, listen for commands, publish the births (with a
+        primary host: once its STATE says online)."""
         death = spb.NDeath(timestamp=_now_ms(), bd_seq_metric=self._bd_seq_metric())
         will = aiomqtt.Will(self.topic("NDEATH"), death.encode(), qos=1)
         client = aiomqtt.Client(
@@ -110,16 +134,21 @@ class SparkplugEdgeNode:
         self._client, self._stack = client, stack
         await client.subscribe(self.topic("NCMD"), qos=1)
         self._listener = asyncio.create_task(self._listen(client))
-        await self.birth()
+        if self.state_topic is None:
+            await self.birth()
+        else:
+            await client.subscribe(self.state_topic, qos=1)  # its retained STATE follows
 
     async def stop(self) -> None:
         """A clean shutdown: NDEATH, then DISCONNECT (the broker discards the will)."""
+        await self._restarted()
         death = spb.NDeath(timestamp=_now_ms(), bd_seq_metric=self._bd_seq_metric())
         await self._publish(self.topic("NDEATH"), death.encode(), qos=1)
         await self._close()
 
     async def kill(self) -> None:
         """Drop the connection without DISCONNECT: the broker publishes the NDEATH will."""
+        await self._restarted()
         client = self._require()
         sock = client._client.socket()
         if isinstance(sock, socket.socket):
@@ -136,12 +165,20 @@ class SparkplugEdgeNode:
                 await self._stack.aclose()
         self._client = self._stack = self._listener = None
         self.bd_seq = (self.bd_seq + 1) % 256
+        self.born = self.host_online = False
+
+    async def _restarted(self) -> None:
+        """Wait for a session restart after the primary host went offline, if one runs."""
+        if self._restart is not None:
+            await self._restart
+            self._restart = None
 
     async def __aenter__(self) -> Self:
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self._restarted()
         if self._client is not None:
             await self.stop()
 
@@ -150,6 +187,12 @@ class SparkplugEdgeNode:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 continue
+            if str(message.topic) == self.state_topic:
+                if not await self._host_state(bytes(payload)):
+                    return  # the session is over; _restart opens the next one
+                continue
+            if self.state_topic is not None and not self.host_online:
+                continue  # commands only come from an online primary host
             try:
                 command = spb.NCmd.decode(bytes(payload))
             except (DecodeError, ValueError, KeyError, NotImplementedError) as exc:
@@ -159,11 +202,42 @@ class SparkplugEdgeNode:
                 self.rebirths += 1
                 await self.birth()
 
+    async def _host_state(self, payload: bytes) -> bool:
+        """Follow the primary host's STATE; False when the session must end."""
+        try:
+            state = json.loads(payload)
+            online, timestamp = state["online"], state["timestamp"]
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("sparkplug node %s: unreadable STATE: %r", self.node_id, exc)
+            return True
+        if not isinstance(online, bool) or not isinstance(timestamp, int):
+            log.warning("sparkplug node %s: malformed STATE %r", self.node_id, state)
+            return True
+        if self.host_timestamp is not None and timestamp < self.host_timestamp:
+            return True  # an older state (e.g. a late will) than the one we acted on
+        self.host_timestamp = timestamp
+        self.host_online = online
+        if online and not self.born:
+            await self.birth()
+        elif not online and self.born:
+            # The host cannot read us: end the session (NDEATH, DISCONNECT) and start over.
+            self.host_offline_deaths += 1
+            death = spb.NDeath(timestamp=_now_ms(), bd_seq_metric=self._bd_seq_metric())
+            await self._publish(self.topic("NDEATH"), death.encode(), qos=1)
+            self._restart = asyncio.create_task(self._start_over())
+            return False
+        return True
+
+    async def _start_over(self) -> None:
+        await self._close()
+        await self.start()
+
     # --- messages --------------------------------------------------------------------------
 
     async def birth(self) -> None:
         """NBIRTH (seq 0) and every device's DBIRTH, with current values."""
         self.seq = 0
+        self.born = True
         now = _now_ms()
         metrics = [
             self._bd_seq_metric(now),

@@ -41,6 +41,8 @@ class ConsumerStats:
     failed_messages: int = 0
     acked: int = 0
     last_error: str = ""
+    silent_s: float = 0.0
+    """Seconds since subscribing with nothing received at all (0 once anything arrives)."""
 
 
 class UplinkConsumer:
@@ -55,8 +57,12 @@ class UplinkConsumer:
         reconnect_max_delay: float = 30.0,
         share_group: str = "",
         security: LinkSecurity | None = None,
+        silence_warning: float = 120.0,
     ) -> None:
+        """``silence_warning``: seconds after subscribing with no message at all (edges
+        publish health every few seconds) after which the consumer warns."""
         self.security = security or LinkSecurity()
+        self.silence_warning = silence_warning
         self.share_group = share_group
         self.pipeline = pipeline
         self.broker = broker
@@ -132,7 +138,11 @@ class UplinkConsumer:
                         self.security.describe(),
                     )
                     backoff.reset()
-                    await self._read(client)
+                    watch = asyncio.create_task(self._warn_while_silent(), name="silence")
+                    try:
+                        await self._read(client)
+                    finally:
+                        watch.cancel()
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:
@@ -174,6 +184,29 @@ class UplinkConsumer:
                 else ""
             )
             raise aiomqtt.MqttError(f"subscription refused for {who}: {', '.join(refused)}{hint}")
+
+    async def _warn_while_silent(self) -> None:
+        """mosquitto grants any subscription and applies its ACL only when delivering: a
+        collector without read rights gets no error, only silence. Say so."""
+        before = self.stats.messages
+        waited = 0.0
+        while self.stats.messages == before:
+            await asyncio.sleep(self.silence_warning)
+            if self.stats.messages != before:
+                break
+            waited += self.silence_warning
+            self.stats.silent_s = waited
+            who = f"user {self.security.username!r}" if self.security.username else "anonymous"
+            log.warning(
+                "uplink consumer: nothing received from %s in %.0f s since subscribing to "
+                "%s/v1/+/+/+/…: either no edge has published yet, or the broker's ACL does "
+                "not let %s read the uplink topics (`plantkpi-collector acl`)",
+                self.broker,
+                waited,
+                self.prefix,
+                who,
+            )
+        self.stats.silent_s = 0.0
 
     async def _read(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:

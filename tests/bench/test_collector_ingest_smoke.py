@@ -36,7 +36,10 @@ async def test_tiny_ingest_benchmark_stores_everything(
     assert [run.name.split(" ")[0] for run in results.runs] == ["collector", "collectors", "naive"]
     for run in results.runs:
         assert run.stored == BATCHES * BATCH_SAMPLES, run.name
-        assert run.per_s > 0, run.name
+        assert run.per_s_with_startup > 0, run.name
+        # At this tiny size a drain can finish before the timed window opens (the window
+        # needs an instance's API to answer): then nothing was timed, and no rate is claimed.
+        assert run.per_s > 0 or run.samples_timed == 0, run.name
     two = results.runs[1]
     assert sum(two.split) == BATCHES * BATCH_SAMPLES
     assert all(n > 0 for n in two.split), f"one collector got nothing: {two.split}"

@@ -11,7 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
+from edge.sources.opcua.pki import application_uri
 from tests.edge.opcua.helpers import (
     NodeOpcUaServer,
     RecordingSink,
@@ -19,7 +21,7 @@ from tests.edge.opcua.helpers import (
     eventually,
     interop_register,
 )
-from tests.edge.opcua.security_kit import PASSWORD, USER, Keys, make_keys, trust
+from tests.edge.opcua.security_kit import EDGE_ID, PASSWORD, USER, Keys, make_keys, trust
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -42,9 +44,15 @@ def secured_register(policy: str, mode: str) -> str:
     return text.replace(NO_SECURITY, security)
 
 
-async def start_secured_node_opcua(tmp_path: Path, keys: Keys, password: str) -> NodeOpcUaServer:
+async def start_secured_node_opcua(
+    tmp_path: Path, keys: Keys, password: str, *, trust_edge: bool = True
+) -> NodeOpcUaServer:
     server_pki = tmp_path / "node-pki"
-    trust(keys.edge_pki / "own" / "certs" / "plantkpi-edge.der", server_pki / "trusted" / "certs")
+    if trust_edge:
+        trust(
+            keys.edge_pki / "own" / "certs" / "plantkpi-edge.der",
+            server_pki / "trusted" / "certs",
+        )
     server = NodeOpcUaServer(
         free_port(), INTEROP_PKI=str(server_pki), INTEROP_USERS=f"{USER}:{password}"
     )
@@ -116,3 +124,47 @@ async def test_wrong_password_against_node_opcua_is_a_clear_error(
     assert server.url in error and f"user {USER!r}" in error
     assert PASSWORD not in error
     assert not sink.samples
+
+
+async def test_node_opcua_refusing_our_certificate_says_where_it_is(
+    tmp_path: Path, keys: Keys
+) -> None:
+    """node-opcua's trusted/ lacks our certificate: the error names the server, says it
+    refused our application certificate and where that file is; trusting it on the server
+    (moving it from node-opcua's rejected/) is enough for the next retry to connect."""
+    pki = keys.edge_pki_copy(tmp_path / "edge-pki")
+    register = tmp_path / "register.yaml"
+    register.write_text(secured_register("Basic256Sha256", "SignAndEncrypt"))
+    server = await start_secured_node_opcua(tmp_path, keys, PASSWORD, trust_edge=False)
+    source = edge_source(
+        register,
+        server.url,
+        opcua_pki_dir=pki.root,
+        opcua_passwords={"s1": PASSWORD},
+        opcua_trust_unknown_servers=True,
+    )
+    sink = RecordingSink()
+    task = asyncio.create_task(source.run(sink))
+    try:
+        await eventually(
+            lambda: "refused our application certificate" in source.connections[0].stats.last_error,
+            what="the certificate-refused error",
+        )
+        await eventually(lambda: len(sink.events) >= 1, what="the source reported down")
+        error = source.connections[0].stats.last_error
+        assert server.url in error and str(pki.cert_file) in error, error
+        assert application_uri(EDGE_ID) in error
+        assert not sink.ups() and not sink.samples
+        # node-opcua keeps the refused certificate (PEM) in its rejected list, where the
+        # message says it can be accepted instead of copied.
+        (refused,) = (tmp_path / "node-pki" / "rejected").glob("*.pem")
+        ours = x509.load_der_x509_certificate(pki.cert_file.read_bytes())
+        assert x509.load_pem_x509_certificate(refused.read_bytes()) == ours
+        shutil.move(refused, tmp_path / "node-pki" / "trusted" / "certs" / refused.name)
+        await eventually(lambda: bool(sink.samples), what="samples once node-opcua trusts us")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await server.kill()
+    assert sink.ups(), sink.events

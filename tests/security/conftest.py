@@ -24,6 +24,8 @@ from tests.support.servers import LOOPBACK, MosquittoServer
 DEMO_REGISTER = Path(__file__).parents[2] / "examples" / "demo" / "register.yaml"
 OBSERVER = "test-observer"
 HALF = "edge-half"
+NO_READ = "collector-no-read"
+"""A collector user the ACL lets publish dead letters but read nothing."""
 """A test-only edge of plant-a whose ACL lets its birth through but not its batches."""
 PASSWORDS = {
     "edge-plant-a": "a-Secret-4-plant-a",
@@ -31,6 +33,7 @@ PASSWORDS = {
     "plantkpi-collector": "c-Secret-4-collector",
     OBSERVER: "o-Secret-4-observer",
     HALF: "h-Secret-4-half-edge",
+    NO_READ: "n-Secret-4-no-read",
 }
 
 
@@ -75,6 +78,7 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterato
         generated
         + f"\nuser {OBSERVER}\ntopic readwrite #\n"
         + f"\nuser {HALF}\ntopic write {half_state}\n"
+        + f"\nuser {NO_READ}\ntopic write plantkpi/v1/deadletter/#\n"
     )
     server = MosquittoServer(
         folder / "broker",

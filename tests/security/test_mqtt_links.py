@@ -33,7 +33,14 @@ from edge.agent import EdgeAgent
 from edge.health import verdict
 from edge.settings import EdgeSettings
 from tests.edge.mqtt.helpers import eventually
-from tests.security.conftest import DEMO_REGISTER, HALF, OBSERVER, PASSWORDS, SecureBroker
+from tests.security.conftest import (
+    DEMO_REGISTER,
+    HALF,
+    NO_READ,
+    OBSERVER,
+    PASSWORDS,
+    SecureBroker,
+)
 from tests.support.servers import InfluxServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -338,3 +345,33 @@ async def _consumer_error(service: Collector, expected: str) -> str:
     stats = service.consumer.stats
     await eventually(lambda: expected in stats.last_error, what=expected)
     return stats.last_error
+
+
+async def test_a_collector_the_acl_does_not_let_read_says_so(
+    tmp_path: Path,
+    secure_broker: SecureBroker,
+    influxdb: InfluxServer,
+    influx_db: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """mosquitto grants the subscription and drops every delivery: no error to catch, so
+    the consumer must notice the silence while an edge is publishing."""
+    client = secure_broker.pki.client(NO_READ)
+    settings = collector_settings(
+        secure_broker,
+        influxdb,
+        influx_db,
+        broker_username=NO_READ,
+        broker_password_file=secure_broker.password_file(NO_READ),
+        broker_cert_file=client.cert,
+        broker_key_file=client.key,
+        broker_silence_warning=0.5,
+    )
+    edge = edge_settings(tmp_path, secure_broker, "plant-a", "edge-plant-a")
+    async with running_collector(settings) as service, running_uplink(edge) as agent:
+        feed(agent, [1.0, 2.0])
+        await eventually(lambda: agent.uplink.stats.batches_sent >= 1, what="a batch sent")
+        await eventually(lambda: service.consumer.stats.silent_s > 0, what="the warning")
+    assert service.consumer.stats.messages == 0
+    assert "nothing received from" in caplog.text
+    assert f"does not let user {NO_READ!r} read the uplink topics" in caplog.text

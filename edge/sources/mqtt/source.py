@@ -28,7 +28,7 @@ from edge.sources.mqtt.payload import (
 )
 from edge.sources.mqtt.routing import TopicBinding, TopicRouter
 from edge.sources.mqtt.security import BrokerSecurity, build_security, explain_connect_error
-from edge.sources.mqtt.sparkplug import SparkplugReader
+from edge.sources.mqtt.sparkplug import PrimaryHostState, SparkplugReader
 
 __all__ = ["DeviceBrokerHealth", "MqttDeviceSource", "TopicBinding"]
 
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # Distinct rejected topics remembered for the health report; wildcard subscriptions can
 # bring any number of topics, and the report must stay small.
 MAX_REJECTED_TOPICS = 100
+STATE_DEATH_TIMEOUT = 2.0
+"""Seconds a clean stop waits for the broker to take the primary host's offline STATE."""
 
 
 @dataclass
@@ -75,15 +77,21 @@ class MqttDeviceSource:
         self.router = TopicRouter(config.id, plain, config.subscriptions)
         self.filters = self.router.filters()
         self.sparkplug: SparkplugReader | None = None
+        self.host: PrimaryHostState | None = None
         if config.sparkplug is not None:
             spark = [b for b in bindings if b.signal.sparkplug is not None]
             self.sparkplug = SparkplugReader(config.id, config.sparkplug, spark, self._reject)
             self.filters += self.sparkplug.filters()
+            if config.sparkplug.primary_host_id is not None:
+                self.host = PrimaryHostState(config.sparkplug.primary_host_id)
+                self.filters.append(self.host.topic)  # subscribed before the STATE birth
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = DeviceBrokerHealth()
         self.generation = 0
         """Counts connections: an acknowledgement is only valid on the one it came from."""
         self._reported_up: bool | None = None
+        self._connection: aiomqtt.Client | None = None
+        """The live broker connection, if any (tests drop its socket)."""
 
     def health(self) -> dict[str, object]:
         return {
@@ -93,11 +101,17 @@ class MqttDeviceSource:
             "persistent_session": self.config.persistent_session,
             **self.stats.__dict__,
             **({"sparkplug": self.sparkplug.health()} if self.sparkplug else {}),
+            **({"primary_host": self.host.health()} if self.host else {}),
         }
 
     def _client(self) -> aiomqtt.Client:
         security = self.security
         password = security.password.get_secret_value() if security.password else None
+        # Called at every connect: the primary host's will carries this connect's time.
+        will = None
+        if self.host is not None:
+            death = self.host.will_payload(now_ns() // 1_000_000)
+            will = aiomqtt.Will(self.host.topic, death, qos=1, retain=True)
         if not self.config.persistent_session:
             return aiomqtt.Client(
                 self.broker.host,
@@ -106,6 +120,7 @@ class MqttDeviceSource:
                 password=password,
                 tls_context=security.tls,
                 identifier=self.client_id,
+                will=will,
                 keepalive=15,
                 timeout=10,
             )
@@ -126,6 +141,7 @@ class MqttDeviceSource:
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False,
             properties=properties,
+            will=will,
             keepalive=15,
             timeout=10,
         )
@@ -161,12 +177,15 @@ class MqttDeviceSource:
                 self.stats.state = "connecting"
                 async with self._client() as client:
                     connected = True
+                    self._connection = client
                     self.stats.connects += 1
                     if self.stats.connects > 1:
                         self.stats.reconnects += 1
                     if self.filters:
                         topics: list[tuple[str, int]] = [(f, self.config.qos) for f in self.filters]
                         await client.subscribe(topics)
+                    if self.host is not None:
+                        await self._publish_state(client, self.host.birth_payload())
                     self.stats.state = "subscribed"
                     self._report(
                         sink, True, f"subscribed to {len(self.filters)} topics on {self.broker}"
@@ -175,13 +194,20 @@ class MqttDeviceSource:
                     self.generation += 1
                     if self.sparkplug is not None:
                         self.sparkplug.reset()  # births seen on an earlier connection are void
-                    async for message in client.messages:
-                        self.handle(str(message.topic), _payload_bytes(message.payload), sink)
-                        if self.sparkplug is not None:
-                            for topic, payload in self.sparkplug.take_commands():
-                                await client.publish(topic, payload, qos=0)
-                        if self.config.persistent_session and message.qos > 0:
-                            sink.after_durable(self._acknowledger(client, message.mid, message.qos))
+                    try:
+                        async for message in client.messages:
+                            self.handle(str(message.topic), _payload_bytes(message.payload), sink)
+                            if self.sparkplug is not None:
+                                for topic, payload in self.sparkplug.take_commands():
+                                    await client.publish(topic, payload, qos=0)
+                            if self.host is not None and self.host.take_republish():
+                                await self._publish_state(client, self.host.birth_payload())
+                            if self.config.persistent_session and message.qos > 0:
+                                ack = self._acknowledger(client, message.mid, message.qos)
+                                sink.after_durable(ack)
+                    except asyncio.CancelledError:
+                        await self._state_death(client)
+                        raise
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:
@@ -192,9 +218,30 @@ class MqttDeviceSource:
                 )
                 log.warning("%s", self.stats.last_error)
             finally:
+                self._connection = None
                 self.stats.state = "disconnected"
                 self._report(sink, False, self.stats.last_error or "disconnected")
             await asyncio.sleep(self.backoff.next_delay())
+
+    async def _publish_state(self, client: aiomqtt.Client, payload: bytes) -> None:
+        assert self.host is not None
+        await client.publish(self.host.topic, payload, qos=1, retain=True)
+
+    async def _state_death(self, client: aiomqtt.Client) -> None:
+        """A clean stop: the primary host's offline STATE before the DISCONNECT (which
+        makes the broker discard the will)."""
+        if self.host is None:
+            return
+        try:
+            await client.publish(
+                self.host.topic,
+                self.host.death_payload(now_ns() // 1_000_000),
+                qos=1,
+                retain=True,
+                timeout=STATE_DEATH_TIMEOUT,
+            )
+        except aiomqtt.MqttError as exc:
+            log.warning("MQTT %s: offline STATE not published at stop: %s", self.id, exc)
 
     def handle(self, topic: str, payload: bytes, sink: SourceSink) -> None:
         self.stats.messages += 1
@@ -202,6 +249,9 @@ class MqttDeviceSource:
             # Before any parser (JSON or Sparkplug) spends time or memory on it.
             self.stats.oversize += 1
             self._reject(sink, topic, oversize_reason(len(payload), self.limits))
+            return
+        if self.host is not None and topic == self.host.topic:
+            self.host.handle(payload)  # our own STATE, or what replaced it
             return
         if self.sparkplug is not None and self.sparkplug.claims(topic):
             self.sparkplug.handle(topic, payload, now_ns(), sink)

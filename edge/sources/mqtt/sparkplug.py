@@ -19,10 +19,15 @@ specification asks for, per edge node of the source's group:
 The state belongs to one broker connection: births are not retained and a clean session
 misses what happened meanwhile, so ``reset`` forgets everything at every connect.
 Pure logic apart from the sink it reports to; the source publishes ``take_commands()``.
+
+With ``primary_host_id`` the edge is also the Sparkplug 3.0 primary host application
+(``PrimaryHostState``): nodes configured with that host id publish their births only while
+its retained STATE says online.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -50,7 +55,7 @@ except ImportError:  # pragma: no cover - exercised by a start-up error, see req
 if TYPE_CHECKING:
     from pysparkplug import DBirth, DData, DDeath, Metric, NBirth, NData
 
-__all__ = ["SparkplugReader", "SparkplugUnavailable", "rebirth_command"]
+__all__ = ["PrimaryHostState", "SparkplugReader", "SparkplugUnavailable", "rebirth_command"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +91,83 @@ def rebirth_command(group_id: str, node: str, now_ms: int) -> tuple[str, bytes]:
     )
     payload = spb.NCmd(timestamp=now_ms, metrics=(metric,)).encode(include_dtypes=True)
     return f"{SPARKPLUG_NAMESPACE}/{group_id}/NCMD/{node}", payload
+
+
+@dataclass
+class PrimaryHostState:
+    """The STATE messages of a Sparkplug 3.0 primary host application (spec 4.2.3, 5.3).
+
+    At each connect the MQTT will is ``{"online": false, "timestamp": <connect ms>}`` and,
+    once the group's topics and the STATE topic itself are subscribed, the birth is
+    ``{"online": true}`` with the same timestamp; both retained, QoS 1, on
+    ``spBv1.0/STATE/<host_id>``. A clean stop publishes offline (timestamp: now) before the
+    DISCONNECT, which discards the will. An offline STATE delivered on our own topic after
+    our birth came back to us (a late will of our previous connection, or another client)
+    is answered by publishing online again, as the spec requires; one delivered before it
+    is the retained state our birth has already replaced.
+    """
+
+    host_id: str
+    connect_ms: int = 0
+    births: int = 0
+    """Online STATEs published, including republications."""
+    republished: int = 0
+    """Online STATEs published again because an offline one arrived on our topic."""
+    _republish: bool = False
+    _birth_seen: bool = False
+
+    @property
+    def topic(self) -> str:
+        return f"{SPARKPLUG_NAMESPACE}/STATE/{self.host_id}"
+
+    def will_payload(self, now_ms: int) -> bytes:
+        """The death certificate of the connection about to be made (the MQTT will)."""
+        self.connect_ms = now_ms
+        self._republish = self._birth_seen = False
+        return _state(online=False, ms=now_ms)
+
+    def birth_payload(self) -> bytes:
+        self.births += 1
+        return _state(online=True, ms=self.connect_ms)
+
+    def death_payload(self, now_ms: int) -> bytes:
+        return _state(online=False, ms=now_ms)
+
+    def handle(self, payload: bytes) -> None:
+        """A message on our own STATE topic (our own births come back too)."""
+        try:
+            state = json.loads(payload)
+        except ValueError:
+            state = None
+        online = isinstance(state, dict) and state.get("online") is True
+        if online and state.get("timestamp") == self.connect_ms:
+            self._birth_seen = True
+        elif not online and self._birth_seen:
+            log.warning(
+                "Sparkplug primary host %s: STATE %s became %r: publishing online again",
+                self.host_id,
+                self.topic,
+                payload[:100],
+            )
+            self._republish = True
+
+    def take_republish(self) -> bool:
+        republish, self._republish = self._republish, False
+        if republish:
+            self.republished += 1
+        return republish
+
+    def health(self) -> dict[str, object]:
+        return {
+            "id": self.host_id,
+            "state_topic": self.topic,
+            "births": self.births,
+            "republished": self.republished,
+        }
+
+
+def _state(*, online: bool, ms: int) -> bytes:
+    return json.dumps({"online": online, "timestamp": ms}).encode()
 
 
 @dataclass

@@ -10,6 +10,7 @@ sent. asyncua then opens the secure channel with our application certificate.
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +168,8 @@ class ClientSecurity:
             return str(exc)
         if isinstance(exc, UntrustedServerCertificate):
             return f"{where}: {exc}"
+        if self.config.policy != "None" and _open_secure_channel_fault(exc):
+            return self._certificate_refused(where, "a fault answering OpenSecureChannel")
         if not isinstance(exc, UaStatusCodeError):
             return None
         code = exc.code
@@ -174,13 +177,16 @@ class ClientSecurity:
         if code in _IDENTITY_REFUSED:
             return f"{where} refused the user identity ({name}): {self._identity_hint()}"
         if code in _CERTIFICATE_REFUSED and self.config.policy != "None":
-            return (
-                f"{where} refused our application certificate ({name}): copy "
-                f"{self.pki.cert_file} (application URI {self.pki.application_uri}) into the "
-                "server's trusted client certificates (or accept it in the server's rejected "
-                "list), then wait for the next retry"
-            )
+            return self._certificate_refused(where, name)
         return None
+
+    def _certificate_refused(self, where: str, reason: str) -> str:
+        return (
+            f"{where} refused our application certificate ({reason}): copy "
+            f"{self.pki.cert_file} (application URI {self.pki.application_uri}) into the "
+            "server's trusted client certificates (or accept it in the server's rejected "
+            "list), then wait for the next retry"
+        )
 
     def _identity_hint(self) -> str:
         identity = self.config.identity
@@ -192,7 +198,8 @@ class ClientSecurity:
             )
         if isinstance(identity, CertificateIdentity):
             return (
-                f"the server does not accept the user certificate {identity.cert_file}: add "
+                "the server does not accept the user certificate "
+                f"{self.user_cert_file or identity.cert_file}: add "
                 "it to the server's trusted user certificates"
             )
         return "the server does not allow anonymous sessions: set an identity in 'security'"
@@ -235,6 +242,21 @@ def build_client_security(
                 raise ValueError(f"{where}: identity certificate file {path} does not exist")
         return ClientSecurity(config.id, security, pki, None, cert_file, key_file)
     return ClientSecurity(config.id, security, pki, password)
+
+
+def _open_secure_channel_fault(exc: BaseException) -> bool:
+    """The server answered OpenSecureChannel with a ServiceFault — node-opcua's answer
+    (BadSecurityChecksFailed) when it does not trust our certificate. asyncua 2.1 cannot
+    decode that answer and fails in its own ``open_secure_channel`` (an assert; an
+    AttributeError under ``python -O``), so the fault's code is lost."""
+    if not isinstance(exc, AssertionError | AttributeError):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    return (
+        bool(frames)
+        and frames[-1].name == "open_secure_channel"
+        and Path(frames[-1].filename).match("asyncua/client/ua_client.py")
+    )
 
 
 def _first_certificate(der: bytes) -> bytes:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import pysparkplug as spb
 import pytest
 
@@ -23,7 +26,7 @@ from edge.agent import build_sources
 from edge.settings import EdgeSettings
 from edge.sources.mqtt import sparkplug as sparkplug_module
 from edge.sources.mqtt.source import MqttDeviceSource
-from edge.sources.mqtt.sparkplug import SparkplugUnavailable
+from edge.sources.mqtt.sparkplug import PrimaryHostState, SparkplugUnavailable
 from simulators.sparkplug_devices import MetricSpec, SparkplugEdgeNode
 from tests.edge.mqtt.helpers import RecordingSink, eventually, write_register
 from tests.support.servers import MosquittoServer
@@ -366,6 +369,204 @@ def test_register_sparkplug_mistakes_fail_at_load_with_file_and_line(
     tmp_path: Path, source: dict[str, Any], signal: dict[str, Any], expected: str
 ) -> None:
     signals = [{"id": "s", "role": "parameter", "source": "devices", **signal}]
+    path = write_register(tmp_path, source, signals)
+    with pytest.raises(RegisterError) as error:
+        load_register(path)
+    assert expected in str(error.value)
+    assert f"{path}:" in str(error.value) or f"{path.name}:" in str(error.value)
+
+
+# --- the edge as Sparkplug 3.0 primary host application ------------------------------------
+
+
+def build_host(folder: Path, broker: str, group: str, host: str) -> MqttDeviceSource:
+    sparkplug = {"group_id": group, "primary_host_id": host}
+    register = write_register(folder, {"broker": broker, "sparkplug": sparkplug}, SIGNALS)
+    settings = EdgeSettings(
+        register_file=register,
+        plant="plant-t",
+        edge_id=f"t-{uuid.uuid4().hex[:8]}",
+        reconnect_max_delay=0.2,
+    )
+    [built] = build_sources(load_register(register), settings)
+    assert isinstance(built, MqttDeviceSource)
+    return built
+
+
+async def retained(broker: MosquittoServer, topic: str) -> dict[str, Any]:
+    """The retained message on ``topic``, as a new subscriber gets it."""
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(10):
+            message = await anext(aiter(client.messages))
+    assert message.retain, f"{topic} is not retained"
+    assert message.qos == 1
+    assert isinstance(message.payload, bytes)
+    state = json.loads(message.payload)
+    assert isinstance(state, dict) and set(state) == {"online", "timestamp"}
+    return state
+
+
+async def retained_becomes(broker: MosquittoServer, topic: str, expected: dict[str, Any]) -> None:
+    """Wait until the retained message on ``topic`` is ``expected``."""
+    state: dict[str, Any] = {}
+    for _ in range(100):
+        state = await retained(broker, topic)
+        if state == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"retained {topic} stayed {state}, expected {expected}")
+
+
+@pytest.mark.integration
+async def test_the_primary_host_state_lets_waiting_nodes_birth_and_follows_the_edge(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    group, host = group_id(), f"h{uuid.uuid4().hex[:8]}"
+    state_topic = f"spBv1.0/STATE/{host}"
+    source = build_host(tmp_path, mosquitto.url, group, host)
+    assert source.filters[-1] == state_topic  # subscribed before the STATE birth
+    sink = RecordingSink()
+    node = SparkplugEdgeNode(
+        mosquitto.url, group, NODE, NODE_METRICS, {DEVICE: DEVICE_METRICS}, primary_host_id=host
+    )
+    await node.start()  # no STATE yet: the node waits and publishes nothing
+    await node.flush()
+    assert not node.born
+    task = asyncio.create_task(source.run(sink))
+    try:
+        await eventually(lambda: len(sink.samples) == 3, what="births after the STATE birth")
+        assert node.born and node.host_online
+        assert source.host is not None
+        first = source.host.connect_ms
+        # Retained online, with the timestamp of the will registered at connect.
+        assert await retained(mosquitto, state_topic) == {"online": True, "timestamp": first}
+        await node.publish(DEVICE, {"Spindle/Speed": 7})
+        await eventually(lambda: values(sink, "speed")[-1:] == [7], what="data")
+
+        # Someone else's (or a late will's) offline STATE: the edge publishes online again;
+        # the node ignores the older timestamp.
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as other:
+            stale = json.dumps({"online": False, "timestamp": first - 1000})
+            await other.publish(state_topic, stale, qos=1, retain=True)
+        await retained_becomes(mosquitto, state_topic, {"online": True, "timestamp": first})
+        assert source.host.republished == 1
+        assert node.host_offline_deaths == 0 and node.born
+
+        # The edge's connection dies without DISCONNECT: mosquitto publishes the will, the
+        # node ends its session; the edge reconnects with a new STATE birth, the node is
+        # born again and read.
+        connection = source._connection
+        assert connection is not None
+        sock = connection._client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)
+        await eventually(lambda: node.host_offline_deaths == 1, what="node death on offline")
+        await eventually(lambda: source.host is not None and source.host.connect_ms > first)
+        await eventually(lambda: node.born, what="the node born again")
+        await node.publish(DEVICE, {"Spindle/Speed": 8})
+        await eventually(lambda: values(sink, "speed")[-1:] == [8], what="data again")
+        second = source.host.connect_ms
+        await retained_becomes(mosquitto, state_topic, {"online": True, "timestamp": second})
+    finally:
+        task.cancel()  # a clean stop: offline STATE, then DISCONNECT
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    state = await retained(mosquitto, state_topic)
+    assert state["online"] is False and state["timestamp"] >= second
+    await eventually(lambda: node.host_offline_deaths == 2, what="node death at edge stop")
+    await node.stop()
+    assert source.health()["primary_host"] == {
+        "id": host,
+        "state_topic": state_topic,
+        "births": 3,
+        "republished": 1,
+    }
+
+
+@pytest.mark.integration
+async def test_the_will_is_the_offline_state_with_the_connect_timestamp(
+    tmp_path: Path, mosquitto: MosquittoServer
+) -> None:
+    group, host = group_id(), f"h{uuid.uuid4().hex[:8]}"
+    state_topic = f"spBv1.0/STATE/{host}"
+    source = build_host(tmp_path, mosquitto.url, group, host)
+    sink = RecordingSink()
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as watcher:
+        await watcher.subscribe(state_topic, qos=1)
+        async with running(source, sink):
+            assert source.host is not None and source._connection is not None
+            connect_ms = source.host.connect_ms
+            # Stay away while the will is looked at.
+            source.backoff.next_delay = lambda: 60.0  # type: ignore[method-assign]
+            sock = source._connection._client.socket()
+            assert isinstance(sock, socket.socket)
+            sock.shutdown(socket.SHUT_RDWR)
+            seen: list[dict[str, Any]] = []
+            async with asyncio.timeout(10):
+                async for message in watcher.messages:
+                    assert isinstance(message.payload, bytes)
+                    seen.append(json.loads(message.payload))
+                    if seen[-1]["online"] is False:
+                        break
+            assert seen == [
+                {"online": True, "timestamp": connect_ms},
+                {"online": False, "timestamp": connect_ms},
+            ]
+        assert await retained(mosquitto, state_topic) == {
+            "online": False,
+            "timestamp": connect_ms,
+        }
+
+
+async def test_the_primary_host_answers_an_offline_state_only_after_its_own_birth() -> None:
+    host = PrimaryHostState("scada")
+    will = json.loads(host.will_payload(1_000))
+    birth = host.birth_payload()
+    assert will == {"online": False, "timestamp": 1_000}
+    assert json.loads(birth) == {"online": True, "timestamp": 1_000}
+    # The retained offline of our last session arrives before our birth comes back.
+    host.handle(json.dumps({"online": False, "timestamp": 500}).encode())
+    assert not host.take_republish()
+    host.handle(birth)
+    host.handle(b"not json")  # whatever replaced our online state
+    assert host.take_republish() and not host.take_republish()
+    assert json.loads(host.death_payload(2_000)) == {"online": False, "timestamp": 2_000}
+
+
+async def test_the_own_state_topic_is_neither_data_nor_rejected(tmp_path: Path) -> None:
+    source = build_host(tmp_path, "mqtt://127.0.0.1:1", group_id(), "scada")
+    sink = RecordingSink()
+    source.handle("spBv1.0/STATE/scada", b'{"online": true, "timestamp": 1}', sink)
+    assert sink.samples == [] and sink.rejections == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            {"broker": "mqtt://h:1", "sparkplug": {"group_id": "g1", "primary_host_id": "a/b"}},
+            "'a/b' is not a Sparkplug id",
+        ),
+        (
+            {"broker": "mqtt://h:1", "sparkplug": {"group_id": "g1", "primary_host_id": ""}},
+            "'' is not a Sparkplug id",
+        ),
+        (
+            {
+                "broker": "mqtt://h:1",
+                "persistent_session": True,
+                "sparkplug": {"group_id": "g1", "primary_host_id": "scada"},
+            },
+            "primary_host_id needs persistent_session off",
+        ),
+    ],
+)
+def test_register_primary_host_mistakes_fail_at_load_with_file_and_line(
+    tmp_path: Path, source: dict[str, Any], expected: str
+) -> None:
+    signals = [{"id": "s", "role": "parameter", "source": "devices",
+                "sparkplug": {"node": "n1", "metric": "m"}}]  # fmt: skip
     path = write_register(tmp_path, source, signals)
     with pytest.raises(RegisterError) as error:
         load_register(path)

@@ -67,6 +67,26 @@ def make_keys(folder: Path) -> Keys:
     return Keys(folder / "edge-pki", server_cert, server_key)
 
 
+def make_user_certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A user's X.509 identity: ``(<folder>/<name>.der, <folder>/<name>.pem)``, certificate
+    and key, self-signed for ``urn:test:user:<name>`` (client authentication only)."""
+    key = cert_gen.generate_private_key()
+    uri = f"urn:test:user:{name}"
+    certificate = cert_gen.generate_self_signed_app_certificate(
+        key,
+        name,
+        {},
+        [x509.UniformResourceIdentifier(uri)],
+        extended=[ExtendedKeyUsageOID.CLIENT_AUTH],
+        days=30,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = folder / f"{name}.der", folder / f"{name}.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.DER))
+    key_file.write_bytes(cert_gen.dump_private_key_as_pem(key))
+    return cert_file, key_file
+
+
 def trust(certificate: Path, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(certificate, folder / certificate.name)

@@ -34,6 +34,7 @@ from tests.edge.opcua.security_kit import (
     USER,
     Keys,
     make_keys,
+    make_user_certificate,
     policy_type,
     register_yaml,
     secured_server,
@@ -49,6 +50,13 @@ SECURE = f"{{policy: Basic256Sha256, mode: SignAndEncrypt, identity: {{type: use
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     return make_keys(tmp_path_factory.mktemp("opcua-keys"))
+
+
+@pytest.fixture(scope="session")
+def user_certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """User name → (certificate, key) of two X.509 user identities."""
+    folder = tmp_path_factory.mktemp("opcua-users")
+    return {name: make_user_certificate(folder, name) for name in ("alice", "mallory")}
 
 
 @contextlib.asynccontextmanager
@@ -78,7 +86,11 @@ def setup(
 
 
 def server_security(
-    keys: Keys, tmp_path: Path, *policies: ua.SecurityPolicyType, trust_edge: bool = True
+    keys: Keys,
+    tmp_path: Path,
+    *policies: ua.SecurityPolicyType,
+    trust_edge: bool = True,
+    user_certificates: tuple[Path, ...] = (),
 ) -> ServerSecurity:
     trusted = tmp_path / "server-trusted"
     trusted.mkdir()
@@ -88,8 +100,9 @@ def server_security(
         keys.server_cert,
         keys.server_key,
         policies or (policy_type("Basic256Sha256", "SignAndEncrypt"),),
-        users={USER: PASSWORD},
+        users={} if user_certificates else {USER: PASSWORD},
         trusted_dir=trusted,
+        user_certificates=user_certificates,
     )
 
 
@@ -329,3 +342,55 @@ def test_the_first_certificate_of_a_chain_is_cut_by_its_der_length(keys: Keys) -
     assert _first_certificate(der) == der
     assert _first_certificate(b"\x30\x03abc" + der) == b"\x30\x03abc"  # short-form length
     assert _first_certificate(b"\x30\x81\x02xy" + der) == b"\x30\x81\x02xy"
+
+
+def certificate_identity(tmp_path: Path, cert_file: Path, key_file: Path) -> str:
+    """The register's security with an X.509 user identity, its files next to the register
+    (relative paths, resolved against the register's folder)."""
+    (tmp_path / "users").mkdir()
+    shutil.copy(cert_file, tmp_path / "users" / cert_file.name)
+    shutil.copy(key_file, tmp_path / "users" / key_file.name)
+    return (
+        "{policy: Basic256Sha256, mode: SignAndEncrypt, identity: {type: certificate, "
+        f"cert_file: users/{cert_file.name}, key_file: users/{key_file.name}}}}}"
+    )
+
+
+async def test_user_certificate_identity_delivers_samples(
+    tmp_path: Path, keys: Keys, user_certificates: dict[str, tuple[Path, Path]]
+) -> None:
+    """The server accepts alice's user certificate and not our application certificate as
+    a user: samples flowing proves the X.509 token carries the user certificate."""
+    alice_cert, alice_key = user_certificates["alice"]
+    security = certificate_identity(tmp_path, alice_cert, alice_key)
+    source, pki, endpoint = setup(tmp_path, keys, security, opcua_passwords={})
+    assert pki.cert_file.read_bytes() != alice_cert.read_bytes()
+    offered = server_security(keys, tmp_path, user_certificates=(alice_cert,))
+    async with secured_server(endpoint, offered), running(source) as sink:
+        await eventually(lambda: speeds(sink) >= 5, what="samples with the user certificate")
+    assert sink.ups(), sink.events
+    assert {s.signal for s in sink.samples} == {"state", "speed"}
+    assert not source.connections[0].stats.last_error.count("refused")
+
+
+async def test_user_certificate_the_server_does_not_accept_is_a_clear_error(
+    tmp_path: Path, keys: Keys, user_certificates: dict[str, tuple[Path, Path]]
+) -> None:
+    """mallory's certificate is refused even though the server would accept our
+    application certificate as a user: the token does not fall back to it."""
+    mallory_cert, mallory_key = user_certificates["mallory"]
+    security = certificate_identity(tmp_path, mallory_cert, mallory_key)
+    source, pki, endpoint = setup(tmp_path, keys, security, opcua_passwords={})
+    accepted = (user_certificates["alice"][0], pki.cert_file)
+    offered = server_security(keys, tmp_path, user_certificates=accepted)
+    async with secured_server(endpoint, offered), running(source) as sink:
+        await eventually(
+            lambda: "refused the user identity" in source.connections[0].stats.last_error,
+            what="the user-certificate error",
+        )
+        await eventually(lambda: len(sink.events) >= 1, what="the source reported down")
+    error = source.connections[0].stats.last_error
+    assert endpoint in error and "BadUserAccessDenied" in error
+    refused = tmp_path / "users" / mallory_cert.name
+    assert f"the server does not accept the user certificate {refused}" in error, error
+    assert not sink.ups() and not sink.samples
