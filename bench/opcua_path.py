@@ -376,6 +376,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before the window")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
+    check_runs_and_timing(parser, args)
+    return args
+
+
+def check_runs_and_timing(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Validate ``--seconds``/``--warmup`` and turn ``--runs`` into (signals, interval ms)."""
     if args.seconds <= 0 or args.warmup < 0:
         parser.error("--seconds must be positive, --warmup not negative")
     try:
@@ -384,7 +390,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--runs {args.runs}: each is SIGNALS@INTERVAL_MS, e.g. 1000@100")
     if any(len(run) != 2 or min(run) < 1 for run in args.runs):
         parser.error(f"--runs {args.runs}: each is SIGNALS@INTERVAL_MS, both ≥ 1")
-    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

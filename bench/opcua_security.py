@@ -41,6 +41,7 @@ from bench.opcua_path import (  # noqa: E402
     BenchError,
     CountingSink,
     Timing,
+    check_runs_and_timing,
     measure_window,
     simulator_process,
     write_plant,
@@ -340,14 +341,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.warmup < 0:
-        parser.error("--seconds must be positive, --warmup not negative")
-    try:
-        args.runs = [tuple(int(part) for part in run.split("@")) for run in args.runs]
-    except ValueError:
-        parser.error(f"--runs {args.runs}: each is SIGNALS@INTERVAL_MS, e.g. 1000@500")
-    if any(len(run) != 2 or min(run) < 1 for run in args.runs):
-        parser.error(f"--runs {args.runs}: each is SIGNALS@INTERVAL_MS, both ≥ 1")
+    check_runs_and_timing(parser, args)
     return args
 
 

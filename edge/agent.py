@@ -33,7 +33,7 @@ from edge.sources.mqtt.payload import DeviceLimits
 from edge.sources.mqtt.security import build_security
 from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
 from edge.sources.opcua.pki import ApplicationPki, application_uri
-from edge.sources.opcua.security import build_client_security
+from edge.sources.opcua.security import ClientSecurity, build_client_security
 from edge.sources.opcua.source import NodeBinding, OpcUaSource
 from edge.uplink import Uplink, UplinkIdentity
 
@@ -85,6 +85,20 @@ def opcua_pki(settings: EdgeSettings) -> ApplicationPki:
     )
 
 
+def opcua_source_security(
+    config: OpcUaSourceConfig,
+    register: LoadedRegister,
+    settings: EdgeSettings,
+    pki: ApplicationPki,
+    endpoint: str | None = None,
+) -> tuple[str, ClientSecurity]:
+    """A source's endpoint (``endpoint``, else the settings' override, else the register's)
+    and its security: the register's policy and identity, the password from the settings."""
+    endpoint = endpoint or settings.endpoints.get(config.id) or config.endpoint
+    password = settings.opcua_password(config.id)
+    return endpoint, build_client_security(config, endpoint, pki, password, register.path.parent)
+
+
 def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Source]:
     plant = register.plant(settings.plant)
     unknown = set(settings.endpoints) | set(settings.brokers)
@@ -127,10 +141,7 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
         pki.check_writable()
     for config in plant.sources:
         if isinstance(config, OpcUaSourceConfig):
-            endpoint = settings.endpoints.get(config.id) or config.endpoint
-            opcua_security = build_client_security(
-                config, endpoint, pki, settings.opcua_password(config.id), register.path.parent
-            )
+            endpoint, opcua_security = opcua_source_security(config, register, settings, pki)
             sources.append(
                 OpcUaSource(
                     config,

@@ -147,9 +147,8 @@ def _source_security(
     """The register source's endpoint and security, built exactly as the agent builds them."""
     from common.register import OpcUaSource
     from common.register_loader import load_register
-    from edge.agent import opcua_pki
+    from edge.agent import opcua_pki, opcua_source_security
     from edge.settings import EdgeSettings
-    from edge.sources.opcua.security import build_client_security
 
     overrides: dict[str, Any] = {"register_file": register}
     if plant is not None:
@@ -159,12 +158,7 @@ def _source_security(
     config = loaded.plant(settings.plant).source(source)
     if not isinstance(config, OpcUaSource):
         raise ValueError(f"source {source} of plant {settings.plant} is not an OPC UA source")
-    endpoint = endpoint or settings.endpoints.get(source) or config.endpoint
-    password = settings.opcua_password(source)
-    security = build_client_security(
-        config, endpoint, opcua_pki(settings), password, loaded.path.parent
-    )
-    return endpoint, security
+    return opcua_source_security(config, loaded, settings, opcua_pki(settings), endpoint)
 
 
 def main() -> None:

@@ -63,11 +63,14 @@ class RateMeter:
 
     window: float = 60.0
     clock: Callable[[], float] = time.monotonic
+    spacing: float = 1.0
+    """At most one snapshot kept per this many seconds, however often /health is polled."""
     _snapshots: deque[tuple[float, dict[str, int]]] = field(default_factory=deque)
 
     def rates(self, counters: dict[str, int]) -> dict[str, float]:
         now = self.clock()
-        self._snapshots.append((now, dict(counters)))
+        if not self._snapshots or now - self._snapshots[-1][0] >= self.spacing:
+            self._snapshots.append((now, dict(counters)))
         while len(self._snapshots) > 2 and now - self._snapshots[1][0] >= self.window:
             self._snapshots.popleft()
         then, old = self._snapshots[0]

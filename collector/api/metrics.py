@@ -56,6 +56,15 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=value)
 
 
+def _labelled_counter(
+    name: str, doc: str, label: str, counts: dict[str, int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for value, count in sorted(counts.items()):
+        family.add_metric([value], count)
+    return family
+
+
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
 
@@ -82,28 +91,21 @@ class RuntimeCollector(Collector):
             "Batches sent to the dead-letter topic (malformed or refused by InfluxDB)",
             s.batches_dead_lettered + s.batches_malformed,
         )
-        failures = CounterMetricFamily(
-            "plantkpi_write_failures", "InfluxDB write failures by kind", labels=["kind"]
+        yield _labelled_counter(
+            "plantkpi_write_failures", "InfluxDB write failures by kind", "kind", s.write_failures
         )
-        for kind, count in sorted(s.write_failures.items()):
-            failures.add_metric([kind], count)
-        yield failures
-        violations = CounterMetricFamily(
+        yield _labelled_counter(
             "plantkpi_limit_violations",
             "Uplink input over a configured limit (docs/hostile-input.md)",
-            labels=["limit"],
+            "limit",
+            s.limit_violations,
         )
-        for limit, count in sorted(s.limit_violations.items()):
-            violations.add_metric([limit], count)
-        yield violations
-        by_rule = CounterMetricFamily(
+        yield _labelled_counter(
             "plantkpi_samples_rejected_by_rule",
             "Rejected samples by rule (unknown_signal, nonfinite, ts_future, ...)",
-            labels=["rule"],
+            "rule",
+            s.samples_rejected_by_rule,
         )
-        for rule, count in sorted(s.samples_rejected_by_rule.items()):
-            by_rule.add_metric([rule], count)
-        yield by_rule
         yield _gauge(
             "plantkpi_write_latency_seconds",
             "Duration of the last successful InfluxDB write",

@@ -142,3 +142,13 @@ def test_each_connection_of_a_split_source_gets_its_rate() -> None:
     add_connection_rates(meter, report)
     assert [c["notifications_per_s"] for c in report["s1"]["connections"]] == [100.0, 0.0]
     assert "connections" not in report["dev"]
+
+
+def test_frequent_polls_keep_at_most_one_snapshot_per_second() -> None:
+    clock = FakeClock()
+    meter = RateMeter(window=60.0, clock=clock)
+    for tick in range(6000):  # /health polled 100 times a second for a minute
+        clock.now = tick / 100
+        rates = meter.rates({"s1": tick})
+    assert len(meter._snapshots) <= 61
+    assert rates["s1"] == pytest.approx(100.0, rel=0.02)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -112,18 +113,17 @@ class MqttDeviceSource:
         if self.host is not None:
             death = self.host.will_payload(now_ns() // 1_000_000)
             will = aiomqtt.Will(self.host.topic, death, qos=1, retain=True)
+        common: dict[str, Any] = {
+            "username": security.username,
+            "password": password,
+            "tls_context": security.tls,
+            "identifier": self.client_id,
+            "will": will,
+            "keepalive": 15,
+            "timeout": 10,
+        }
         if not self.config.persistent_session:
-            return aiomqtt.Client(
-                self.broker.host,
-                self.broker.port,
-                username=security.username,
-                password=password,
-                tls_context=security.tls,
-                identifier=self.client_id,
-                will=will,
-                keepalive=15,
-                timeout=10,
-            )
+            return aiomqtt.Client(self.broker.host, self.broker.port, **common)
         # MQTT 5: clean start off and a session expiry, or mosquitto drops the session (and
         # what was published for us meanwhile) at disconnect. The client id is stable.
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -134,16 +134,10 @@ class MqttDeviceSource:
         client = aiomqtt.Client(
             self.broker.host,
             self.broker.port,
-            username=security.username,
-            password=password,
-            tls_context=security.tls,
-            identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False,
             properties=properties,
-            will=will,
-            keepalive=15,
-            timeout=10,
+            **common,
         )
         # With a persistent session the broker keeps what we have not acknowledged, so we
         # acknowledge a message only once its samples are on the edge's disk: a crash

@@ -95,13 +95,7 @@ class ApplicationPki:
         """At start-up (blocking): the folders exist and are writable, or a config error
         names the folder — rather than every connection failing later."""
         try:
-            for folder in (
-                self.cert_file.parent,
-                self.key_file.parent,
-                self.trusted_dir,
-                self.rejected_dir,
-            ):
-                folder.mkdir(parents=True, exist_ok=True)
+            for folder in self._make_folders():
                 probe = folder / ".plantkpi-write-check"
                 probe.write_bytes(b"")
                 probe.unlink()
@@ -119,15 +113,15 @@ class ApplicationPki:
                 self._own = await asyncio.to_thread(self._load_or_create)
             return self._own
 
-    def _load_or_create(self) -> OwnCertificate:
-        for folder in (
-            self.cert_file.parent,
-            self.key_file.parent,
-            self.trusted_dir,
-            self.rejected_dir,
-        ):
+    def _make_folders(self) -> tuple[Path, ...]:
+        folders = (self.cert_file.parent, self.key_file.parent, self.trusted_dir, self.rejected_dir)
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
         self.key_file.parent.chmod(0o700)
+        return folders
+
+    def _load_or_create(self) -> OwnCertificate:
+        self._make_folders()
         if self.key_file.is_file() and self.cert_file.is_file():
             certificate = x509.load_der_x509_certificate(self.cert_file.read_bytes())
             problem = self._unusable(certificate)
