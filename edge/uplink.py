@@ -184,8 +184,11 @@ class Uplink:
             if len(self.buffer) == 0:
                 self._link_proven()
                 self.wakeup.clear()
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                # cancellation that lands as its timeout fires, and the agent never stops.
                 try:
-                    await asyncio.wait_for(self.wakeup.wait(), self.flush_interval)
+                    async with asyncio.timeout(self.flush_interval):
+                        await self.wakeup.wait()
                 except TimeoutError:
                     continue
             if self.buffer.stats().depth < self.batch_limit:

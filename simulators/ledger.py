@@ -100,7 +100,8 @@ class Ledger:
     async def _flush_loop(self) -> None:
         while not self._closing.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._closing.wait()
             await self.flush()
 
 

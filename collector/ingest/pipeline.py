@@ -356,8 +356,11 @@ class IngestPipeline:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that lands as the get completes, and shutdown would hang.
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                    async with asyncio.timeout(remaining):
+                        item = await self.queue.get()
                 except TimeoutError:
                     break
                 group.append(item)

@@ -18,6 +18,7 @@ from common.register_loader import load_register
 from common.wire import decode_batch
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
+from tests.edge.mqtt.helpers import eventually
 from tests.support.servers import REPO_ROOT, MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -83,6 +84,8 @@ async def test_large_batches_are_split_under_the_byte_limit(
                     received.extend(str(v) for v in batch.samples.value)
                     if len(received) >= len(values):
                         break
+                # The subscriber may see the last batch before the uplink's PUBACK is in.
+                await eventually(lambda: agent.buffer.stats().depth == 0, what="acks")
     assert received == values  # all of them, once, in order
     assert max(sizes) <= LIMIT
     assert agent.uplink.stats.batches_split >= 1

@@ -133,10 +133,10 @@ class OpcUaConnection:
                 if self.security is not None:
                     # Made on first start, without a timeout (RSA key generation is slow).
                     await self.security.prepare()
-                    await asyncio.wait_for(
-                        self.security.apply(client, self.endpoint), self.options.timeout * 2
-                    )
-                await asyncio.wait_for(client.connect(), self.options.timeout * 2)
+                    async with asyncio.timeout(self.options.timeout * 2):
+                        await self.security.apply(client, self.endpoint)
+                async with asyncio.timeout(self.options.timeout * 2):
+                    await client.connect()
                 self.stats.connects += 1
                 if self.stats.connects > 1:
                     self.stats.reconnects += 1
@@ -336,8 +336,10 @@ class OpcUaConnection:
         started = time.monotonic()
         check = min(1.0, self.options.watchdog / 2)
         while not lost.is_set():
+            # asyncio.timeout, not wait_for (3.11's can swallow a cancellation).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), check)
+                async with asyncio.timeout(check):
+                    await lost.wait()
             last = subscription.last_publish_at or started
             if time.monotonic() - last > keepalive_s + self.options.watchdog:
                 self.stats.last_error = "subscription silent past its keep-alive: rebuilding"
@@ -369,9 +371,10 @@ class OpcUaConnection:
                 self._emit(dv, bindings, sink)
             self.stats.last_cycle_s = time.monotonic() - cycle_start
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    lost.wait(), max(0.0, self.config.poll_interval - self.stats.last_cycle_s)
-                )
+                async with asyncio.timeout(
+                    max(0.0, self.config.poll_interval - self.stats.last_cycle_s)
+                ):
+                    await lost.wait()
 
 
 def _status_name(status: ua.StatusCode) -> str:
