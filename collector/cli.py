@@ -200,6 +200,7 @@ def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any])
     table.add_column("rate", justify="right")
     table.add_column("digitalized/key", justify="right")
     table.add_column("not sched.", justify="right")
+    table.add_column("provisional", justify="right")
     table.add_column("why not (processes)")
     order = {"region_official": 0, "region_pooled": 1, "enterprise": 2, "plant": 3, "line": 4}
     rows = sorted(
@@ -214,9 +215,15 @@ def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any])
             _pct(r["rate"]),
             f"{r['numerator']}/{r['denominator']}",
             str(r["not_scheduled"]),
+            str(r.get("provisional", 0)),
             " ".join(f"{code}×{n}" for code, n in reasons),
         )
     console.print(table)
+    if any(r.get("provisional") for r in rows):
+        console.print(
+            "provisional: data for these processes is still on its way from the plant's edge "
+            "(uplink outage, backlog draining); they leave the rate until it has arrived"
+        )
     failing = Table(title="Key processes that do not count, and why")
     for column in ("process", "plant/line", "status", "reasons", "worst coverage"):
         failing.add_column(column)
@@ -326,6 +333,11 @@ def process_detail(
             ", ".join(s["reasons"]),
         )
     console.print(table)
+    start_ns = p["window"]["start_ns"]
+    for outage in p.get("outages", []):
+        console.print(f"outage: {format_outage(outage, start_ns)}")
+    if p.get("outages_more"):
+        console.print(f"(+{p['outages_more']} more outages)")
     if p.get("manual_share") is not None:
         console.print(f"manual mode share: {p['manual_share']:.0%}")
     console.print(f"register {p['register_version']}, thresholds {p['thresholds']}")
@@ -335,6 +347,15 @@ StartOption = Annotated[
     str, typer.Option(help="ISO 8601 (no zone: UTC), 'now', or before now: '-24h', '-7d'")
 ]
 EndOption = Annotated[str, typer.Option(help="Like --start; the range is [start, end)")]
+
+
+def format_outage(outage: dict[str, Any], window_start_ns: int) -> str:
+    """``opc1: connection lost: transport lost, 35.2–58.8 s`` (seconds into the window;
+    "until the window's end" when it did not come back within it)."""
+    down = (outage["down_ns"] - window_start_ns) / 1e9
+    up = outage.get("up_ns")
+    span = f"{down:.1f}–{(up - window_start_ns) / 1e9:.1f} s" if up else f"from {down:.1f} s on"
+    return f"{outage['source']}: {outage['detail'] or 'lost'}, {span} ({_when(outage['down_ns'])})"
 
 
 def _when(ns: int) -> str:

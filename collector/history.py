@@ -49,6 +49,8 @@ RATE_FIELDS = (
     "numerator",
     "denominator",
     "not_scheduled",
+    "provisional",
+    "revision",
     "reasons",
     "enterprises",
     "register_versions",
@@ -91,7 +93,14 @@ def _decode(fields: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("reasons"), str):
         # Stored as compact JSON (a Pareto: code → processes); give it back as an object.
         out["reasons"] = json.loads(out["reasons"])
-    for name in ("numerator", "denominator", "not_scheduled", "enterprises"):
+    for name in (
+        "numerator",
+        "denominator",
+        "not_scheduled",
+        "enterprises",
+        "provisional",
+        "revision",
+    ):
         if name in out:
             out[name] = int(out[name])
     for name in ("rate", "window_s"):

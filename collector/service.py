@@ -79,6 +79,8 @@ class Collector:
             window_s=settings.kpi.window,
             period_s=settings.kpi.period,
             lag_s=settings.kpi.lag,
+            correction_horizon_s=settings.kpi.correction_horizon,
+            corrections_per_period=settings.kpi.corrections_per_period,
         )
         self.app = create_app(self, settings.api)
         self.api_server: ApiServer | None = None

@@ -28,6 +28,12 @@ class KpiSettings(BaseModel):
     """How often the window is evaluated (default: every minute)."""
     lag: Duration = 10.0
     """The window ends this long before now, so samples still in flight are counted."""
+    correction_horizon: Duration = Field(86400.0, gt=0.0)
+    """How far back a window evaluated before its plant's data had all arrived (an uplink
+    gap the edge buffered) is re-evaluated and its stored result corrected once the backlog
+    has arrived; older ones keep what was stored."""
+    corrections_per_period: int = Field(10, ge=1, le=1000)
+    """At most this many such windows are re-evaluated per period (the rest wait)."""
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
 

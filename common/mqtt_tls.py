@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 from pydantic import SecretStr
 
 from common.endpoints import BrokerAddress
@@ -134,10 +135,15 @@ def read_secret_file(path: Path, where: str, setting: str) -> SecretStr:
 
 
 def connect_error_kind(exc: aiomqtt.MqttError) -> str:
-    """``login`` (refused credentials), ``tls-verify``, ``tls`` or ``other``."""
+    """``login`` (refused credentials), ``tls-verify``, ``tls`` or ``other``.
+
+    Only the broker's CONNACK refuses a login: paho's own error numbers overlap those
+    codes (4 is also "the client is not currently connected", what a publish raises when a
+    broker simply stopped), so a code counts as a refusal only on a connect error.
+    """
     rc = getattr(exc, "rc", None)
     code = getattr(rc, "value", rc)
-    if isinstance(exc, aiomqtt.MqttCodeError) and code in LOGIN_REFUSED:
+    if isinstance(exc, MqttConnectError) and code in LOGIN_REFUSED:
         return "login"
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:

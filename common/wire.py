@@ -108,6 +108,11 @@ class UplinkBatch(BaseModel):
     """The edge's start time (ns): with ``seq`` it identifies a batch across restarts."""
     seq: int = Field(ge=0)
     sent: int
+    complete_until: StrictInt = 0
+    """The edge's watermark (ns, edge clock): everything it acquired before this time is in
+    this batch or an earlier one. 0: not known yet (an edge still sending the backlog it
+    started with, or one older than this field). The KPI calls a window provisional while
+    its end is past the plant's watermark: data for it is still on its way."""
     samples: SampleColumns = Field(default_factory=SampleColumns)
     liveness: list[LivenessEvent] = Field(default_factory=list)
 
@@ -129,12 +134,27 @@ def decode_batch(payload: bytes, topic: str) -> UplinkBatch:
 
 
 class EdgeState(BaseModel):
-    """Retained on the edge's state topic: birth when it starts, death as its Last Will."""
+    """Retained on the edge's state topic: a birth on every uplink connection, a death as
+    that connection's Last Will, and a death with ``shutdown`` when the agent stops.
+
+    What ``online: false`` asserts depends on ``shutdown``: with it, the agent stopped
+    acquiring; without it (the Last Will), only that the uplink connection ``link`` of the
+    agent started at ``boot`` was lost. Whether acquisition went on is known from what
+    follows: a birth of the same boot on a later link says it did (an uplink gap), one of a
+    newer boot says the agent died (``collector/kpi/edge_liveness.py``). ``boot`` and
+    ``link`` order the messages by the edge's own history, so a Will delivered late (from a
+    broker's queue or retained store) is never read as newer than the birth that followed it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     edge: str
     online: bool
     boot: int
+    link: int = Field(0, ge=0)
+    """Uplink connection number within this boot (1 for the first connection; 0 from edges
+    older than this field)."""
+    shutdown: bool = False
+    """The agent said goodbye: it stops acquiring (a clean stop, not a lost connection)."""
     register_version: str = ""
     sources: list[str] = Field(default_factory=list)

@@ -221,6 +221,7 @@ class EdgeAgent:
             flush_interval=settings.flush_interval,
             reconnect_max_delay=settings.reconnect_max_delay,
             security=settings.uplink_security(),
+            heartbeat_interval=settings.heartbeat_interval,
         )
         self.sink = BufferSink(self.buffer, self.uplink.wakeup)
         self.samples_by_source: dict[str, int] = {}

@@ -75,6 +75,10 @@ class EdgeSettings(BaseSettings):
     ``COLLECTOR_LIMITS__PAYLOAD_BYTES``, 16 MiB by default)."""
     flush_interval: Duration = 0.5
     """How long samples may wait before a batch is sent (latency vs. messages/s)."""
+    heartbeat_interval: Duration = Field(2.0, gt=0.0, le=60.0)
+    """With nothing to send for this long, an empty batch carries the edge's watermark
+    (everything acquired until now is delivered). Keep it under the collector's
+    ``COLLECTOR_KPI__LAG``, or a quiet plant's windows are provisional until it comes."""
     buffer_max_samples: int = Field(2_000_000, ge=1000)
     """Samples held while the uplink is down; the oldest are dropped (and counted) beyond it."""
     buffer_dir: Path | None = None

@@ -49,6 +49,8 @@ class UplinkStats:
     last_ack_latency_s: float = 0.0
     batches_split: int = 0
     """Times a batch was too large (bytes, or refused by the broker) and was halved."""
+    heartbeats: int = 0
+    """Empty batches sent to carry the watermark while there was nothing else to send."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,10 @@ class Uplink:
         reconnect_max_delay: float = 30.0,
         security: LinkSecurity | None = None,
         batch_max_bytes: int = BATCH_MAX_BYTES,
+        heartbeat_interval: float = 2.0,
     ) -> None:
+        """``heartbeat_interval``: seconds without a batch after which an empty one carries
+        the watermark (the KPI waits for it before calling a window final)."""
         self.identity = identity
         self.broker = broker
         self.security = security or LinkSecurity()
@@ -92,13 +97,21 @@ class Uplink:
         self.wakeup = asyncio.Event()
         self.client: aiomqtt.Client | None = None
         self.refusals: RefusalWatch | None = None
+        self.link = 0
+        """Connection attempts so far (this boot): the current connection's number."""
+        self.heartbeat_interval = heartbeat_interval
+        self.complete_until = 0
+        """The watermark sent last: everything acquired before it has been acknowledged."""
+        self._last_publish = time.monotonic()
 
-    def _state(self, online: bool) -> bytes:
+    def _state(self, online: bool, *, shutdown: bool = False) -> bytes:
         return (
             EdgeState(
                 edge=self.identity.edge,
                 online=online,
                 boot=self.identity.boot,
+                link=self.link,
+                shutdown=shutdown,
                 register_version=self.identity.register_version,
                 sources=list(self.identity.sources),
             )
@@ -107,10 +120,16 @@ class Uplink:
         )
 
     async def run(self) -> None:
-        will = aiomqtt.Will(self.identity.state_topic, self._state(False), qos=1, retain=True)
         while True:
             try:
                 self.stats.state = "connecting"
+                # Each connection has its own number, in its birth and in its Last Will: a
+                # Will the broker delivers late is then known to be older than the birth
+                # of the next connection (docs/kpi.md, "Edge liveness").
+                self.link += 1
+                will = aiomqtt.Will(
+                    self.identity.state_topic, self._state(False), qos=1, retain=True
+                )
                 client = aiomqtt.Client(
                     self.broker.host,
                     self.broker.port,
@@ -183,11 +202,17 @@ class Uplink:
         while True:
             if len(self.buffer) == 0:
                 self._link_proven()
+                idle = time.monotonic() - self._last_publish
+                if idle >= self.heartbeat_interval:
+                    await self.send_heartbeat(client)
+                    continue
                 self.wakeup.clear()
                 # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
                 # cancellation that lands as its timeout fires, and the agent never stops.
                 try:
-                    async with asyncio.timeout(self.flush_interval):
+                    async with asyncio.timeout(
+                        min(self.flush_interval, self.heartbeat_interval - idle)
+                    ):
                         await self.wakeup.wait()
                 except TimeoutError:
                     continue
@@ -206,6 +231,9 @@ class Uplink:
         if not taken:
             self.buffer.give_back()
             return
+        # Nothing else waits (sources add synchronously, on this loop): everything acquired
+        # until now is in this batch or acknowledged before it.
+        caught_up = time.time_ns() if len(self.buffer) == 0 else self.complete_until
         batch = UplinkBatch(
             edge=self.identity.edge,
             enterprise=self.identity.enterprise,
@@ -214,6 +242,7 @@ class Uplink:
             boot=self.identity.boot,
             seq=self.seq,
             sent=time.time_ns(),
+            complete_until=caught_up,
             samples=taken.columns(),
             liveness=taken.liveness,
         )
@@ -245,12 +274,39 @@ class Uplink:
             raise
         self.stats.last_ack_latency_s = time.monotonic() - started
         self.buffer.commit()
+        self.complete_until = caught_up
+        self._last_publish = time.monotonic()
         self.seq += 1
         self.stats.batches_sent += 1
         self.stats.samples_sent += len(taken.samples)
         self._link_proven()
         if self.batch_limit < self.batch_max_samples:
             self.batch_limit = min(self.batch_max_samples, self.batch_limit * 2)
+
+    async def send_heartbeat(self, client: aiomqtt.Client) -> None:
+        """An empty batch carrying the watermark: the buffer is empty, so everything
+        acquired until now has been acknowledged. Lets the KPI call a quiet plant's windows
+        final (on-change machines that did not change send nothing else)."""
+        caught_up = time.time_ns()
+        batch = UplinkBatch(
+            edge=self.identity.edge,
+            enterprise=self.identity.enterprise,
+            plant=self.identity.plant,
+            register_version=self.identity.register_version,
+            boot=self.identity.boot,
+            seq=self.seq,
+            sent=caught_up,
+            complete_until=caught_up,
+        )
+        payload = batch.encode()
+        if self.refusals is None:
+            await client.publish(self.identity.samples_topic, payload, qos=1)
+        else:
+            await publish_checked(client, self.refusals, self.identity.samples_topic, payload)
+        self.complete_until = caught_up
+        self._last_publish = time.monotonic()
+        self.seq += 1
+        self.stats.heartbeats += 1
 
     def _shrink(self, items: int, why: str) -> None:
         self.batch_limit = max(1, items // 2)
@@ -272,6 +328,11 @@ class Uplink:
         if client is None:
             return
         try:
-            await client.publish(self.identity.state_topic, self._state(False), qos=1, retain=True)
+            await client.publish(
+                self.identity.state_topic,
+                self._state(False, shutdown=True),
+                qos=1,
+                retain=True,
+            )
         except aiomqtt.MqttError:
             pass

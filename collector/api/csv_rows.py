@@ -29,6 +29,8 @@ PROCESS_FIELDS = (
     "register_version",
     "register_digest",
     "thresholds",
+    "complete",
+    "revision",
 )
 RATE_TAGS = ("scope", "scope_id", "industry", "enterprise", "plant")
 RATE_FIELDS = (
@@ -41,6 +43,8 @@ RATE_FIELDS = (
     "register_versions",
     "thresholds",
     "window_s",
+    "provisional",
+    "revision",
 )
 
 

@@ -273,7 +273,7 @@ class UplinkConsumer:
                 log.warning("bad edge state on %s: %s", topic_name, exc.errors()[0]["msg"])
                 ack()
                 return
-            await self.pipeline.submit_edge_state(topic, state.online, state.boot, on_written=ack)
+            await self.pipeline.submit_edge_state(topic, state, on_written=ack)
         else:
             ack()
             try:

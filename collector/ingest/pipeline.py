@@ -33,13 +33,15 @@ from collector.storage.lineprotocol import (
     StoredLiveness,
     liveness_line,
     liveness_lines,
+    reconfirm_line,
     sample_line,
+    watermark_line,
 )
 from collector.storage.writer import InfluxWriter
 from common.limits import UplinkLimits
 from common.register_loader import LoadedRegister
 from common.topics import EdgeTopic
-from common.wire import EDGE_SOURCE, WireError, decode_batch
+from common.wire import EDGE_SOURCE, EdgeState, WireError, decode_batch
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,10 @@ class EdgeSeen:
     seq_gaps: int = 0
     """Batches skipped in the edge's sequence when a later one arrived (a skipped batch
     may still come later, redelivered: then it is also counted below)."""
+    link: int = 0
+    """The uplink connection number of the newest state message (``EdgeState.link``)."""
+    stale_states: int = 0
+    """State messages older than one already seen (a Will delivered after the next birth)."""
     redeliveries: int = 0
     """Batches of the same edge boot whose sequence number was not new (a repeat after a
     reconnect or restart, or a late one): written again as the same points."""
@@ -107,6 +113,16 @@ class Pending:
     payload: bytes
     samples: int
     on_written: Callable[[], None] | None = None
+
+
+def watermark_on_our_clock(complete_until: int, sent: int, received: int) -> int:
+    """An edge's watermark moved to the collector's clock, which KPI windows are on.
+
+    The edge states it on its own clock; ``sent`` (also the edge's clock) to ``received``
+    (ours) carries the offset, transit included, so an edge clock that runs behind does
+    not keep every window provisional, nor one ahead make them complete too soon. Never
+    later than ``received``: nobody vouches for the future."""
+    return min(received, received - (sent - complete_until))
 
 
 class IngestPipeline:
@@ -165,10 +181,11 @@ class IngestPipeline:
             await self._refuse(topic, topic_name, payload, "payload_bytes", message)
             done()
             return
+        received = self.clock()
         try:
             batch = decode_batch(payload, topic_name)
             resolved = resolve_batch(
-                batch, topic, self.registers, now_ns=self.clock(), limits=self.limits
+                batch, topic, self.registers, now_ns=received, limits=self.limits
             )
         except LimitExceeded as exc:
             # Under the byte limit: the dead letter keeps the whole batch, to be replayed.
@@ -190,6 +207,22 @@ class IngestPipeline:
                 by_rule[rule] = by_rule.get(rule, 0) + count
             self._log_rejections(resolved.rejections, resolved.rejected_samples)
         lines = self._serialize(resolved, batch.enterprise, batch.plant, batch.edge)
+        if batch.complete_until > 0:
+            # In the same write as the batch's samples, after those of earlier batches: the
+            # watermark is stored only once what it vouches for is.
+            try:
+                lines.append(
+                    watermark_line(
+                        batch.enterprise,
+                        batch.plant,
+                        batch.edge,
+                        watermark_on_our_clock(batch.complete_until, batch.sent, received),
+                        batch.boot,
+                        batch.seq,
+                    )
+                )
+            except LineProtocolError as exc:
+                log.warning("ignored the watermark of edge %s: %s", batch.edge, exc)
         if lines:
             await self.queue.put(
                 Pending(
@@ -212,6 +245,9 @@ class IngestPipeline:
         for sample in resolved.samples:
             try:
                 lines.append(sample_line(sample))
+                again = reconfirm_line(sample)
+                if again is not None:
+                    lines.append(again)
             except LineProtocolError as exc:
                 self.stats.samples_rejected += 1
                 by_rule = self.stats.samples_rejected_by_rule
@@ -227,14 +263,16 @@ class IngestPipeline:
     async def submit_edge_state(
         self,
         topic: EdgeTopic,
-        online: bool,
-        boot: int,
+        state: EdgeState,
         on_written: Callable[[], None] | None = None,
     ) -> None:
         """An edge's birth or death (Last Will) becomes a liveness event of its ``_edge`` source.
 
-        Only for a plant of a loaded register: anything else would add series to InfluxDB
-        for whoever can publish a state topic."""
+        Stored with the edge's boot and link number as received, stale or not: the KPI
+        orders them by the edge's own history (``collector/kpi/edge_liveness.py``), not by
+        when they arrived. Only for a plant of a loaded register: anything else would add
+        series to InfluxDB for whoever can publish a state topic."""
+        online, boot = state.online, state.boot
         if not self._known_plant(topic):
             self.stats.states_rejected += 1
             log.warning(
@@ -247,9 +285,20 @@ class IngestPipeline:
                 on_written()
             return
         seen = self.edge(topic)
-        seen.online = online
-        seen.boot = boot or seen.boot
+        if boot and (boot, state.link) < (seen.boot, seen.link):
+            # A Will of an older connection, delivered late: stored (the KPI orders it by
+            # the edge's history), but this view keeps the newer state.
+            seen.stale_states += 1
+        else:
+            seen.online = online
+            seen.boot, seen.link = boot or seen.boot, state.link
         seen.last_seen_ns = time.time_ns()
+        if online:
+            detail = f"birth (link {state.link})"
+        elif state.shutdown:
+            detail = "stopped (the agent said goodbye)"
+        else:
+            detail = f"uplink link {state.link} lost (Last Will)"
         line = liveness_line(
             StoredLiveness(
                 topic.enterprise,
@@ -257,8 +306,11 @@ class IngestPipeline:
                 EDGE_SOURCE,
                 seen.last_seen_ns,
                 online,
-                "birth" if online else "offline (death message or Last Will)",
+                detail,
                 topic.edge,
+                boot=boot,
+                link=state.link,
+                shutdown=state.shutdown,
             )
         )
         await self.queue.put(
@@ -343,8 +395,10 @@ class IngestPipeline:
             seen.seq_gaps += seq - seen.last_seq - 1
         if boot == seen.boot and 0 <= seq <= seen.last_seq:
             seen.redeliveries += 1
-        if boot != seen.boot or seq > seen.last_seq:
-            seen.boot, seen.last_seq = boot, seq
+        if boot != seen.boot:
+            seen.boot, seen.last_seq, seen.link = boot, seq, 0
+        elif seq > seen.last_seq:
+            seen.last_seq = seq
 
     async def run_writer(self) -> None:
         while True:

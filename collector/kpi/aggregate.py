@@ -2,6 +2,8 @@
 
 * line, plant, enterprise: digitalized key processes / key processes in scope
   (``NOT_SCHEDULED`` processes leave the denominator; the rate is None when it is 0);
+  ``PROVISIONAL`` ones (data still on its way) leave it too, counted in ``provisional``:
+  a rate with ``provisional > 0`` covers only the processes that have a verdict;
 * ``region_official``: unweighted mean of the rates of the region's enterprises that have a
   defined rate, comparable to published figures;
 * ``region_pooled``: Σ digitalized / Σ key processes in scope over the region;
@@ -51,6 +53,8 @@ class ScopeRate:
     window: Window
     thresholds: str
     """Fingerprint of the thresholds all the underlying results were computed with."""
+    provisional: int = 0
+    """Processes with no verdict yet (``PROVISIONAL``), outside the denominator."""
     enterprise_id: str | None = None
     """Line, plant and enterprise scopes: the enterprise they belong to."""
     plant_id: str | None = None
@@ -64,6 +68,7 @@ class ScopeRate:
             "numerator": self.numerator,
             "denominator": self.denominator,
             "not_scheduled": self.not_scheduled,
+            "provisional": self.provisional,
             "rate": self.rate,
             "reasons": dict(self.reasons),
             "enterprises": self.enterprises,
@@ -80,6 +85,7 @@ class _Counts:
     denominator: int
     not_scheduled: int
     reasons: dict[str, int]
+    provisional: int = 0
 
     @property
     def rate(self) -> float | None:
@@ -123,6 +129,7 @@ def aggregate(evaluations: Sequence[Evaluation]) -> list[ScopeRate]:
                     1 if counts.denominator else 0,
                     window,
                     thresholds,
+                    counts.provisional,
                     enterprise_id,
                     plant_id,
                 )
@@ -157,6 +164,7 @@ def aggregate(evaluations: Sequence[Evaluation]) -> list[ScopeRate]:
                     len(rates),
                     window,
                     thresholds,
+                    pooled.provisional,
                 )
             )
             out.append(
@@ -170,13 +178,14 @@ def aggregate(evaluations: Sequence[Evaluation]) -> list[ScopeRate]:
                     len(rates),
                     window,
                     thresholds,
+                    pooled.provisional,
                 )
             )
     return out
 
 
 def _count(results: Iterable[ProcessResult], industry: Industry) -> _Counts:
-    numerator = denominator = not_scheduled = 0
+    numerator = denominator = not_scheduled = provisional = 0
     reasons: Counter[str] = Counter()
     for result in results:
         if industry != "all" and result.industry != industry:
@@ -184,22 +193,26 @@ def _count(results: Iterable[ProcessResult], industry: Industry) -> _Counts:
         if result.status is Status.NOT_SCHEDULED:
             not_scheduled += 1
             continue
+        reasons.update(str(r) for r in result.reasons)
+        if result.status is Status.PROVISIONAL:
+            provisional += 1
+            continue
         denominator += 1
         if result.status is Status.DIGITALIZED:
             numerator += 1
-        reasons.update(str(r) for r in result.reasons)
-    return _Counts(numerator, denominator, not_scheduled, _pareto(reasons))
+    return _Counts(numerator, denominator, not_scheduled, _pareto(reasons), provisional)
 
 
 def _merge(counts: Iterable[_Counts]) -> _Counts:
-    numerator = denominator = not_scheduled = 0
+    numerator = denominator = not_scheduled = provisional = 0
     reasons: Counter[str] = Counter()
     for c in counts:
         numerator += c.numerator
         denominator += c.denominator
         not_scheduled += c.not_scheduled
+        provisional += c.provisional
         reasons.update(c.reasons)
-    return _Counts(numerator, denominator, not_scheduled, _pareto(reasons))
+    return _Counts(numerator, denominator, not_scheduled, _pareto(reasons), provisional)
 
 
 def _pareto(reasons: Counter[str]) -> dict[str, int]:

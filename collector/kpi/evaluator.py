@@ -29,6 +29,14 @@ Rules of KPI.md and the reason codes they report:
   exceeds ``manual_mode_max``.
 * R7: every result carries the register version and digest, the thresholds fingerprint
   and the window.
+* ``NOT_SCHEDULED`` also when the scheduled part is less than ``scheduled_min_share`` of
+  the window: a second of running time after a planned downtime is no verdict.
+* ``PROVISIONAL`` (reason ``EDGE_BUFFERING``): the window ends after the plant's watermark
+  (what its edge has delivered) by at most ``provisional_max``: data for it is still on its
+  way (an uplink gap the edge buffered), so no verdict yet. The evidence is computed as
+  usual; the service re-evaluates the window once the backlog has arrived.
+* The edge agent's own downs come from its births and Last Wills as
+  ``collector/kpi/edge_liveness.py`` reads them: an uplink gap is not a down.
 
 Intervals are half-open ``[start, end)`` in int nanoseconds; durations are summed as
 integers so results are exact and reproducible.
@@ -38,14 +46,15 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import compress, count
 from typing import Any, NamedTuple
 
 from collector.kpi import intervals as iv
+from collector.kpi.edge_liveness import EdgeDown, edge_downs
 from collector.kpi.inputs import Liveness, Samples, SignalSamples, SourceEvent, Window
 from collector.kpi.reconfirm import with_reconfirmations
 from collector.kpi.thresholds import Thresholds
@@ -56,6 +65,7 @@ from common.wire import EDGE_SOURCE
 
 __all__ = [
     "Evaluation",
+    "Outage",
     "ProcessResult",
     "Reason",
     "SignalEvidence",
@@ -74,12 +84,40 @@ class Reason(StrEnum):
     UNCERTAIN = "UNCERTAIN"
     OVERRIDDEN = "OVERRIDDEN"
     MANUAL_MODE = "MANUAL_MODE"
+    EDGE_BUFFERING = "EDGE_BUFFERING"
 
 
 class Status(StrEnum):
     DIGITALIZED = "DIGITALIZED"
     NOT_DIGITALIZED = "NOT_DIGITALIZED"
     NOT_SCHEDULED = "NOT_SCHEDULED"
+    PROVISIONAL = "PROVISIONAL"
+    """Data for the window is still on its way from the plant's edge: no verdict yet."""
+
+
+MAX_OUTAGES = 20
+"""Outages listed per process result (the count of the others is kept)."""
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A source (or the plant's edge agent, ``_edge``) lost during the window: why the
+    values it carried were unknown."""
+
+    source: str
+    down_ns: int
+    up_ns: int | None
+    """When it came back (its next up event); None if not before the window's end."""
+    detail: str
+    """The reason the edge gave (``connection lost: …``), or the collector's for ``_edge``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "down_ns": self.down_ns,
+            "up_ns": self.up_ns,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -151,6 +189,14 @@ class ProcessResult:
     thresholds: str
     """``Thresholds.fingerprint()`` of the thresholds in force."""
     window: Window
+    outages: tuple[Outage, ...] = ()
+    """Losses of this process's sources and of its plant's edge agent that overlap the
+    window, oldest first (at most ``MAX_OUTAGES``)."""
+    outages_more: int = 0
+    """Further outages not listed."""
+    complete: bool = True
+    """The plant's edge had delivered everything up to the window's end when this was
+    evaluated (False: a later evaluation may differ, see ``PROVISIONAL``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +217,9 @@ class ProcessResult:
             "register_digest": self.register_digest,
             "thresholds": self.thresholds,
             "window": self.window.to_dict(),
+            "outages": [o.to_dict() for o in self.outages],
+            "outages_more": self.outages_more,
+            "complete": self.complete,
         }
 
 
@@ -190,6 +239,9 @@ class Evaluation:
     lines: tuple[tuple[str, str], ...]
     """Every ``(plant_id, line_id)`` of the register, in register order."""
     processes: tuple[ProcessResult, ...]
+    incomplete_plants: dict[str, int] = field(default_factory=dict)
+    """Plants whose edge had not delivered everything up to the window's end, with the
+    watermark each had then (0: none stored)."""
 
     def process(self, process_id: str) -> ProcessResult:
         for result in self.processes:
@@ -209,6 +261,7 @@ class Evaluation:
             "plants": list(self.plants),
             "lines": [list(pair) for pair in self.lines],
             "processes": [p.to_dict() for p in self.processes],
+            "incomplete_plants": dict(self.incomplete_plants),
         }
 
 
@@ -242,23 +295,34 @@ def evaluate(
     samples: Samples,
     liveness: Liveness,
     thresholds: Thresholds,
+    watermarks: Mapping[str, int] | None = None,
 ) -> Evaluation:
     """Evaluate every key process of ``register`` in ``window``.
 
     ``samples`` maps ``(process_id, signal_id)`` to that signal's samples (include the last
     sample before the window start); ``liveness`` maps ``(plant_id, source_id)`` to its
     up/down events (``source_id`` ``EDGE_SOURCE`` for the edge agent), covering at least
-    the span from the oldest sample given to the window end. Keys the register does not
-    know are ignored. Raises ValueError naming the signal when its samples are unsorted,
-    or a mode signal's samples lack values.
+    the span from the oldest sample given to the window end, and for the edge agent also
+    what came after it. ``watermarks`` maps a plant to its latest watermark (its edge's
+    "everything acquired before this is stored"); a plant without one counts as complete.
+    Keys the register does not know are ignored. Raises ValueError naming the signal when
+    its samples are unsorted, or a mode signal's samples lack values.
     """
     model = register.model
     enterprise = model.enterprise
     fingerprint = thresholds.fingerprint()
     downs = _DownIndex(liveness)
+    marks = watermarks or {}
+    provisional_ns = round(thresholds.provisional_max * 1e9)
     results: list[ProcessResult] = []
     lines: list[tuple[str, str]] = []
+    incomplete: dict[str, int] = {}
     for plant in model.plants:
+        mark = marks.get(plant.id)
+        complete = mark is None or mark >= window.end_ns
+        provisional = not complete and window.end_ns - (mark or 0) <= provisional_ns
+        if not complete:
+            incomplete[plant.id] = mark or 0
         for line in plant.lines:
             lines.append((plant.id, line.id))
             scheduled = iv.subtract([(window.start_ns, window.end_ns)], _downtime(line))
@@ -268,6 +332,9 @@ def evaluate(
                 out = _evaluate_process(
                     plant, process, window, scheduled, samples, downs, thresholds
                 )
+                if provisional and out.status is not Status.NOT_SCHEDULED:
+                    out = out._replace(status=Status.PROVISIONAL, reasons=(Reason.EDGE_BUFFERING,))
+                outages, more = downs.outages(plant.id, _sources_of(process), window)
                 results.append(
                     ProcessResult(
                         enterprise_id=enterprise.id,
@@ -287,6 +354,9 @@ def evaluate(
                         register_digest=register.digest,
                         thresholds=fingerprint,
                         window=window,
+                        outages=outages,
+                        outages_more=more,
+                        complete=complete,
                     )
                 )
     return Evaluation(
@@ -300,6 +370,7 @@ def evaluate(
         plants=tuple(p.id for p in model.plants),
         lines=tuple(lines),
         processes=tuple(results),
+        incomplete_plants=incomplete,
     )
 
 
@@ -313,8 +384,9 @@ def _evaluate_process(
     thresholds: Thresholds,
 ) -> _Outcome:
     """The status of one key process (everything but its identity and the R7 stamp)."""
-    if not scheduled:
-        return _Outcome(Status.NOT_SCHEDULED, (), (), None, 0.0, (), ())
+    scheduled_ns = iv.length(scheduled)
+    if not scheduled or scheduled_ns < thresholds.scheduled_min_share * window.duration_ns:
+        return _Outcome(Status.NOT_SCHEDULED, (), (), None, scheduled_ns / 1e9, (), ())
     reasons: set[Reason] = set()
     states = process.signals_with_role(SignalRole.STATE)
     key_params = tuple(s for s in process.signals_with_role(SignalRole.PARAMETER) if s.key)
@@ -329,7 +401,6 @@ def _evaluate_process(
     unbound = tuple(s.id for s in checked if s.source is None)
     manual = tuple(s.id for s in checked if s.source is not None and not s.is_automated)
 
-    scheduled_ns = iv.length(scheduled)
     evidence = []
     for signal in checked:
         if not signal.is_automated:
@@ -613,12 +684,30 @@ def _to_ns(moment: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
+def _sources_of(process: Process) -> list[str]:
+    """The distinct automated sources of a process's signals, in register order."""
+    out: list[str] = []
+    for signal in process.signals:
+        if signal.is_automated and signal.source is not None and signal.source not in out:
+            out.append(signal.source)
+    return out
+
+
 class _DownIndex:
-    """Sorted down-event times per (plant, source), the plant's edge agent's included."""
+    """Sorted down-event times per (plant, source), the plant's edge agent's included.
+
+    The edge agent's downs are those ``edge_downs`` derives from its births and Wills."""
 
     def __init__(self, liveness: Liveness) -> None:
         self._events = liveness
         self._cache: dict[tuple[str, str | None], list[int]] = {}
+        self._edge: dict[str, list[EdgeDown]] = {}
+
+    def edge(self, plant_id: str) -> list[EdgeDown]:
+        found = self._edge.get(plant_id)
+        if found is None:
+            found = self._edge[plant_id] = edge_downs(self._events.get((plant_id, EDGE_SOURCE), ()))
+        return found
 
     def of(self, plant_id: str, source_id: str | None) -> list[int]:
         key = (plant_id, source_id)
@@ -627,7 +716,41 @@ class _DownIndex:
             own: Iterable[SourceEvent] = (
                 self._events.get((plant_id, source_id), ()) if source_id is not None else ()
             )
-            edge: Sequence[SourceEvent] = self._events.get((plant_id, EDGE_SOURCE), ())
-            cached = sorted(e.ts for events in (own, edge) for e in events if not e.up)
+            cached = sorted([e.ts for e in own if not e.up] + [d.ts for d in self.edge(plant_id)])
             self._cache[key] = cached
         return cached
+
+    def outages(
+        self, plant_id: str, sources: Sequence[str], window: Window
+    ) -> tuple[tuple[Outage, ...], int]:
+        """Outages of ``sources`` and of the edge agent overlapping ``window``."""
+        found: list[Outage] = []
+        edge_events = self._events.get((plant_id, EDGE_SOURCE), ())
+        edge_ups = [e.ts for e in edge_events if e.up]
+        for down in self.edge(plant_id):
+            k = bisect_right(edge_ups, down.ts)
+            found.append(
+                Outage(
+                    EDGE_SOURCE, down.ts, edge_ups[k] if k < len(edge_ups) else None, down.detail
+                )
+            )
+        for source in sources:
+            events = self._events.get((plant_id, source), ())
+            for i, event in enumerate(events):
+                if event.up or (i > 0 and not events[i - 1].up):
+                    continue  # only the first down of a run of downs starts an outage
+                back = next((e.ts for e in events[i + 1 :] if e.up), None)
+                found.append(Outage(source, event.ts, back, event.detail))
+        # A return after the window's end is not shown: what is stored after the window
+        # must not change its evidence (recomputed = live).
+        overlapping = sorted(
+            (
+                o
+                if o.up_ns is None or o.up_ns < window.end_ns
+                else Outage(o.source, o.down_ns, None, o.detail)
+                for o in found
+                if o.down_ns < window.end_ns and (o.up_ns is None or o.up_ns > window.start_ns)
+            ),
+            key=lambda o: (o.down_ns, o.source),
+        )
+        return tuple(overlapping[:MAX_OUTAGES]), max(0, len(overlapping) - MAX_OUTAGES)

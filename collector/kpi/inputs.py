@@ -66,6 +66,10 @@ class SignalSamples:
     recv: list[int] = field(default_factory=list)
     """When the edge received each sample (may be left empty). A value re-sent after an
     outage keeps its source time; a receive time after a down event re-confirms it."""
+    reconfirmed: list[tuple[int, int]] = field(default_factory=list)
+    """Every stored receipt of a re-sent value: ``(receive time, source time of the sample
+    it re-sends)``, sorted. Unlike ``recv``, which keeps only the last receipt, these
+    survive any number of re-sends (``collector/kpi/reconfirm.py``)."""
 
     def __post_init__(self) -> None:
         n = len(self.ts)
@@ -89,6 +93,13 @@ class SourceEvent:
 
     ts: int
     up: bool
+    detail: str = ""
+    """Why, as the edge (or the collector, for the agent's own events) said it."""
+    boot: int = 0
+    """Edge agent events only: the agent's boot, its uplink connection number and whether it
+    said goodbye (``common.wire.EdgeState``); 0/0/False for legacy events and sources."""
+    link: int = 0
+    shutdown: bool = False
 
 
 SampleKey = tuple[str, str]

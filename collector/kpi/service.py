@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 PROCESS_STATUS = "process_status"
 KPI_RATE = "kpi_rate"
+EDGE_EVENTS_AHEAD_NS = 3600 * 1_000_000_000
+"""Edge agent events are read up to this far past now (an edge clock ahead of ours)."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,15 @@ class KpiService:
         window_s: float,
         period_s: float,
         lag_s: float,
+        correction_horizon_s: float = 86400.0,
+        corrections_per_period: int = 10,
     ) -> None:
         self.registers = registers
+        self.correction_horizon_ns = int(correction_horizon_s * 1e9)
+        self.corrections_per_period = corrections_per_period
+        self.pending: dict[Window, PendingWindow] = {}
+        """Windows stored before their plants' data had all arrived, to be corrected."""
+        self.corrections_run = 0
         self.reader = reader
         self.writer = writer
         self.thresholds = thresholds
@@ -83,12 +92,18 @@ class KpiService:
         self.last_error = ""
 
     async def compute(self, window: Window) -> KpiResult:
+        """Evaluate ``window`` from what is stored now (the live loop, a recomputation and
+        a correction all come through here)."""
         evaluations = []
+        now = time.time_ns()
         for register in self.registers:
             enterprise = register.enterprise_id
             lookback = lookback_ns(register, self.thresholds)
             raw_samples = await self.reader.samples(
                 window.start_ns, window.end_ns, lookback, enterprise
+            )
+            receipts = await self.reader.reconfirmations(
+                window.start_ns - lookback, window.end_ns, enterprise
             )
             samples = {
                 key: SignalSamples(
@@ -96,21 +111,30 @@ class KpiService:
                     status=list(cols.status),
                     value=list(cols.value),
                     recv=list(cols.recv),
+                    reconfirmed=receipts.get(key, []),
                 )
                 for key, cols in raw_samples.items()
             }
+            # The edge agents' events after the window too: a Last Will inside it is read
+            # by what the agent said after it (an uplink gap, or a dead agent).
             raw_liveness = await self.reader.liveness(
-                window.start_ns - lookback, window.end_ns, enterprise
+                window.start_ns - lookback,
+                window.end_ns,
+                enterprise,
+                edge_until_ns=now + EDGE_EVENTS_AHEAD_NS,
             )
             liveness = {
-                key: [SourceEvent(ts, up) for ts, up in events]
+                key: [SourceEvent(e.ts, e.up, e.detail, e.boot, e.link, e.shutdown) for e in events]
                 for key, events in raw_liveness.items()
             }
+            marks = await self.reader.watermarks(
+                window.end_ns - self.correction_horizon_ns, enterprise
+            )
             # CPU-bound (a second per ~200,000 samples): off the event loop, so ingestion
             # and the API keep running while a large window is evaluated.
             evaluations.append(
                 await asyncio.to_thread(
-                    evaluate, register, window, samples, liveness, self.thresholds
+                    evaluate, register, window, samples, liveness, self.thresholds, marks
                 )
             )
         rates = aggregate(evaluations)
@@ -131,16 +155,99 @@ class KpiService:
     async def evaluate_now(self) -> KpiResult:
         result = await self.compute(self.current_window())
         await self.writer.write(result_lines(result))
+        self._track(result, revision=0)
         self.latest = result
         self.evaluations_run += 1
         return result
 
+    def _track(self, result: KpiResult, revision: int) -> None:
+        """Remember a window stored while some plant's data was still on its way."""
+        incomplete = _incomplete(result)
+        if incomplete:
+            self.pending[result.window] = PendingWindow(revision, incomplete)
+        else:
+            self.pending.pop(result.window, None)
+
+    async def correct_pending(self) -> int:
+        """Re-evaluate stored windows whose missing data may have arrived since, and store
+        the corrected results at the same timestamps (``revision`` + 1). Returns how many
+        windows were re-evaluated.
+
+        A window is taken up again once a plant it lacked data for has a newer watermark:
+        the edge watermark only moves when everything before it is delivered, so that is
+        the moment its backlog has arrived (or arrived further). At most
+        ``corrections_per_period`` per call; windows older than the correction horizon
+        keep what was stored."""
+        if not self.pending:
+            return 0
+        now = time.time_ns()
+        for window in [w for w in self.pending if w.end_ns < now - self.correction_horizon_ns]:
+            del self.pending[window]
+        oldest = min((w.end_ns for w in self.pending), default=now)
+        marks: dict[tuple[str, str], int] = {}
+        for register in self.registers:
+            found = await self.reader.watermarks(
+                oldest - self.correction_horizon_ns, register.enterprise_id
+            )
+            marks.update(((register.enterprise_id, plant), mark) for plant, mark in found.items())
+        done = 0
+        for window in sorted(self.pending, key=lambda w: w.end_ns):
+            if done >= self.corrections_per_period:
+                break
+            entry = self.pending[window]
+            if not any(marks.get(key, 0) > mark for key, mark in entry.incomplete.items()):
+                continue
+            result = await self.compute(window)
+            await self.writer.write(result_lines(result, revision=entry.revision + 1))
+            self._track(result, revision=entry.revision + 1)
+            done += 1
+            self.corrections_run += 1
+            log.info(
+                "KPI window ending %s corrected (revision %d) now that %s delivered: %s",
+                window.end_ns,
+                entry.revision + 1,
+                ", ".join(f"{e}/{p}" for e, p in sorted(entry.incomplete)),
+                summary(result),
+            )
+        return done
+
+    async def recover_pending(self) -> None:
+        """After a restart: take up the stored windows still marked incomplete."""
+        now = time.time_ns()
+        for register in self.registers:
+            rows = await self.reader.points(
+                PROCESS_STATUS,
+                now - self.correction_horizon_ns,
+                now,
+                tags={"enterprise": register.enterprise_id},
+                fields=("complete", "window_s", "revision"),
+            )
+            for row in rows:
+                if row.fields.get("complete", True) is not False:
+                    continue
+                length = round(float(row.fields.get("window_s", self.window_s)) * 1e9)
+                window = Window(row.ts_ns - length, row.ts_ns)
+                key = (register.enterprise_id, row.tags.get("plant", ""))
+                entry = self.pending.setdefault(
+                    window, PendingWindow(int(row.fields.get("revision", 0)), {})
+                )
+                entry.incomplete.setdefault(key, 0)
+        if self.pending:
+            log.info("KPI: %d stored windows wait for late data to be corrected", len(self.pending))
+
     async def run(self) -> None:
+        try:
+            await self.recover_pending()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("KPI: could not look for windows to correct: %s", exc)
         while True:
             try:
                 result = await self.evaluate_now()
                 self.last_error = ""
                 log.info("KPI: %s", summary(result))
+                await self.correct_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -152,19 +259,41 @@ class KpiService:
             await asyncio.sleep(period - lagged_now % period + 0.05)
 
 
+@dataclass
+class PendingWindow:
+    """A stored window some plants' data was missing for."""
+
+    revision: int
+    incomplete: dict[tuple[str, str], int]
+    """``(enterprise, plant)`` → the plant's watermark when the window was evaluated."""
+
+
+def _incomplete(result: KpiResult) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for evaluation in result.evaluations:
+        for plant, mark in evaluation.incomplete_plants.items():
+            out[(evaluation.enterprise_id, plant)] = mark
+    return out
+
+
 def summary(result: KpiResult) -> str:
     parts = []
     for rate in result.rates:
         if rate.scope in ("enterprise", "plant") and rate.industry == "all":
             shown = "n/a" if rate.rate is None else f"{rate.rate:.1%}"
+            pending = f", {rate.provisional} provisional" if rate.provisional else ""
             parts.append(
-                f"{rate.scope} {rate.scope_id} {shown} ({rate.numerator}/{rate.denominator})"
+                f"{rate.scope} {rate.scope_id} {shown} "
+                f"({rate.numerator}/{rate.denominator}{pending})"
             )
     return "; ".join(parts)
 
 
-def result_lines(result: KpiResult) -> list[str]:
-    """``process_status`` and ``kpi_rate`` points, stamped with the window's end."""
+def result_lines(result: KpiResult, revision: int = 0) -> list[str]:
+    """``process_status`` and ``kpi_rate`` points, stamped with the window's end.
+
+    ``revision`` is 0 for the live evaluation and counts the corrections written later at
+    the same timestamps (which replace the earlier points)."""
     ts = result.window.end_ns
     window_s = result.window.duration_ns / 1e9
     lines: list[str | None] = []
@@ -183,6 +312,15 @@ def result_lines(result: KpiResult) -> list[str]:
                 "register_digest": p.register_digest,
                 "thresholds": p.thresholds,
                 "evidence": json.dumps([s.to_dict() for s in p.signals], separators=(",", ":")),
+                "outages": json.dumps(
+                    {
+                        "listed": [o.to_dict() for o in p.outages],
+                        "more": p.outages_more,
+                    },
+                    separators=(",", ":"),
+                ),
+                "complete": p.complete,
+                "revision": revision,
             }
             if p.manual_share is not None:
                 fields["manual_share"] = p.manual_share
@@ -205,6 +343,8 @@ def result_lines(result: KpiResult) -> list[str]:
             "register_versions": versions,
             "thresholds": result.evaluations[0].thresholds if result.evaluations else "",
             "window_s": window_s,
+            "provisional": rate.provisional,
+            "revision": revision,
         }
         if rate.rate is not None:
             fields["rate"] = float(rate.rate)

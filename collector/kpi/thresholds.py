@@ -24,6 +24,13 @@ class Thresholds(BaseModel):
     """Seconds an on-change sample stays known while its source is alive."""
     reason_min_share: float = Field(0.01, ge=0.0, le=1.0)
     """A failing signal reports every non-good category with at least this share."""
+    scheduled_min_share: float = Field(0.05, ge=0.0, le=1.0)
+    """A process scheduled for less than this share of the window (the rest is planned
+    downtime) is ``NOT_SCHEDULED``: a second of running time is no verdict."""
+    provisional_max: Duration = Field(900.0, ge=0.0)
+    """Seconds past a plant's watermark (the edge's "everything before this is delivered")
+    during which a window is ``PROVISIONAL`` rather than judged on data still on its way;
+    a window ending later than this after the watermark is judged on what arrived."""
 
     def fingerprint(self) -> str:
         """Compact, key-sorted JSON: equal thresholds always give the same text."""

@@ -33,6 +33,13 @@ from common.wire import LivenessEvent
 
 SAMPLE = "sample"
 LIVENESS = "liveness"
+RECONFIRM = "reconfirm"
+WATERMARK = "watermark"
+RECONFIRM_MIN_AGE_NS = 1_000_000_000
+"""A sample received at least this long after its source time is (also) stored as a
+``reconfirm`` point at its receive time: a value a source re-sends after an outage (OPC UA
+re-subscription, a retained MQTT message) keeps its source time, so its ``sample`` point is
+overwritten by every re-send, and only these points keep each receipt (docs/kpi.md)."""
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -272,9 +279,44 @@ def _int_field(sample: StoredSample, name: str, value: int) -> str:
 # -- liveness -----------------------------------------------------------------------------
 
 
+def reconfirm_line(sample: StoredSample) -> str | None:
+    """The ``reconfirm`` point of a sample received long after its source time, else None.
+
+    Stamped with the receive time, so each receipt of a re-sent value is a point of its
+    own: ``of_ns`` names the sample (its source time) it re-confirms."""
+    if sample.recv_ns - sample.ts_ns < RECONFIRM_MIN_AGE_NS:
+        return None
+    prefix = _sample_prefix(
+        sample.enterprise, sample.plant, sample.line, sample.process, sample.signal
+    )
+    fields = (
+        f"of_ns={_int_field(sample, 'ts', sample.ts_ns)},"
+        f"status={_int_field(sample, 'status', sample.status)}"
+    )
+    _check_time(sample.recv_ns, _where(sample))
+    return f"{RECONFIRM}{prefix[len(SAMPLE) :]}{fields} {sample.recv_ns}"
+
+
+def watermark_line(
+    enterprise: str, plant: str, edge: str, complete_until: int, boot: int, seq: int
+) -> str:
+    """The ``watermark`` point of one batch: stamped with the edge's ``complete_until``."""
+    line = point_line(
+        WATERMARK,
+        {"enterprise": enterprise, "plant": plant, "edge": edge},
+        {"boot": boot, "seq": seq},
+        complete_until,
+    )
+    assert line is not None  # integer fields are always storable
+    return line
+
+
 @dataclass(frozen=True, slots=True)
 class StoredLiveness:
-    """A source (or the edge agent, source ``_edge``) went up or down at ``ts_ns``."""
+    """A source (or the edge agent, source ``_edge``) went up or down at ``ts_ns``.
+
+    For the edge agent's own births and deaths, ``boot``, ``link`` and ``shutdown`` come
+    from its state message (``common.wire.EdgeState``); 0/0/False elsewhere."""
 
     enterprise: str
     plant: str
@@ -283,16 +325,26 @@ class StoredLiveness:
     up: bool
     detail: str
     edge: str
+    boot: int = 0
+    link: int = 0
+    shutdown: bool = False
 
 
 def liveness_line(event: StoredLiveness) -> str:
+    fields: dict[str, FieldValue] = {
+        "up": bool(event.up),
+        "detail": event.detail,
+        "edge": event.edge,
+    }
+    if event.boot:
+        fields.update(boot=event.boot, link=event.link, shutdown=bool(event.shutdown))
     line = point_line(
         LIVENESS,
         {"enterprise": event.enterprise, "plant": event.plant, "source": event.source},
-        {"up": bool(event.up), "detail": event.detail, "edge": event.edge},
+        fields,
         event.ts_ns,
     )
-    assert line is not None  # bool and string fields are always storable
+    assert line is not None  # bool, int and string fields are always storable
     return line
 
 

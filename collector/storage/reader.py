@@ -15,7 +15,7 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -31,9 +31,10 @@ from collector.storage.influxql import (
     tag_filter,
     time_range,
 )
-from collector.storage.lineprotocol import LIVENESS, SAMPLE
+from collector.storage.lineprotocol import LIVENESS, RECONFIRM, SAMPLE, WATERMARK
 from collector.storage.settings import InfluxSettings
 from common.quality import BAD
+from common.wire import EDGE_SOURCE
 
 _SAMPLE_FIELDS = ", ".join(
     quote_ident(f) for f in ("value", "value_bool", "value_str", "status", "recv_ns")
@@ -57,6 +58,18 @@ class SignalColumns:
 
     def __len__(self) -> int:
         return len(self.ts)
+
+
+class LivenessRow(NamedTuple):
+    """One stored up/down event of a source (or of the edge agent, source ``_edge``)."""
+
+    ts: int
+    up: bool
+    detail: str = ""
+    boot: int = 0
+    """The edge agent's boot, link and shutdown flag: for ``_edge`` events only (else 0)."""
+    link: int = 0
+    shutdown: bool = False
 
 
 @dataclass(frozen=True)
@@ -171,27 +184,82 @@ class InfluxQLReader:
         return out
 
     async def liveness(
-        self, start_ns: int, end_ns: int, enterprise: str, lookback_ns: int = 0
-    ) -> dict[tuple[str, str], list[tuple[int, bool]]]:
+        self,
+        start_ns: int,
+        end_ns: int,
+        enterprise: str,
+        lookback_ns: int = 0,
+        edge_until_ns: int | None = None,
+    ) -> dict[tuple[str, str], list[LivenessRow]]:
         """Up/down events per ``(plant, source)`` in ``[start, end)``, sorted by time,
-        preceded by the last event in ``[start - lookback, start)`` when ``lookback_ns``."""
+        preceded by the last event in ``[start - lookback, start)`` when ``lookback_ns``.
+
+        With ``edge_until_ns``, the edge agents' own events (``_edge``) of
+        ``[end, edge_until)`` are added: whether a Last Will meant a dead agent or an
+        uplink gap is told by what the agent said after it (``collector/kpi/edge_liveness.py``).
+        """
         where = f"{quote_ident('enterprise')} = {quote_literal(enterprise)}"
         group = f"GROUP BY {quote_ident('plant')}, {quote_ident('source')}"
-        select = f"SELECT {quote_ident('up')} FROM {quote_ident(LIVENESS)}"
+        fields = ", ".join(quote_ident(f) for f in ("up", "detail", "boot", "link", "shutdown"))
+        select = f"SELECT {fields} FROM {quote_ident(LIVENESS)}"
         statements = [f"{select} WHERE {where} AND {time_range(start_ns, end_ns)} {group}"]
+        if edge_until_ns is not None and edge_until_ns > end_ns:
+            edge = f"{quote_ident('source')} = {quote_literal(EDGE_SOURCE)}"
+            statements.append(
+                f"{select} WHERE {where} AND {edge} AND {time_range(end_ns, edge_until_ns)} {group}"
+            )
         if lookback_ns > 0:
             statements.append(
                 f"{select} WHERE {where} AND {time_range(start_ns - lookback_ns, start_ns)} "
                 f"{group} ORDER BY time DESC LIMIT 1"
             )
-        out: dict[tuple[str, str], list[tuple[int, bool]]] = {}
+        out: dict[tuple[str, str], list[LivenessRow]] = {}
         for series in await self.query("; ".join(statements)):
             key = (series.tags.get("plant", ""), series.tags.get("source", ""))
-            i_time, i_up = series.columns.index("time"), series.columns.index("up")
+            index = {name: i for i, name in enumerate(series.columns)}
             events = out.setdefault(key, [])
-            events.extend((int(row[i_time]), bool(row[i_up])) for row in series.values)
+            events.extend(_liveness_row(row, index) for row in series.values)
         for events in out.values():
-            events.sort(key=lambda event: event[0])
+            events.sort(key=lambda event: event.ts)
+        return out
+
+    async def reconfirmations(
+        self, start_ns: int, end_ns: int, enterprise: str
+    ) -> dict[tuple[str, str], list[tuple[int, int]]]:
+        """Receipts of re-sent values per ``(process, signal)`` in ``[start, end)``: pairs of
+        (receive time, source time of the sample it re-confirms), sorted."""
+        where = f"{quote_ident('enterprise')} = {quote_literal(enterprise)}"
+        group = f"GROUP BY {quote_ident('process')}, {quote_ident('signal')}"
+        q = (
+            f"SELECT {quote_ident('of_ns')} FROM {quote_ident(RECONFIRM)} "
+            f"WHERE {where} AND {time_range(start_ns, end_ns)} {group}"
+        )
+        out: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for series in await self.query(q):
+            key = (series.tags.get("process", ""), series.tags.get("signal", ""))
+            i_time, i_of = series.columns.index("time"), series.columns.index("of_ns")
+            pairs = out.setdefault(key, [])
+            pairs.extend(
+                (int(row[i_time]), int(row[i_of])) for row in series.values if row[i_of] is not None
+            )
+        for pairs in out.values():
+            pairs.sort()
+        return out
+
+    async def watermarks(self, since_ns: int, enterprise: str) -> dict[str, int]:
+        """Per plant, the latest watermark any of its edges stored at or after ``since_ns``:
+        the edge-clock time before which everything it acquired is stored."""
+        q = (
+            f"SELECT last({quote_ident('seq')}) FROM {quote_ident(WATERMARK)} "
+            f"WHERE {quote_ident('enterprise')} = {quote_literal(enterprise)} "
+            f"AND time >= {int(since_ns)} GROUP BY {quote_ident('plant')}"
+        )
+        out: dict[str, int] = {}
+        for series in await self.query(q):
+            i_time = series.columns.index("time")
+            for row in series.values:
+                plant = series.tags.get("plant", "")
+                out[plant] = max(out.get(plant, 0), int(row[i_time]))
         return out
 
     async def points(
@@ -250,6 +318,21 @@ def _sample_row(row: list[Any], index: dict[str, int]) -> tuple[int, int, Value,
     i = index.get("recv_ns")
     recv = int(row[i]) if i is not None and row[i] is not None else ts
     return ts, status, value, recv
+
+
+def _liveness_row(row: list[Any], index: dict[str, int]) -> LivenessRow:
+    def get(name: str) -> Any:
+        i = index.get(name)
+        return row[i] if i is not None else None
+
+    return LivenessRow(
+        int(row[index["time"]]),
+        bool(get("up")),
+        str(get("detail") or ""),
+        int(get("boot") or 0),
+        int(get("link") or 0),
+        bool(get("shutdown") or False),
+    )
 
 
 def _sort_columns(columns: SignalColumns) -> None:

@@ -64,6 +64,7 @@ async def test_declared_beside_observed(make_app: Apps) -> None:
             "numerator": 1,
             "denominator": 3,
             "not_scheduled": 0,
+            "provisional": 0,
             "reasons": ent_all["reasons"],
         }
     ]

@@ -132,7 +132,7 @@ async def test_empty_export_still_has_its_header(make_app: Apps) -> None:
     assert response.text.splitlines() == [
         "time,time_ns,enterprise,plant,line,process,industry,status,counted,reasons,"
         "coverage_min,longest_gap_s,manual_share,scheduled_s,window_s,register_version,"
-        "register_digest,thresholds"
+        "register_digest,thresholds,complete,revision"
     ]
 
 

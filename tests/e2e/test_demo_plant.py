@@ -53,7 +53,7 @@ async def test_every_sample_read_is_stored_with_status_and_source_time(
     # edge was reading it (the simulators start first, as equipment does).
     first_up: dict[str, int] = {}
     for (_plant, source), events in liveness.items():
-        ups = [ts for ts, up in events if up]
+        ups = [e.ts for e in events if e.up]
         if ups:
             first_up[source] = min(ups)
     source_of = {(r.process.id, r.signal.id): r.signal.source for r in stack.register.signals()}

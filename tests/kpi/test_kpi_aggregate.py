@@ -201,6 +201,7 @@ def test_output_order_and_shape_are_deterministic() -> None:
         "numerator",
         "denominator",
         "not_scheduled",
+        "provisional",
         "rate",
         "reasons",
         "enterprises",

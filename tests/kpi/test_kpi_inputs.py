@@ -45,6 +45,8 @@ def test_fingerprint_is_compact_sorted_json_of_the_values_in_force() -> None:
         "on_change_max_hold": 43200.0,
         "periodic_hold_factor": 3.0,
         "reason_min_share": 0.01,
+        "scheduled_min_share": 0.05,
+        "provisional_max": 900.0,
     }
     assert list(json.loads(fp)) == sorted(json.loads(fp))
     assert Thresholds().fingerprint() == fp

@@ -22,7 +22,7 @@ from common.endpoints import parse_broker_url
 from common.limits import UplinkLimits
 from common.register_loader import load_register
 from common.topics import EdgeTopic, edge_topic
-from common.wire import decode_batch
+from common.wire import EdgeState, decode_batch
 
 REGISTER = load_register(Path(__file__).parents[2] / "examples" / "demo" / "register.yaml")
 REGISTERS = {REGISTER.enterprise_id: REGISTER}
@@ -247,7 +247,9 @@ async def test_edge_state_for_an_unknown_plant_is_ignored_and_acked() -> None:
     acks: list[str] = []
     for i in range(100):
         await p.submit_edge_state(
-            EdgeTopic(E, f"plant-{i}", "e", "state"), True, 1, lambda: acks.append("ack")
+            EdgeTopic(E, f"plant-{i}", "e", "state"),
+            EdgeState(edge="e", online=True, boot=1),
+            lambda: acks.append("ack"),
         )
     assert acks == ["ack"] * 100
     assert p.stats.states_rejected == 100 and p.stats.edges == {} and p.queue.qsize() == 0

@@ -198,12 +198,13 @@ async def test_liveness_round_trip(clients: tuple[InfluxWriter, InfluxQLReader])
     ]
     await writer.write([liveness_line(e) for e in events])
     got = await reader.liveness(START, END, ENT, lookback_ns=60 * S)
-    assert got == {
+    assert {key: [(e.ts, e.up) for e in events] for key, events in got.items()} == {
         ("p1", "a1-opcua"): [(START - 10 * S, True), (START + S, False), (START + 2 * S, True)],
         ("p1", "_edge"): [(START + 3 * S, True)],
     }
+    assert got[("p1", "a1-opcua")][1].detail == 'lost:\\n"timeout"'
     wide = await reader.liveness(START - 1000 * S, END, ENT)
-    assert wide[("p2", "dev, 1")] == [(START - 100 * S, False)]
+    assert [(e.ts, e.up) for e in wide[("p2", "dev, 1")]] == [(START - 100 * S, False)]
     detail = await reader.points("liveness", START, START + 2 * S, {"source": "a1-opcua"})
     assert [r.fields["detail"] for r in detail] == ['lost:\\n"timeout"']
 

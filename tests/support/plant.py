@@ -54,6 +54,8 @@ class PlantStack:
     api_url: str = ""
     edge_health_urls: dict[str, str] = field(default_factory=dict)
     """Each plant's edge agent's local health endpoint (``…/health``), by plant id."""
+    device_broker_url: str = ""
+    """The MQTT devices' broker, when it is not the central one (``broker_url``)."""
 
     def __post_init__(self) -> None:
         self.register = load_register(self.register_path)
@@ -72,7 +74,7 @@ class PlantStack:
                 if isinstance(source, OpcUaSource):
                     args += ["--endpoint", f"{source.id}={self.endpoints[source.id]}"]
                 elif isinstance(source, MqttSource):
-                    args += ["--broker", f"{source.id}={self.broker_url}"]
+                    args += ["--broker", f"{source.id}={self.device_broker_url or self.broker_url}"]
         return args
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Component:
@@ -105,21 +107,33 @@ class PlantStack:
             args += ["--ledger", str(ledger)]
         return self._spawn("simulators", args)
 
-    def start_edges(self) -> list[Component]:
+    def start_edges(self, env: dict[str, str] | None = None) -> list[Component]:
+        """One edge agent per plant; each keeps its buffer folder and health port when
+        started again (after a kill) under the same name."""
         started = []
         for plant in self.register.model.plants:
             args = ["-m", "edge", "run", "--register", str(self.register_path), "--plant", plant.id]
             args += ["--uplink-broker", self.broker_url, *self._overrides(plant.id)]
             # Each stack's edge keeps its store-and-forward buffer in the stack's workdir.
-            health_port = free_port()
+            known = self.edge_health_urls.get(plant.id)
+            health_port = int(known.rsplit(":", 1)[1].split("/")[0]) if known else free_port()
             self.edge_health_urls[plant.id] = f"http://{LOOPBACK}:{health_port}/health"
-            env = {
+            edge_env = {
                 "EDGE_STATUS_INTERVAL": "5s",
                 "EDGE_BUFFER_DIR": str(self.workdir / f"buffer-{plant.id}"),
                 "EDGE_HEALTH_PORT": str(health_port),
+                **(env or {}),
             }
-            started.append(self._spawn(f"edge-{plant.id}", args, env))
+            started.append(self._spawn(f"edge-{plant.id}", args, edge_env))
         return started
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component (a crash: no goodbye, no flush) and forget it."""
+        for component in list(self.components):
+            if component.name == name and component.proc.poll() is None:
+                component.proc.kill()
+                component.proc.wait()
+                self.components.remove(component)
 
     def start_collector(
         self,

@@ -118,6 +118,7 @@ def router(runtime: Runtime) -> APIRouter:
                     "numerator": rate.numerator if rate else 0,
                     "denominator": rate.denominator if rate else 0,
                     "not_scheduled": rate.not_scheduled if rate else 0,
+                    "provisional": rate.provisional if rate else 0,
                     "reasons": dict(rate.reasons) if rate else {},
                 }
             )

@@ -93,7 +93,9 @@ function renderEnterprises(enterprises, kpi) {
             num("numerator-enterprise-" + id, e.numerator, e.numerator), " of ",
             num("denominator-enterprise-" + id, e.denominator, e.denominator),
             " key processes digitalized",
-            e.not_scheduled ? ` (${e.not_scheduled} not scheduled)` : ""),
+            e.not_scheduled ? ` (${e.not_scheduled} not scheduled)` : "",
+            e.provisional ? el("span", { "data-testid": "provisional-enterprise-" + id,
+              "data-value": e.provisional }, ` (${e.provisional} provisional: data still on its way)`) : null),
           el("div", { class: "declared" }, "declared ",
             num("declared-enterprise-" + id, e.declared_rate, pct(e.declared_rate))),
           delta === null ? null : el("div", {}, "measured − declared ",
@@ -133,7 +135,9 @@ function renderPlants(kpi, processes, enterprises) {
       el("div", { class: "legend" },
         el("span", {}, el("i", { style: "background:var(--ok)" }), "digitalized"),
         el("span", {}, el("i", { style: "background:var(--bad)" }), "not digitalized"),
-        el("span", {}, el("i", { style: "background:var(--off)" }), "not scheduled")));
+        el("span", {}, el("i", { style: "background:var(--off)" }), "not scheduled"),
+        el("span", {}, el("i", { style: "background:var(--off);border:1px dashed var(--bad)" }),
+          "provisional (data still on its way)")));
     for (const [line, procs] of lines) {
       const lr = rateOf(kpi.rates, "line", line, plant);
       const key = plant + "-" + line;
@@ -149,15 +153,26 @@ function renderPlants(kpi, processes, enterprises) {
   if (!plants.size) root.append(el("div", { class: "panel empty" }, "no key processes evaluated yet"));
 }
 
+function outageText(o, startNs) {
+  // "opc1: connection lost: transport lost, 35.2–58.8 s" (seconds into the window).
+  const down = ((o.down_ns - startNs) / 1e9).toFixed(1);
+  const span = o.up_ns ? down + "–" + ((o.up_ns - startNs) / 1e9).toFixed(1) + " s" : "from " + down + " s on";
+  return o.source + ": " + (o.detail || "lost") + ", " + span;
+}
+
 function processChip(p) {
   const reasons = p.reasons.join(", ");
+  const outages = (p.outages || []).map((o) => outageText(o, p.window.start_ns));
   return el("span", {
       class: "proc " + p.status, "data-testid": "process-" + p.process_id, "data-value": p.status,
-      title: p.status + (reasons ? ": " + reasons : ""),
+      title: p.status + (reasons ? ": " + reasons : "") + (outages.length ? "\n" + outages.join("\n") : ""),
     },
     p.process_id,
     reasons ? el("span", { class: "reasons", "data-testid": "reasons-" + p.process_id,
-      "data-value": p.reasons.join(",") }, reasons) : null);
+      "data-value": p.reasons.join(",") }, reasons) : null,
+    p.status !== "DIGITALIZED" && outages.length ? el("span", { class: "outage",
+      "data-testid": "outage-" + p.process_id }, outages[0] +
+      (outages.length > 1 ? ` (+${outages.length - 1 + (p.outages_more || 0)} more)` : "")) : null);
 }
 
 function renderPareto(reasons) {
