@@ -89,8 +89,11 @@ def acl(
         str, typer.Option(help="Edge id of each plant (EDGE_EDGE_ID): {enterprise}, {plant}")
     ] = "edge-{plant}",
     collector_user: Annotated[
-        str, typer.Option(help="Broker user of the collector")
-    ] = "plantkpi-collector",
+        list[str] | None,
+        typer.Option(
+            help="Broker user of a collector replica, repeatable (default plantkpi-collector)"
+        ),
+    ] = None,
     prefix: Annotated[str, typer.Option(help="Uplink topic prefix")] = "plantkpi",
 ) -> None:
     """Print a least-privilege mosquitto ACL for the uplink: each edge may publish only its
@@ -101,7 +104,12 @@ def acl(
     try:
         text = generate_acl(
             [load_register(path) for path in register],
-            AclOptions(prefix, edge_id_pattern, edge_user_pattern, collector_user),
+            AclOptions(
+                prefix,
+                edge_id_pattern,
+                edge_user_pattern,
+                tuple(collector_user or ["plantkpi-collector"]),
+            ),
         )
     except (RegisterError, ValueError) as exc:
         print(f"plantkpi-collector acl: {exc}", file=sys.stderr)

@@ -28,7 +28,19 @@ def subscription(prefix: str, kind: Kind) -> str:
 
 
 def dead_letter_topic(prefix: str, enterprise: str, plant: str, edge: str) -> str:
-    return f"{prefix}/v1/deadletter/{enterprise}/{plant}/{edge}"
+    """Where a refused message of an edge goes. Outside ``<prefix>/v1/…`` on purpose: no
+    id (not even an edge called ``samples``) can make it match a collector subscription."""
+    return f"{prefix}/deadletter/v1/{enterprise}/{plant}/{edge}"
+
+
+def dead_letter_filter(prefix: str) -> str:
+    """Every dead letter (for the ACL and for whoever watches them)."""
+    return f"{prefix}/deadletter/#"
+
+
+def unknown_dead_letter_topic(prefix: str) -> str:
+    """Dead letters of messages whose topic named no edge."""
+    return f"{prefix}/deadletter/v1/unknown"
 
 
 def parse_edge_topic(prefix: str, topic: str) -> EdgeTopic:

@@ -21,12 +21,19 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
+from collector.ingest.dead_letters import envelope
 from collector.ingest.pipeline import IngestPipeline
 from common.backoff import Backoff
 from common.endpoints import BrokerAddress
 from common.mqtt_refusals import RefusalWatch, publish_checked
 from common.mqtt_tls import NOT_AUTHORIZED, LinkSecurity, explain_link_error
-from common.topics import EdgeTopic, dead_letter_topic, parse_edge_topic, subscription
+from common.topics import (
+    EdgeTopic,
+    dead_letter_topic,
+    parse_edge_topic,
+    subscription,
+    unknown_dead_letter_topic,
+)
 from common.wire import EdgeState
 
 log = logging.getLogger(__name__)
@@ -85,16 +92,14 @@ class UplinkConsumer:
         target = (
             dead_letter_topic(self.prefix, topic.enterprise, topic.plant, topic.edge)
             if topic is not None
-            else f"{self.prefix}/v1/deadletter/unknown"
+            else unknown_dead_letter_topic(self.prefix)
         )
-        envelope = json.dumps(
-            {"topic": topic_name, "reason": reason, "payload": payload.decode("utf-8", "replace")}
-        ).encode()
+        letter = envelope(topic_name, reason, payload)
         if client is None or refusals is None:
             log.error("dead letter not published (broker down): %s", reason)
             return
         try:
-            await publish_checked(client, refusals, target, envelope)
+            await publish_checked(client, refusals, target, letter)
         except aiomqtt.MqttError as exc:
             log.error("dead letter not published (%s): %s", exc, reason)
 

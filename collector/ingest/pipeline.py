@@ -8,8 +8,9 @@ the dead letters with its reason and the others are written.
 
 Hostile or oversized input (``common.limits``, docs/hostile-input.md) is refused where it
 is found, counted by limit or rule, logged naming the edge, and acknowledged: an uplink
-message over ``limits.payload_bytes`` is dead-lettered unread (its first bytes only), a
-batch over the sample/liveness count limits is dead-lettered whole, a bad sample is
+message over ``limits.payload_bytes`` is dead-lettered unread, as is a batch over the
+sample/liveness count limits (a dead letter is a bounded envelope: size, digest, first
+bytes — ``collector/ingest/dead_letters.py``), a bad sample is
 rejected alone. State is kept for at most ``limits.edges`` edges of known plants.
 """
 
@@ -45,9 +46,6 @@ from common.wire import EDGE_SOURCE, EdgeState, WireError, decode_batch
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_PREVIEW_BYTES = 64 * 1024
-"""What is kept of an oversized message in its dead letter (republishing it whole would
-load the broker with what we just refused)."""
 LOGGED_VIOLATIONS = 10
 LOGGED_REJECTIONS_PER_MINUTE = 20
 """Rejected samples named in the log per minute; a PLC with a wrong clock rejects all of its
@@ -176,7 +174,7 @@ class IngestPipeline:
             message = (
                 f"uplink message on {topic_name}: {len(payload)} bytes exceed the limit of "
                 f"{self.limits.payload_bytes} (COLLECTOR_LIMITS__PAYLOAD_BYTES); "
-                f"dead letter keeps the first {DEAD_LETTER_PREVIEW_BYTES} bytes"
+                "not read (its dead letter keeps its size, digest and first bytes)"
             )
             await self._refuse(topic, topic_name, payload, "payload_bytes", message)
             done()
@@ -188,8 +186,7 @@ class IngestPipeline:
                 batch, topic, self.registers, now_ns=received, limits=self.limits
             )
         except LimitExceeded as exc:
-            # Under the byte limit: the dead letter keeps the whole batch, to be replayed.
-            await self._refuse(topic, topic_name, payload, exc.limit, str(exc), cut=False)
+            await self._refuse(topic, topic_name, payload, exc.limit, str(exc))
             done()
             return
         except (WireError, BatchRejected) as exc:
@@ -378,14 +375,12 @@ class IngestPipeline:
         payload: bytes,
         limit: str,
         message: str,
-        *,
-        cut: bool = True,
     ) -> None:
-        """A message over a limit: counted, logged, dead-lettered (cut short if ``cut``)."""
+        """A message over a limit: counted, logged, dead-lettered (the envelope is bounded:
+        ``collector/ingest/dead_letters.py``)."""
         self.stats.batches_malformed += 1
         self._violation(limit, message)
-        kept = payload[:DEAD_LETTER_PREVIEW_BYTES] if cut else payload
-        await self.dead_letter(topic, topic_name, kept, message)
+        await self.dead_letter(topic, topic_name, payload, message)
 
     def _track_sequence(self, topic: EdgeTopic, boot: int, seq: int) -> None:
         seen = self.edge(topic)

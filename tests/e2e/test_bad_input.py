@@ -4,6 +4,7 @@ counted, and everything else keeps flowing."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import subprocess
@@ -98,7 +99,7 @@ async def test_malformed_batches_are_dead_lettered_and_good_batches_still_flow(
     async with aiomqtt.Client(
         broker.host, broker.port, identifier=f"t-{uuid.uuid4().hex[:6]}"
     ) as client:
-        await client.subscribe("plantkpi/v1/deadletter/#", qos=1)
+        await client.subscribe("plantkpi/deadletter/#", qos=1)
         await client.publish(topic, b"this is not json", qos=1)
         wrong = json.loads(batch(1, []).encode())
         del wrong["plant"]
@@ -263,7 +264,7 @@ async def test_batch_influxdb_refuses_is_dead_lettered_with_its_reason_and_later
     async with aiomqtt.Client(
         broker.host, broker.port, identifier=f"t-{uuid.uuid4().hex[:6]}"
     ) as client:
-        await client.subscribe("plantkpi/v1/deadletter/#", qos=1)
+        await client.subscribe("plantkpi/deadletter/#", qos=1)
         await client.publish(
             topic, batch(1, [("a1-turning", "spindle_speed", now, 1200.0)]).encode(), qos=1
         )
@@ -276,7 +277,7 @@ async def test_batch_influxdb_refuses_is_dead_lettered_with_its_reason_and_later
                 break
     assert letter["topic"] == topic
     assert "InfluxDB rejected" in letter["reason"] and "value" in letter["reason"]
-    assert json.loads(letter["payload"])["seq"] == 1
+    assert json.loads(base64.b64decode(letter["excerpt_base64"]))["seq"] == 1
     await eventually(lambda: collector.pipeline.stats.samples_written >= 1, what="the second batch")
     assert collector.pipeline.stats.batches_dead_lettered == 1
     assert collector.pipeline.stats.write_failures.get("rejected") == 1

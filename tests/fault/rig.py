@@ -44,6 +44,7 @@ from tests.fault.compare import (
     read_ledger,
 )
 from tests.fault.schedule import Fault, make_schedule
+from tests.support.broker_config import CENTRAL, shipped_lines
 from tests.support.servers import LOOPBACK, InfluxServer, MosquittoServer, free_port
 
 ENTERPRISE = "fault-ent"
@@ -52,10 +53,10 @@ EDGE = f"edge-{PLANT}"
 SOURCE = "dev"
 DATABASE = "fault"
 COLLECTOR_CLIENT_ID = "plantkpi-collector-fault"
-CENTRAL_PERSISTENCE = ["autosave_interval 1", "autosave_on_changes true"]
-"""Save mosquitto's in-memory database at the end of every loop iteration that queued a
-message, changed a subscription or a retained message (see docs/reliability.md): the
-broker's default, a save every 30 minutes, loses everything since the last save on kill -9."""
+CENTRAL_PERSISTENCE = shipped_lines(CENTRAL)
+"""The shipped central broker's persistence and queueing lines (deploy/mosquitto), not a
+copy: they save the in-memory database after every loop that queued a message, changed a
+subscription or a retained message (see docs/reliability.md)."""
 PARAMETERS = ("torque", "pressure", "temperature", "power", "x0", "x1", "x2", "x3")
 ATTRIBUTION_MARGIN_NS = 2_000_000_000
 POLL_S = 0.3

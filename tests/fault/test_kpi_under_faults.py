@@ -39,6 +39,7 @@ from collector.storage.reader import InfluxQLReader, PointRow
 from collector.storage.settings import InfluxSettings
 from collector.storage.writer import make_writer
 from common.register_loader import load_register
+from tests.support.broker_config import CENTRAL, shipped_lines
 from tests.support.plant import PlantStack
 from tests.support.servers import InfluxServer, MosquittoServer
 
@@ -46,7 +47,7 @@ S = 1_000_000_000
 WINDOW_S, PERIOD_S, LAG_S = 20, 2, 3
 OUTAGE_S = 30
 ENTERPRISE, PLANT = "faulty-ent", "pf"
-CENTRAL_PERSISTENCE = ["autosave_interval 1", "autosave_on_changes true"]
+CENTRAL_PERSISTENCE = shipped_lines(CENTRAL)
 
 REGISTER = f"""
 version: faults-1

@@ -78,7 +78,7 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterato
         generated
         + f"\nuser {OBSERVER}\ntopic readwrite #\n"
         + f"\nuser {HALF}\ntopic write {half_state}\n"
-        + f"\nuser {NO_READ}\ntopic write plantkpi/v1/deadletter/#\n"
+        + f"\nuser {NO_READ}\ntopic write plantkpi/deadletter/#\n"
     )
     server = MosquittoServer(
         folder / "broker",

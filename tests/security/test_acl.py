@@ -45,7 +45,7 @@ def test_each_edge_may_write_only_its_own_topics_and_the_collector_only_read() -
     assert by_user["edge-plant-a"] == [f"{base}/samples", f"{base}/state", f"{base}/health"]
     collector = by_user["plantkpi-collector"]
     writes = [rule for rule in collector if not rule.startswith("topic read ")]
-    assert writes == ["topic write plantkpi/v1/deadletter/#"]
+    assert writes == ["topic write plantkpi/deadletter/#"]
     assert all("#" not in rule and "+" not in rule for rule in by_user["edge-plant-b"])
 
 
