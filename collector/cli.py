@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ from rich.table import Table
 
 from common.register_loader import RegisterError
 from common.service import run_until_signal, setup_logging
+from common.settings_env import warn_unknown_settings
+
+log = logging.getLogger(__name__)
 
 service_app = typer.Typer(add_completion=False, help="The central collector service.")
 kpi_app = typer.Typer(
@@ -65,6 +69,8 @@ def run(
     from collector.settings import CollectorSettings
 
     setup_logging(log_level)
+    # First: a misspelt variable explains the error a missing setting gives next.
+    warn_unknown_settings(CollectorSettings, log)
     overrides: dict[str, Any] = {}
     if register:
         overrides["registers"] = register

@@ -6,6 +6,7 @@ Example: ``COLLECTOR_REGISTERS='["plant.yaml"]' COLLECTOR_INFLUX__URL=http://inf
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,7 @@ from common.durations import Duration
 from common.endpoints import parse_broker_url
 from common.limits import UplinkLimits
 from common.mqtt_tls import LinkSecurity, link_security
+from common.settings_env import json_errors_named
 from common.topics import DEFAULT_PREFIX
 
 
@@ -110,6 +112,11 @@ class CollectorSettings(BaseSettings):
     write_batch_lines: int = Field(5000, ge=1, le=50_000)
     limits: UplinkLimits = Field(default_factory=UplinkLimits)
     """What an edge may send (``COLLECTOR_LIMITS__PAYLOAD_BYTES`` ...; docs/hostile-input.md)."""
+
+    def __init__(self, **values: Any) -> None:
+        # pydantic-settings names only the top-level field of a value that is not JSON.
+        with json_errors_named(type(self), values):
+            super().__init__(**values)
 
     @field_validator("broker")
     @classmethod

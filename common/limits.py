@@ -36,6 +36,10 @@ MAX_EDGES = 1000
 """Distinct edge agents the collector keeps state for."""
 REPORT_MAX_BYTES = 1024**2
 """An edge's health report or state message larger than this is ignored unread."""
+REGISTER_MAX_BYTES = 64 * 1024**2
+"""A register (or scenario) file larger than this is refused before it is read. A
+20,000-process register is 5 to 20 MB; loading takes about 80 times the file's size in
+memory (5 GB at this limit), so the limit bounds what a start-up can cost."""
 
 _SHOWN_CHARS = 60
 

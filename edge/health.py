@@ -19,6 +19,8 @@ from edge.sources import SourceSink
 GOOD_SOURCE_STATES = frozenset({"subscribed", "polling"})
 BUFFER_WARN_FILL = 0.8
 """Above this share of its byte or sample bound the buffer is about to drop data."""
+FAILED_NODES_NAMED = 5
+"""Failed nodes a problem line names; the count says how many there are in all."""
 
 
 class CountingSink:
@@ -117,10 +119,37 @@ def verdict(report: dict[str, Any], buffer_max_bytes: int, buffer_max_samples: i
         if isinstance(sparkplug, dict) and sparkplug.get("nodes_without_birth"):
             nodes = ", ".join(sparkplug["nodes_without_birth"][:10])
             problems.append(f"source {source}: Sparkplug nodes without a live birth: {nodes}")
+        failed = failed_nodes_problem(source, health)
+        if failed:
+            problems.append(failed)
     buffer = report["buffer"]
     fill = max(buffer["bytes_on_disk"] / buffer_max_bytes, buffer["depth"] / buffer_max_samples)
     if fill >= BUFFER_WARN_FILL:
         problems.append(f"buffer {fill:.0%} full ({buffer['depth']} samples waiting)")
-    if buffer.get("write_errors"):
+    if buffer.get("last_error"):
+        # Standing until a write succeeds again (a full disk that freed itself is no
+        # problem any more; the count of past errors stays in write_errors).
         problems.append(f"buffer write errors: {buffer['last_error']}")
+    if buffer.get("lost_items"):
+        problems.append(
+            f"buffer: {buffer['lost_items']} unacknowledged items were unreadable at start-up "
+            "(damaged or missing files, see quarantine/ in the buffer folder): lost"
+        )
     return problems
+
+
+def failed_nodes_problem(source: str, health: dict[str, Any]) -> str | None:
+    """An OPC UA source subscribed to its good nodes still delivers nothing for the failed
+    ones (a node id the server does not know, a browse path that did not resolve, an item
+    it refused): their signals are missing from the KPI, so the agent is not healthy."""
+    failed = health.get("failed_nodes") or {}
+    # The names decide: a reconnect that resolves every node empties failed_nodes but
+    # leaves nodes_failed at its old count.
+    if not failed:
+        return None
+    # failed_nodes names only the first ones (report size); nodes_failed counts them all.
+    count = max(int(health.get("nodes_failed") or 0), len(failed))
+    named = ", ".join(list(failed)[:FAILED_NODES_NAMED])
+    more = " …" if count > FAILED_NODES_NAMED else ""
+    noun = "node" if count == 1 else "nodes"
+    return f"source {source}: {count} {noun} failed: {named}{more}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +12,7 @@ from common.durations import Duration
 from common.endpoints import check_opcua_endpoint, parse_broker_url
 from common.limits import DEVICE_PAYLOAD_MAX_BYTES, FUTURE_TOLERANCE_S, STRING_MAX_CHARS
 from common.mqtt_tls import LinkSecurity, link_security
+from common.settings_env import json_errors_named
 from common.topics import DEFAULT_PREFIX
 
 
@@ -115,6 +116,11 @@ class EdgeSettings(BaseSettings):
     health_port: int = Field(8081, ge=0, le=65535)
     """0 lets the OS choose (the log line says which)."""
 
+    def __init__(self, **values: Any) -> None:
+        # pydantic-settings names only the top-level field of a value that is not JSON.
+        with json_errors_named(type(self), values):
+            super().__init__(**values)
+
     @field_validator("uplink_broker")
     @classmethod
     def _broker_url(cls, value: str) -> str:
@@ -171,6 +177,17 @@ class EdgeSettings(BaseSettings):
     @property
     def resolved_buffer_dir(self) -> Path:
         return self.buffer_dir or Path(f"edge-buffer-{self.resolved_edge_id}")
+
+
+def check_buffer_dir(directory: Path) -> Path:
+    """``directory`` if the store-and-forward buffer can live there. A file at its path, or
+    at a folder's above it, cannot be made a directory: said here in one line naming the
+    setting, before the buffer's own open turns it into an OS error."""
+    for path in (directory, *directory.parents):
+        if path.exists() and not path.is_dir():
+            where = "" if path == directory else f"{directory}: "
+            raise ValueError(f"EDGE_BUFFER_DIR {where}{path} is a file, not a directory")
+    return directory
 
 
 def _source_secret(

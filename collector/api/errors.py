@@ -17,7 +17,9 @@ Codes a client can branch on (the HTTP status says the class of problem):
 ========================  ======  =====================================================
 
 A traceback never reaches the client: the catch-all middleware logs it with an id and
-answers that id.
+answers that id. Nor does a client's input come back whole: a value quoted in a message is
+cut to :data:`ECHO_MAX_CHARS` (:func:`excerpt`), and every text of an error body to
+:data:`BODY_TEXT_MAX_CHARS` whatever produced it.
 """
 
 from __future__ import annotations
@@ -66,12 +68,46 @@ class ApiError(Exception):
             self.extra["field"] = field
 
 
+ECHO_MAX_CHARS = 200
+"""Characters of a client's value an error message quotes: enough to recognise it, while a
+100 KB parameter does not come back as a 100 KB answer."""
+BODY_TEXT_MAX_CHARS = 1000
+"""Longest text in an error body: the last guard for a message that quoted its input whole."""
+
+
+def excerpt(value: object, limit: int = ECHO_MAX_CHARS) -> str:
+    """A client's value quoted for an error message, cut to ``limit`` characters and then
+    saying how long it was."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text)} characters)"
+
+
+def bounded(text: str, limit: int = BODY_TEXT_MAX_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
 def bad_range(detail: str, field: str) -> ApiError:
     return ApiError(422, "bad_time_range", detail, field=field)
 
 
 def error_body(code: str, detail: Any, **extra: Any) -> dict[str, Any]:
-    return {"error": code, "detail": detail, **extra}
+    return {"error": code, "detail": _bounded_texts(detail), **_bounded_texts(extra)}
+
+
+def _bounded_texts(value: Any) -> Any:
+    """Every string inside ``value`` (nested lists and dicts too) cut by :func:`bounded`."""
+    if isinstance(value, str):
+        return bounded(value)
+    if isinstance(value, dict):
+        return {key: _bounded_texts(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bounded_texts(item) for item in value]
+    return value
 
 
 _HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 503: "not_ready"}

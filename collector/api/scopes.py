@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collector.api.errors import ApiError
+from collector.api.errors import ApiError, excerpt
 from collector.kpi.aggregate import INDUSTRIES, SCOPES, ScopeRate
 from common.register_loader import LoadedRegister
 
@@ -29,7 +29,7 @@ def check_scope(scope: str, *, status: int = 422, field: str = "scope") -> None:
         raise ApiError(
             status,
             "unknown_scope",
-            f"unknown scope {scope!r}; scopes: {', '.join(SCOPES)}",
+            f"unknown scope {excerpt(scope)}; scopes: {', '.join(SCOPES)}",
             field=field,
         )
 
@@ -39,7 +39,7 @@ def check_industry(industry: str, field: str = "industry") -> None:
         raise ApiError(
             422,
             "invalid_request",
-            f"unknown industry {industry!r}; industries: {', '.join(INDUSTRIES)}",
+            f"unknown industry {excerpt(industry)}; industries: {', '.join(INDUSTRIES)}",
             field=field,
         )
 
@@ -50,7 +50,7 @@ def unknown_scope_id(scope: str, scope_id: str, registers: Sequence[LoadedRegist
     return ApiError(
         404,
         "unknown_scope",
-        f"no {scope} {scope_id!r} in the loaded registers (known: {shown or 'none'})",
+        f"no {scope} {excerpt(scope_id)} in the loaded registers (known: {shown or 'none'})",
         field="scope_id",
     )
 

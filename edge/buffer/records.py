@@ -2,9 +2,14 @@
 
 Layout (little-endian)::
 
-    u32 payload length | u32 crc32 | u64 first item | u32 samples | u32 liveness | i64 min ts
+    "PKR1" | u32 payload length | u32 crc32 | u64 first item | u32 samples | u32 liveness | i64 min ts
     payload: zlib(JSON {"s": [[process, signal, ts, value, status, recv, server_ts], ...],
                         "l": [{"source", "ts", "up", "detail"}, ...]})
+
+The four marker bytes let a reader find the next record after a damaged one
+(``find_next``): damage costs the records it hit, not the rest of the file. Records written
+before the marker existed (no "PKR1") are still read: their first four bytes are a payload
+length, which can never equal the marker (it is larger than ``MAX_PAYLOAD``).
 
 The CRC covers everything after itself (the rest of the header and the payload), so a record
 cut short by ``kill -9`` or a power loss, or a header with garbage in it, is detected rather
@@ -28,11 +33,13 @@ from common.wire import LivenessEvent, Value
 SampleRecord = tuple[str, str, int, Value, int, int, int | None]
 """(process, signal, ts, value, status, recv, server_ts)"""
 
+MARKER = b"PKR1"
 HEADER = struct.Struct("<IIQIIq")
 _AFTER_CRC = struct.Struct("<QIIq")
 MAX_PAYLOAD = 256 * 1024 * 1024
 """Larger lengths can only come from a damaged header."""
 _NO_TS = -(2**63)
+assert int.from_bytes(MARKER, "little") > MAX_PAYLOAD  # a legacy length never reads as one
 
 
 class RecordError(ValueError):
@@ -46,6 +53,8 @@ class RecordHeader:
     n_samples: int
     n_liveness: int
     min_ts: int | None
+    marked: bool = True
+    """Written with the leading marker (False: a record from before it existed)."""
 
     @property
     def n_items(self) -> int:
@@ -56,9 +65,13 @@ class RecordHeader:
         return self.first + self.n_items
 
     @property
+    def header_size(self) -> int:
+        return HEADER.size + (len(MARKER) if self.marked else 0)
+
+    @property
     def size(self) -> int:
-        """Bytes on disk, header included."""
-        return HEADER.size + self.length
+        """Bytes on disk, marker and header included."""
+        return self.header_size + self.length
 
 
 @dataclass(frozen=True)
@@ -77,18 +90,20 @@ def encode(first: int, samples: list[SampleRecord], liveness: list[LivenessEvent
     min_ts = min((s[2] for s in samples), default=_NO_TS)
     rest = _AFTER_CRC.pack(first, len(samples), len(liveness), min_ts)
     crc = zlib.crc32(payload, zlib.crc32(rest))
-    return struct.pack("<II", len(payload), crc) + rest + payload
+    return MARKER + struct.pack("<II", len(payload), crc) + rest + payload
 
 
 def parse_header(data: bytes, offset: int = 0) -> tuple[RecordHeader, int]:
     """The header at ``offset`` and its CRC (checked later, against the payload)."""
-    if len(data) - offset < HEADER.size:
-        raise RecordError(f"header cut short ({len(data) - offset} of {HEADER.size} bytes)")
-    length, crc, first, n_samples, n_liveness, min_ts = HEADER.unpack_from(data, offset)
+    marked = data[offset : offset + len(MARKER)] == MARKER
+    at = offset + len(MARKER) if marked else offset
+    if len(data) - at < HEADER.size:
+        raise RecordError(f"header cut short ({len(data) - at} of {HEADER.size} bytes)")
+    length, crc, first, n_samples, n_liveness, min_ts = HEADER.unpack_from(data, at)
     if length > MAX_PAYLOAD:
         raise RecordError(f"implausible payload length {length}")
     header = RecordHeader(
-        length, first, n_samples, n_liveness, None if min_ts == _NO_TS else min_ts
+        length, first, n_samples, n_liveness, None if min_ts == _NO_TS else min_ts, marked
     )
     return header, crc
 
@@ -99,17 +114,31 @@ def check(data: bytes, offset: int) -> RecordHeader:
     end = offset + header.size
     if len(data) < end:
         raise RecordError(
-            f"payload cut short ({len(data) - offset - HEADER.size} of {header.length} bytes)"
+            f"payload cut short ({len(data) - offset - header.header_size} of "
+            f"{header.length} bytes)"
         )
-    rest = data[offset + 8 : offset + HEADER.size]
-    if zlib.crc32(data[offset + HEADER.size : end], zlib.crc32(rest)) != crc:
+    after_crc = offset + header.header_size - _AFTER_CRC.size
+    rest = data[after_crc : offset + header.header_size]
+    if zlib.crc32(data[offset + header.header_size : end], zlib.crc32(rest)) != crc:
         raise RecordError("checksum mismatch")
     return header
 
 
+def find_next(data: bytes, start: int) -> tuple[int, RecordHeader] | None:
+    """The first whole, valid record at or after ``start`` (a marker whose record checks),
+    or None: how a reader gets past a damaged record."""
+    at = data.find(MARKER, start)
+    while at >= 0:
+        try:
+            return at, check(data, at)
+        except RecordError:
+            at = data.find(MARKER, at + 1)
+    return None
+
+
 def decode_payload(data: bytes, offset: int, header: RecordHeader) -> Contents:
     """The samples and liveness events of an already checked record."""
-    start = offset + HEADER.size
+    start = offset + header.header_size
     doc = json.loads(zlib.decompress(data[start : start + header.length]))
     samples: list[SampleRecord] = [
         (p, s, ts, v, status, recv, server_ts) for p, s, ts, v, status, recv, server_ts in doc["s"]

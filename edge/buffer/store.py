@@ -10,14 +10,21 @@ be taken again. After a restart, everything on disk above the cursor is sent aga
 Bounded by bytes on disk and by items: when full, the oldest segment is dropped whole,
 its unacknowledged samples are counted in ``dropped``, and its unacknowledged liveness
 events are carried forward into the next record: a liveness event is never dropped.
-See docs/store-and-forward.md for the guarantees of each fsync policy.
+A disk that fills up before those bounds (other files, a small partition) is handled the
+same way: a write refused with ENOSPC frees acknowledged segments first — the one being
+appended to included — and else drops the oldest unacknowledged one, then writes again;
+errors are logged at most every ``ERROR_LOG_INTERVAL`` and stand in ``last_error`` (and
+the edge's health) until a write succeeds. See docs/store-and-forward.md for the
+guarantees of each fsync policy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import errno
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +36,9 @@ from edge.buffer.records import Contents, SampleRecord
 from edge.buffer.segments import FsyncPolicy, RecordRef, Segment, SegmentLog
 
 log = logging.getLogger(__name__)
+
+ERROR_LOG_INTERVAL = 10.0
+"""Seconds between two log lines about failing disk writes (the count covers the rest)."""
 
 
 @dataclass
@@ -62,12 +72,17 @@ class BufferStats:
     """Items waiting for the next group commit."""
     torn_records: int
     """Records found torn or damaged at start-up (cut off and skipped)."""
+    lost_items: int
+    """Unacknowledged items found unreadable at start-up (damaged records, missing segment
+    files): lost for good; a problem in the edge's health until the next start."""
     liveness_carried: int
     """Liveness events moved forward out of dropped segments."""
     backlog: int
     """Items of the backlog stream still to send (0 when there is no separate backlog)."""
     write_errors: int
+    """Failed writes since start (disk full, permissions)."""
     last_error: str
+    """The standing write error; empty once a write succeeds again."""
     fsync: str
 
 
@@ -113,6 +128,7 @@ class SampleBuffer:
     _next_item: int
     _durable_end: int
     torn_records: int = 0
+    lost_items: int = 0
     dropped: int = 0
     accepted: int = 0
     liveness_carried: int = 0
@@ -127,6 +143,8 @@ class SampleBuffer:
     _turn: Stream = "live"
     _cursor_dirty: bool = False
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _error_logged_at: float = -ERROR_LOG_INTERVAL
+    _errors_unlogged: int = 0
 
     @classmethod
     def open(cls, config: BufferConfig) -> SampleBuffer:
@@ -150,7 +168,15 @@ class SampleBuffer:
             found.next_item,
             found.next_item,
             torn_records=found.torn_records,
+            lost_items=found.lost_items,
         )
+        if found.lost_items:
+            log.error(
+                "edge buffer %s: %d unacknowledged items were unreadable and are lost "
+                "(damaged files; the damaged bytes are in quarantine/)",
+                config.directory,
+                found.lost_items,
+            )
         depth = buffer._acks.pending(buffer._durable_end)
         if depth:
             log.info(
@@ -205,14 +231,15 @@ class SampleBuffer:
                         self._log.append, first, samples, liveness
                     )
                 except OSError as exc:
-                    # Keep them for the next attempt (a full disk may free up); count it.
+                    # Keep them for the next attempt (nothing of the record is on disk).
                     self._pending_samples[:0] = samples
                     self._pending_liveness[:0] = liveness
                     self._pending_callbacks[:0] = callbacks
-                    self.write_errors += 1
-                    self.last_error = f"edge buffer {self.config.directory}: {exc}"
-                    log.error("%s", self.last_error)
+                    self._write_failed(exc)
+                    if exc.errno == errno.ENOSPC:
+                        await self._make_room()
                     return
+                self.last_error = ""
                 if opened is not None:
                     self._segments.append(opened)
                 self._next_item = self._durable_end = ref.end
@@ -233,18 +260,65 @@ class SampleBuffer:
             doomed.append(self._segments.popleft())
         while len(self._segments) > 1 and self._over_bounds():
             doomed.append(self._drop_oldest())
+        await self._persist(doomed)
+
+    async def _make_room(self) -> None:
+        """The disk is full: free acknowledged segments (the active one too), else drop
+        the oldest unacknowledged one (counted), so that the next write can succeed."""
+        doomed: list[Segment] = []
+        while len(self._segments) > 1 and self._segments[0].end <= self._acks.acked:
+            doomed.append(self._segments.popleft())
+        if not doomed and self._segments:
+            if len(self._segments) == 1:
+                # Only the segment being appended to: close it so it can go.
+                await asyncio.to_thread(self._log.retire_active)
+            if self._segments[0].end <= self._acks.acked:
+                doomed.append(self._segments.popleft())
+            else:
+                doomed.append(self._drop_oldest("the disk is full"))
+        await self._persist(doomed)
+
+    async def _persist(self, doomed: list[Segment]) -> None:
+        """Delete ``doomed`` segments, then write the cursor if it changed. Deleting first
+        frees the space a full disk needs for the cursor; a crash in between only leaves a
+        cursor behind the first segment, which ``open`` moves up."""
         if doomed:
             self._forget_refs_below(doomed[-1].end)
-        cursor = AckState(**self._acks.__dict__) if self._cursor_dirty or doomed else None
+            self._cursor_dirty = True
+        if not (doomed or self._cursor_dirty):
+            return
+        cursor = AckState(**self._acks.__dict__)
         self._cursor_dirty = False
-        if cursor is not None or doomed:
-            await asyncio.to_thread(self._persist, cursor, doomed)
+        try:
+            await asyncio.to_thread(self._write_persisted, cursor, doomed)
+        except OSError as exc:
+            self._cursor_dirty = True  # try again at the next flush
+            self._write_failed(exc)
 
-    def _persist(self, cursor: AckState | None, doomed: list[Segment]) -> None:
-        if cursor is not None:
-            self._log.write_cursor(cursor)
+    def _write_persisted(self, cursor: AckState, doomed: list[Segment]) -> None:
         for segment in doomed:
             self._log.delete(segment)
+        self._log.write_cursor(cursor)
+
+    def _write_failed(self, exc: OSError) -> None:
+        """Count a failed disk write, keep it as the standing error, log it rate-limited."""
+        self.write_errors += 1
+        self.last_error = f"edge buffer {self.config.directory}: {exc}"
+        now = time.monotonic()
+        if now - self._error_logged_at < ERROR_LOG_INTERVAL:
+            self._errors_unlogged += 1
+            return
+        more = (
+            f" ({self._errors_unlogged} more since the last report)"
+            if self._errors_unlogged
+            else ""
+        )
+        log.error("%s%s; %d items wait in memory", self.last_error, more, self._unwritten())
+        self._error_logged_at = now
+        self._errors_unlogged = 0
+
+    def _unwritten(self) -> int:
+        return len(self._pending_samples) + len(self._pending_liveness)
 
     def _over_bounds(self) -> bool:
         on_disk = sum(s.size for s in self._segments)
@@ -253,7 +327,7 @@ class SampleBuffer:
             or self._acks.pending(self._durable_end) > self.config.max_samples
         )
 
-    def _drop_oldest(self) -> Segment:
+    def _drop_oldest(self, why: str = "") -> Segment:
         segment = self._segments.popleft()
         carried: list[LivenessEvent] = []
         for ref in self._refs_in(segment.id, segment.end):
@@ -270,9 +344,8 @@ class SampleBuffer:
             self.liveness_carried += len(carried)
             self._pending_liveness[:0] = carried
         log.warning(
-            "edge buffer full (%d bytes, %d items): dropped segment %s, %d samples dropped so far",
-            self.config.max_bytes,
-            self.config.max_samples,
+            "edge buffer full (%s): dropped segment %s, %d samples dropped so far",
+            why or f"{self.config.max_bytes} bytes, {self.config.max_samples} items",
             segment.path.name,
             self.dropped,
         )
@@ -395,6 +468,7 @@ class SampleBuffer:
             segments=len(self._segments),
             unwritten=unwritten,
             torn_records=self.torn_records,
+            lost_items=self.lost_items,
             liveness_carried=self.liveness_carried,
             backlog=backlog[1] - backlog[0] if backlog else 0,
             write_errors=self.write_errors,

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from collector.api.csv_rows import header, rows
-from collector.api.errors import ApiError
+from collector.api.errors import ApiError, excerpt
+from collector.api.routes.ops import ready_reason
 from collector.api.timerange import check_range, iso, to_ns
 from collector.history import Grid, Period, report_windows
 from collector.kpi.inputs import Window
@@ -72,3 +73,32 @@ def test_csv_cells_round_trip_floats_and_quote_json() -> None:
         "time,time_ns,scope,scope_id,rate,reasons,numerator,absent",
         f'2026-11-28T00:00:00Z,{DAY0},line,"l,1",0.30000000000000004,"{{""A"":1,""B"":2}}",1,',
     ]
+
+
+@pytest.mark.parametrize(
+    ("last_error", "reason"),
+    [
+        ("", ""),
+        (
+            "QueryUnavailable: InfluxDB v1 at http://influx:8086, db p: query failed: …",
+            "influxdb unreachable",
+        ),
+        (
+            "QueryError: InfluxDB v1 at http://influx:8086, db p: query failed: x\n  query: SELECT 1",
+            "query failed: QueryError",
+        ),
+        ("WriteUnavailable: InfluxDB v1 at http://influx:8086 …", "influxdb unreachable"),
+        ("WriteRejected: InfluxDB v1 at http://influx:8086 …", "write failed: WriteRejected"),
+        ("DatabaseMissing: InfluxDB v1 at http://influx:8086 …", "write failed: DatabaseMissing"),
+        ("ZeroDivisionError: division by zero", "kpi evaluation failed: ZeroDivisionError"),
+        ("http://influx:8086 said no", "kpi evaluation failed"),
+    ],
+)
+def test_ready_gives_the_kind_of_failure_only(last_error: str, reason: str) -> None:
+    assert ready_reason(last_error) == reason
+
+
+def test_an_excerpt_cuts_a_long_value_and_says_how_long_it_was() -> None:
+    assert excerpt("shift") == "'shift'"
+    assert excerpt("a" * 200) == repr("a" * 200)
+    assert excerpt("a" * 201) == f"{'a' * 200!r}… (201 characters)"

@@ -274,10 +274,22 @@ def test_segments_must_be_small_against_the_bound(tmp_path: Path) -> None:
         config(tmp_path, segment_bytes=1024**2, max_bytes=2 * 1024**2)
 
 
-def test_bad_cursor_file_is_named(tmp_path: Path) -> None:
-    (tmp_path / "ack.json").write_text('{"acked": -3}')
-    with pytest.raises(BufferDirError, match=r"ack\.json"):
-        SampleBuffer.open(config(tmp_path))
+@pytest.mark.parametrize("text", ["", '{"acked": -3}', "{not json"], ids=["empty", "bad", "junk"])
+async def test_an_empty_or_damaged_cursor_counts_as_missing_and_says_so(
+    tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An empty ack.json is what a power cut after an unsynced rename leaves: it stopped the
+    # start-up with a traceback. Now: everything on disk is sent again (at-least-once).
+    buffer = SampleBuffer.open(config(tmp_path))
+    for i in range(5):
+        buffer.add_sample(record(i))
+    await buffer.flush()
+    await buffer.close()
+    (tmp_path / "ack.json").write_text(text)
+    again = SampleBuffer.open(config(tmp_path))
+    assert ts_of(await drain(again)) == list(range(5))
+    assert "ack.json is" in caplog.text and "treated as missing" in caplog.text
+    await again.close()
 
 
 def test_ack_state_ranges() -> None:

@@ -92,6 +92,37 @@ def test_a_sparkplug_node_without_a_live_birth_is_a_problem() -> None:
     ]
 
 
+def test_failed_opc_ua_nodes_are_a_problem_naming_a_few_and_the_count() -> None:
+    # As OpcUaSource.health() reports them: a node id the server does not know, a browse
+    # path that did not resolve; the rest of the source is subscribed and delivering.
+    failed = {
+        "ns=2;s=Line1.Nope": "BadNodeIdUnknown (signals m1.speed)",
+        "nsu=urn:plant;/Objects/Line1/Gone": "browse path did not resolve (signals m1.temp)",
+    }
+    sources = {"line1": {"state": "subscribed", "nodes_failed": 2, "failed_nodes": failed}}
+    report = _report(sources=sources)
+    assert verdict(report, 1000, 1000) == [
+        "source line1: 2 nodes failed: ns=2;s=Line1.Nope, nsu=urn:plant;/Objects/Line1/Gone"
+    ]
+
+
+def test_many_failed_nodes_name_five_and_count_all() -> None:
+    # The source's report names at most 100 failed nodes; nodes_failed counts every one.
+    failed = {f"ns=2;i={n}": "BadNodeIdUnknown" for n in range(100)}
+    sources = {"s1": {"state": "subscribed", "nodes_failed": 4000, "failed_nodes": failed}}
+    (problem,) = verdict(_report(sources=sources), 1000, 1000)
+    assert (
+        problem
+        == "source s1: 4000 nodes failed: " + ", ".join(f"ns=2;i={n}" for n in range(5)) + " …"
+    )
+
+
+def test_a_stale_failed_count_without_failed_nodes_is_no_problem() -> None:
+    # A reconnect that resolved every node empties failed_nodes; the count may lag behind.
+    sources = {"s1": {"state": "subscribed", "nodes_failed": 3, "failed_nodes": {}}}
+    assert verdict(_report(sources=sources), 1000, 1000) == []
+
+
 def test_a_read_cycle_longer_than_the_poll_interval_is_a_problem() -> None:
     slow = {"state": "polling", "mode": "poll", "last_cycle_s": 1.5, "poll_interval_s": 1.0}
     fast = {"state": "polling", "mode": "poll", "last_cycle_s": 0.2, "poll_interval_s": 1.0}
@@ -99,6 +130,17 @@ def test_a_read_cycle_longer_than_the_poll_interval_is_a_problem() -> None:
         "source s1: read cycle 1.50s is longer than its poll interval 1s (samples are late; "
         "poll less often or split the nodes)"
     ]
+
+
+def test_a_standing_buffer_write_error_and_lost_items_are_problems() -> None:
+    failing = {"bytes_on_disk": 1, "depth": 1, "write_errors": 7, "last_error": "[Errno 28] full"}
+    assert verdict(_report(buffer=failing), 1000, 1000) == ["buffer write errors: [Errno 28] full"]
+    # The disk freed itself: past errors stay counted but are no problem any more.
+    recovered = {**failing, "last_error": ""}
+    assert verdict(_report(buffer=recovered), 1000, 1000) == []
+    damaged = {**recovered, "lost_items": 50}
+    (problem,) = verdict(_report(buffer=damaged), 1000, 1000)
+    assert problem.startswith("buffer: 50 unacknowledged items were unreadable at start-up")
 
 
 def test_buffer_fill_counts_samples_as_well_as_bytes() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from collector.api.errors import ApiError
+from collector.api.errors import ApiError, excerpt
 from collector.api.runtime import Runtime, reader_of
 from collector.api.scopes import (
     check_industry,
@@ -47,7 +47,9 @@ def parse_period(text: str, settings: ApiSettings) -> Period:
         if seconds == length:
             return name  # type: ignore[return-value]
     allowed = f"hour, shift, day, 1h, {settings.shift_length / 3600:g}h, 1d"
-    raise ApiError(422, "invalid_request", f"window {text!r}: use one of {allowed}", field="window")
+    raise ApiError(
+        422, "invalid_request", f"window {excerpt(text)}: use one of {allowed}", field="window"
+    )
 
 
 def _report_entry(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from collector.api.errors import ApiError
+from collector.api.errors import ApiError, excerpt
 from collector.api.runtime import Runtime
 from collector.api.scopes import (
     check_industry,
@@ -152,7 +152,7 @@ def router(runtime: Runtime) -> APIRouter:
         raise ApiError(
             404,
             "unknown_process",
-            f"no key process {process_id!r} in the loaded registers",
+            f"no key process {excerpt(process_id)} in the loaded registers",
             field="process_id",
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict
 from typing import Any
@@ -11,6 +12,30 @@ from fastapi.responses import JSONResponse
 
 from collector.api.metrics import CONTENT_TYPE_LATEST, exposition, make_registry
 from collector.api.runtime import Runtime
+
+_ERROR_CLASS = re.compile(r"([A-Za-z_]\w*): ")
+"""KpiService keeps a failure as ``"<ErrorClass>: <message>"``."""
+_UNREACHABLE = frozenset({"QueryUnavailable", "WriteUnavailable"})
+"""Storage errors meaning the server did not answer (down, timed out, 5xx)."""
+
+
+def ready_reason(last_error: str) -> str:
+    """What the open ``/ready`` may say about the last KPI evaluation's failure: the error
+    class, never its text. The text names the InfluxDB URL and holds the InfluxQL query
+    (KpiService logs it whole). ``last_error`` is ``"<ErrorClass>: <message>"``."""
+    if not last_error:
+        return ""
+    named = _ERROR_CLASS.match(last_error)
+    if named is None:
+        return "kpi evaluation failed"
+    error_class = named[1]
+    if error_class in _UNREACHABLE:
+        return "influxdb unreachable"
+    if error_class.startswith("Query"):
+        return f"query failed: {error_class}"
+    if error_class.startswith("Write") or error_class == "DatabaseMissing":
+        return f"write failed: {error_class}"
+    return f"kpi evaluation failed: {error_class}"
 
 
 def open_router(runtime: Runtime) -> APIRouter:
@@ -25,13 +50,14 @@ def open_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/ready")
     async def ready() -> JSONResponse:
-        """Ready when subscribed to the broker and the last KPI evaluation succeeded."""
+        """Ready when subscribed to the broker and the last KPI evaluation succeeded. Open:
+        a failure is named by its kind only (the details are in the log)."""
         broker_ok = runtime.consumer.connected.is_set()
         kpi_ok = runtime.kpi.latest is not None and not runtime.kpi.last_error
         body = {
             "ready": broker_ok and kpi_ok,
             "broker": runtime.consumer.stats.state,
-            "kpi_error": runtime.kpi.last_error,
+            "kpi_error": ready_reason(runtime.kpi.last_error),
             "kpi_evaluated": runtime.kpi.latest is not None,
         }
         return JSONResponse(body, status_code=200 if body["ready"] else 503)

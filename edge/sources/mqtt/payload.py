@@ -1,9 +1,11 @@
 """Parse one device payload into sample fields. Pure: no I/O, unit-tested on its own.
 
 Accepted: a JSON object with the value at ``path`` (dotted; ``.`` means the whole payload),
-an optional source timestamp at ``timestamp_path`` (ms since the epoch, or ISO 8601) and an
+an optional source timestamp at ``timestamp_path`` (a number since the epoch — seconds,
+milliseconds, microseconds or nanoseconds, told apart by magnitude — or ISO 8601) and an
 optional quality at ``quality_path`` (``good``/``uncertain``/``bad``/``override`` or an OPC UA
 status code). A plain payload (``21.5``, ``true``, ``RUNNING``) is read with ``path: .``.
+A signal that declares ``value_type`` (number, boolean, string) refuses other values.
 
 Hostile input is refused with a :class:`PayloadError`, never another exception (see
 docs/hostile-input.md): non-UTF-8 bytes, duplicate keys, nesting too deep for the parser,
@@ -47,7 +49,20 @@ DEFAULT_LIMITS = DeviceLimits()
 
 
 class PayloadError(ValueError):
-    """The payload cannot become a sample; the message says which part and why."""
+    """The payload cannot become a sample; the message says which part and why, ``rule``
+    which kind of problem (counted per source in its health report)."""
+
+    def __init__(self, message: str, rule: str = "payload") -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+EARLIEST_PLAUSIBLE_NS = 946_684_800 * 1_000_000_000
+"""2000-01-01: a device time before it is a unit or clock error (seconds since boot, a
+PLC that lost its clock), never a reading to store as if it happened then."""
+_UNIT_BOUNDS = ((1e11, 1_000_000_000), (1e14, 1_000_000), (1e17, 1_000), (math.inf, 1))
+"""Numeric timestamps by magnitude: below 1e11 seconds (1e11 ms would be 1973), below 1e14
+milliseconds, below 1e17 microseconds, else nanoseconds."""
 
 
 class _DuplicateKey(ValueError):
@@ -88,13 +103,15 @@ def _lookup(document: Any, path: str) -> tuple[bool, Any]:
 
 def _timestamp_ns(raw: Any) -> int:
     if isinstance(raw, bool):
-        raise PayloadError(f"timestamp {raw!r} is not a time")
-    if isinstance(raw, int):
-        return raw * 1_000_000  # milliseconds since the epoch
-    if isinstance(raw, float):
-        ns = raw * 1_000_000  # finite ms can still overflow to inf here (1e303)
-        if not math.isfinite(ns):
-            raise PayloadError(f"timestamp {raw!r} is not a time")
+        raise PayloadError(f"timestamp {raw!r} is not a time", "ts_format")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise PayloadError(f"timestamp {raw!r} is not a time", "ts_format")
+        scale = next(scale for bound, scale in _UNIT_BOUNDS if abs(raw) < bound)
+        # Integers exactly (no float rounding of ns); a float can still overflow here.
+        ns = raw * scale
+        if not (math.isfinite(ns) and -(2**63) < ns < 2**63):
+            raise PayloadError(f"timestamp {shown(raw)} is not a time", "ts_format")
         return int(ns)
     if isinstance(raw, str):
         try:
@@ -104,10 +121,25 @@ def _timestamp_ns(raw: Any) -> int:
             delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
         except (ValueError, OverflowError):
             raise PayloadError(
-                f"timestamp {shown(raw)} is not ISO 8601 or ms since epoch"
+                f"timestamp {shown(raw)} is not ISO 8601 or a number since the epoch",
+                "ts_format",
             ) from None
         return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    raise PayloadError(f"timestamp {shown(raw)} is not a time")
+    raise PayloadError(f"timestamp {shown(raw)} is not a time", "ts_format")
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"number": (int, float), "boolean": (bool,), "string": (str,)}
+
+
+def _type_problem(value: Value, value_type: str | None) -> str | None:
+    if value_type is None or value is None:
+        return None
+    wanted = _TYPES[value_type]
+    if isinstance(value, bool) and bool not in wanted:
+        return f"a boolean where the register declares {value_type}"
+    if not isinstance(value, wanted):
+        return f"a {type(value).__name__} where the register declares {value_type}"
+    return None
 
 
 def parse_payload(
@@ -118,6 +150,7 @@ def parse_payload(
     quality_path: str | None,
     recv_ns: int,
     limits: DeviceLimits = DEFAULT_LIMITS,
+    value_type: str | None = None,
 ) -> tuple[int, Value, int]:
     """Return (source ts ns, value, status code) or raise PayloadError."""
     if len(payload) > limits.payload_bytes:
@@ -141,14 +174,17 @@ def parse_payload(
 
     found, value = _lookup(document, path)
     if not found:
-        raise PayloadError(f"payload has no value at {path!r}")
+        raise PayloadError(f"payload has no value at {path!r}", "no_value")
     if isinstance(value, dict | list):
         raise PayloadError(
             f"value at {path!r} is a {type(value).__name__}, not a number/bool/string"
         )
     problem = value_problem(value, limits.string_chars)
     if problem is not None:
-        raise PayloadError(f"value at {path!r}: {problem.message}")
+        raise PayloadError(f"value at {path!r}: {problem.message}", problem.rule)
+    wrong_type = _type_problem(value, value_type)
+    if wrong_type is not None:
+        raise PayloadError(f"value {shown(value)} at {path!r}: {wrong_type}", "value_type")
 
     status = GOOD
     if quality_path is not None and isinstance(document, dict):
@@ -170,6 +206,16 @@ def parse_payload(
             ts = _timestamp_ns(raw_ts)
             bad_ts = timestamp_problem(ts, recv_ns, limits.future_tolerance_s)
             if bad_ts is not None:
-                raise PayloadError(f"timestamp {shown(raw_ts)}: {bad_ts.message}")
+                raise PayloadError(f"timestamp {shown(raw_ts)}: {bad_ts.message}", bad_ts.rule)
+            if ts < EARLIEST_PLAUSIBLE_NS:
+                raise PayloadError(
+                    f"timestamp {shown(raw_ts)} reads as {_iso(ts)}, before 2000: a unit or "
+                    "clock error of the device (seconds since boot?), not stored",
+                    "ts_implausible",
+                )
     parsed: Value = value
     return ts, parsed, status
+
+
+def _iso(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

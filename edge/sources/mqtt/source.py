@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 # Distinct rejected topics remembered for the health report; wildcard subscriptions can
 # bring any number of topics, and the report must stay small.
 MAX_REJECTED_TOPICS = 100
+REJECTION_LOG_INTERVAL = 60.0
+"""Seconds between two log lines about one topic's rejected messages."""
 STATE_DEATH_TIMEOUT = 2.0
 """Seconds a clean stop waits for the broker to take the primary host's offline STATE."""
 
@@ -54,6 +58,8 @@ class DeviceBrokerHealth:
     """Messages over ``EDGE_DEVICE_PAYLOAD_MAX_BYTES`` (also counted in ``rejected``)."""
     last_error: str = ""
     rejected_by_topic: dict[str, str] = field(default_factory=dict)
+    rejected_by_rule: dict[str, int] = field(default_factory=dict)
+    """``rejected`` by kind: ``no_value``, ``value_type``, ``ts_implausible``, ``payload``…"""
 
 
 class MqttDeviceSource:
@@ -88,6 +94,7 @@ class MqttDeviceSource:
                 self.filters.append(self.host.topic)  # subscribed before the STATE birth
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = DeviceBrokerHealth()
+        self._rejection_log: dict[str, tuple[float, int]] = {}
         self.generation = 0
         """Counts connections: an acknowledgement is only valid on the one it came from."""
         self._reported_up: bool | None = None
@@ -265,20 +272,35 @@ class MqttDeviceSource:
                     quality_path=signal.quality_path,
                     recv_ns=recv,
                     limits=self.limits,
+                    value_type=signal.value_type,
                 )
             except PayloadError as exc:
-                self._reject(sink, topic, str(exc))
+                self._reject(sink, topic, str(exc), exc.rule)
                 continue
             sink.sample(binding.process, signal.id, ts, value, status, recv, None)
 
-    def _reject(self, sink: SourceSink, topic: str, reason: str) -> None:
+    def _reject(self, sink: SourceSink, topic: str, reason: str, rule: str = "payload") -> None:
         self.stats.rejected += 1
+        by_rule = self.stats.rejected_by_rule
+        by_rule[rule] = by_rule.get(rule, 0) + 1
         known = self.stats.rejected_by_topic
-        if topic not in known and len(known) < MAX_REJECTED_TOPICS:
-            log.warning("MQTT %s: rejected message on %s: %s", self.id, topic, reason)
         if topic in known or len(known) < MAX_REJECTED_TOPICS:
             known[topic] = reason
+            self._log_rejection(topic, reason)
         sink.rejected(self.id, f"topic {topic}", reason)
+
+    def _log_rejection(self, topic: str, reason: str) -> None:
+        """Every topic's first rejection, then at most one line a topic per
+        ``REJECTION_LOG_INTERVAL`` with the count since: a misconfigured payload path keeps
+        being visible without one log line per message."""
+        now = time.monotonic()
+        last, unlogged = self._rejection_log.get(topic, (-math.inf, 0))
+        if now - last < REJECTION_LOG_INTERVAL:
+            self._rejection_log[topic] = (last, unlogged + 1)
+            return
+        more = f" ({unlogged} more since the last report)" if unlogged else ""
+        log.warning("MQTT %s: rejected message on %s: %s%s", self.id, topic, reason, more)
+        self._rejection_log[topic] = (now, 0)
 
 
 def _payload_bytes(payload: object) -> bytes:
