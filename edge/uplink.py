@@ -24,7 +24,7 @@ from common.endpoints import BrokerAddress
 from common.limits import BATCH_MAX_LIVENESS
 from common.mqtt_refusals import PublishRefused, RefusalWatch, publish_checked
 from common.mqtt_tls import LinkSecurity, explain_link_error
-from common.wire import EdgeState, UplinkBatch
+from common.wire import EdgeState, LivenessEvent, SampleColumns, UplinkBatch
 from edge.buffer import SampleBuffer
 from edge.sources import Backoff
 
@@ -234,19 +234,7 @@ class Uplink:
         # Nothing else waits (sources add synchronously, on this loop): everything acquired
         # until now is in this batch or acknowledged before it.
         caught_up = time.time_ns() if len(self.buffer) == 0 else self.complete_until
-        batch = UplinkBatch(
-            edge=self.identity.edge,
-            enterprise=self.identity.enterprise,
-            plant=self.identity.plant,
-            register_version=self.identity.register_version,
-            boot=self.identity.boot,
-            seq=self.seq,
-            sent=time.time_ns(),
-            complete_until=caught_up,
-            samples=taken.columns(),
-            liveness=taken.liveness,
-        )
-        payload = batch.encode()
+        payload = self._batch(caught_up, taken.columns(), taken.liveness).encode()
         items = len(taken.samples) + len(taken.liveness)
         if items > 1 and (
             len(payload) > self.batch_max_bytes or len(taken.liveness) > BATCH_MAX_LIVENESS
@@ -283,22 +271,32 @@ class Uplink:
         if self.batch_limit < self.batch_max_samples:
             self.batch_limit = min(self.batch_max_samples, self.batch_limit * 2)
 
-    async def send_heartbeat(self, client: aiomqtt.Client) -> None:
-        """An empty batch carrying the watermark: the buffer is empty, so everything
-        acquired until now has been acknowledged. Lets the KPI call a quiet plant's windows
-        final (on-change machines that did not change send nothing else)."""
-        caught_up = time.time_ns()
-        batch = UplinkBatch(
+    def _batch(
+        self,
+        complete_until: int,
+        samples: SampleColumns | None = None,
+        liveness: list[LivenessEvent] | None = None,
+    ) -> UplinkBatch:
+        """The next batch of this edge (sequence number, identity, send time)."""
+        return UplinkBatch(
             edge=self.identity.edge,
             enterprise=self.identity.enterprise,
             plant=self.identity.plant,
             register_version=self.identity.register_version,
             boot=self.identity.boot,
             seq=self.seq,
-            sent=caught_up,
-            complete_until=caught_up,
+            sent=time.time_ns(),
+            complete_until=complete_until,
+            samples=samples or SampleColumns(),
+            liveness=liveness or [],
         )
-        payload = batch.encode()
+
+    async def send_heartbeat(self, client: aiomqtt.Client) -> None:
+        """An empty batch carrying the watermark: the buffer is empty, so everything
+        acquired until now has been acknowledged. Lets the KPI call a quiet plant's windows
+        final (on-change machines that did not change send nothing else)."""
+        caught_up = time.time_ns()
+        payload = self._batch(caught_up).encode()
         if self.refusals is None:
             await client.publish(self.identity.samples_topic, payload, qos=1)
         else:

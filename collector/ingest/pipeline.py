@@ -113,14 +113,15 @@ class Pending:
     on_written: Callable[[], None] | None = None
 
 
-def watermark_on_our_clock(complete_until: int, sent: int, received: int) -> int:
-    """An edge's watermark moved to the collector's clock, which KPI windows are on.
+def stored_watermark(complete_until: int, received: int) -> int:
+    """An edge's watermark as stored: its own (edge-clock) time, never later than when the
+    batch reached us — nobody vouches for the future.
 
-    The edge states it on its own clock; ``sent`` (also the edge's clock) to ``received``
-    (ours) carries the offset, transit included, so an edge clock that runs behind does
-    not keep every window provisional, nor one ahead make them complete too soon. Never
-    later than ``received``: nobody vouches for the future."""
-    return min(received, received - (sent - complete_until))
+    It is not moved by the batch's ``sent``-to-received offset: that offset is transit as
+    well as clock skew, and a batch the broker queued for a minute would claim a minute
+    of data it never carried (found by the KPI fault test). Edge clocks must therefore be
+    synchronised to within the KPI lag (docs/schema.md)."""
+    return min(complete_until, received)
 
 
 class IngestPipeline:
@@ -213,7 +214,7 @@ class IngestPipeline:
                         batch.enterprise,
                         batch.plant,
                         batch.edge,
-                        watermark_on_our_clock(batch.complete_until, batch.sent, received),
+                        stored_watermark(batch.complete_until, received),
                         batch.boot,
                         batch.seq,
                     )

@@ -8,7 +8,6 @@ arrives and to forge batches on an edge's own topic).
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from collector.acl import generate_acl
 from common.register_loader import load_register
 from common.topics import edge_topic
+from tests.support.broker_config import write_password_file
 from tests.support.pki import Pki, make_pki
 from tests.support.servers import LOOPBACK, MosquittoServer
 
@@ -63,13 +63,8 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterato
     passwords = folder / "passwords"
     secrets = folder / "secrets"
     secrets.mkdir()
+    write_password_file(passwords, PASSWORDS)
     for user, password in PASSWORDS.items():
-        create = ["-c"] if not passwords.exists() else []
-        subprocess.run(
-            ["mosquitto_passwd", *create, "-b", str(passwords), user, password],
-            check=True,
-            capture_output=True,
-        )
         (secrets / f"{user}.password").write_text(password + "\n")
     acl = folder / "acl"
     generated = generate_acl([load_register(DEMO_REGISTER)])

@@ -11,7 +11,6 @@ from the file itself here), and both attacks must leave their victims connected.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from collector.acl import generate_acl
 from common.register_loader import load_register
 from common.topics import edge_topic
-from tests.support.broker_config import CENTRAL_SECURE, shipped_lines
+from tests.support.broker_config import CENTRAL_SECURE, shipped_lines, write_password_file
 from tests.support.servers import LOOPBACK, MosquittoServer
 
 DEMO_REGISTER = Path(__file__).parents[2] / "examples" / "demo" / "register.yaml"
@@ -35,14 +34,7 @@ ATTEMPTS = 5
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoServer]:
-    passwords = tmp_path / "passwords"
-    for user, password in PASSWORDS.items():
-        create = ["-c"] if not passwords.exists() else []
-        subprocess.run(
-            ["mosquitto_passwd", *create, "-b", str(passwords), user, password],
-            check=True,
-            capture_output=True,
-        )
+    passwords = write_password_file(tmp_path / "passwords", PASSWORDS)
     acl = tmp_path / "acl"
     acl.write_text(generate_acl([load_register(DEMO_REGISTER)]))
     server = MosquittoServer(

@@ -7,6 +7,8 @@ drift: a shipped file that loses acknowledged messages on kill -9 must fail a te
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 DEPLOY = Path(__file__).parents[2] / "deploy" / "mosquitto"
@@ -29,3 +31,15 @@ def shipped_lines(path: Path, keys: frozenset[str] = DURABILITY_KEYS) -> list[st
     if not out:
         raise AssertionError(f"{path}: none of {sorted(keys)} found")
     return out
+
+
+def write_password_file(path: Path, passwords: Mapping[str, str]) -> Path:
+    """A mosquitto password file (salted hashes, made by ``mosquitto_passwd``) for users."""
+    for user, password in passwords.items():
+        create = ["-c"] if not path.exists() else []
+        subprocess.run(
+            ["mosquitto_passwd", *create, "-b", str(path), user, password],
+            check=True,
+            capture_output=True,
+        )
+    return path
