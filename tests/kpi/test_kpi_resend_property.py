@@ -92,27 +92,21 @@ def histories(draw: st.DrawFn) -> Storage:
     return storage
 
 
+def _state_of(win: Window, samples: SignalSamples, events: list[SourceEvent]) -> dict[str, object]:
+    """The state machine's result in ``win`` from one view of storage."""
+    evaluation = evaluate(
+        REGISTER, win, {("p1", "state"): samples}, {("pl", "opc"): events}, DEFAULTS
+    )
+    return evaluation.process("p1").to_dict()
+
+
 @given(histories(), st.integers(20, 60))
 @fuzz
 def test_recompute_equals_live_for_every_sequence_of_re_sends(
     storage: Storage, window_s: int
 ) -> None:
-    final_samples, final_events = storage.as_of(at(10_000))
+    final = storage.as_of(at(10_000))
     for end_s in range(0, 220, 7):
         win = Window(at(end_s - window_s), at(end_s))
-        live_samples, live_events = storage.as_of(win.end_ns + LAG)
-        live = evaluate(
-            REGISTER,
-            win,
-            {("p1", "state"): live_samples},
-            {("pl", "opc"): live_events},
-            DEFAULTS,
-        )
-        again = evaluate(
-            REGISTER,
-            win,
-            {("p1", "state"): final_samples},
-            {("pl", "opc"): final_events},
-            DEFAULTS,
-        )
-        assert live.process("p1").to_dict() == again.process("p1").to_dict(), end_s
+        live = storage.as_of(win.end_ns + LAG)
+        assert _state_of(win, *live) == _state_of(win, *final), end_s
