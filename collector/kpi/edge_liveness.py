@@ -86,6 +86,8 @@ def edge_downs(events: Sequence[SourceEvent]) -> list[EdgeDown]:
             add(EdgeDown(e.ts, e.detail or "edge agent offline", False))
 
     # A newer boot with no death of the previous one stored: the old agent died before it.
+    # Only the event just before it is looked at (its death would be that event), so the
+    # answer does not depend on how far back the events were read.
     previous: SourceEvent | None = None
     for e in events:
         if (
@@ -94,7 +96,7 @@ def edge_downs(events: Sequence[SourceEvent]) -> list[EdgeDown]:
             and previous is not None
             and previous.boot
             and e.boot > previous.boot
-            and not any(first_of_boot[previous.boot] <= d <= e.ts for d in downs)
+            and not any(previous.ts <= d <= e.ts for d in downs)
         ):
             add(EdgeDown(e.ts, "edge agent restarted (no death message stored)", True))
         if e.boot:

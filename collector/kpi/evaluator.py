@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import operator
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -56,6 +56,7 @@ from typing import Any, NamedTuple
 from collector.kpi import intervals as iv
 from collector.kpi.edge_liveness import EdgeDown, edge_downs
 from collector.kpi.inputs import Liveness, Samples, SignalSamples, SourceEvent, Window
+from collector.kpi.partials import NO_SCHEDULE, UNKNOWN, ProcessPartial, SignalPartial, gap_run
 from collector.kpi.reconfirm import with_reconfirmations
 from collector.kpi.thresholds import Thresholds
 from common.quality import BAD, GOOD, Quality, classify
@@ -71,6 +72,9 @@ __all__ = [
     "SignalEvidence",
     "Status",
     "evaluate",
+    "finalize",
+    "required_signals",
+    "span_partials",
 ]
 
 
@@ -307,7 +311,53 @@ def evaluate(
     "everything acquired before this is stored"); a plant without one counts as complete.
     Keys the register does not know are ignored. Raises ValueError naming the signal when
     its samples are unsorted, or a mode signal's samples lack values.
+
+    The same as ``finalize`` of the window's ``span_partials``: this is the reference the
+    incremental live loop (partials per slice, combined) is held to.
     """
+    partials = span_partials(register, window, samples, liveness, thresholds)
+    return finalize(register, window, partials, liveness, thresholds, watermarks)
+
+
+def span_partials(
+    register: LoadedRegister,
+    span: Window,
+    samples: Samples,
+    liveness: Liveness,
+    thresholds: Thresholds,
+    plant_id: str | None = None,
+    processes: Collection[str] | None = None,
+) -> dict[str, ProcessPartial]:
+    """The partial of every key process over ``span`` (a window or one slice of it), from
+    the same inputs ``evaluate`` takes for that span; of one plant's with ``plant_id``, of
+    only the ``processes`` named (ids) with that."""
+    downs = _DownIndex(liveness)
+    out: dict[str, ProcessPartial] = {}
+    for plant in register.model.plants:
+        if plant_id is not None and plant.id != plant_id:
+            continue
+        for line in plant.lines:
+            scheduled = iv.subtract([(span.start_ns, span.end_ns)], _downtime(line))
+            for process in line.processes:
+                if process.key and (processes is None or process.id in processes):
+                    out[process.id] = _process_partial(
+                        plant, process, span, scheduled, samples, downs, thresholds
+                    )
+    return out
+
+
+def finalize(
+    register: LoadedRegister,
+    window: Window,
+    partials: Mapping[str, ProcessPartial],
+    liveness: Liveness,
+    thresholds: Thresholds,
+    watermarks: Mapping[str, int] | None = None,
+) -> Evaluation:
+    """The evaluation of ``window`` from the partials of its key processes over it.
+
+    ``liveness`` and ``watermarks`` as for ``evaluate``: they give each result its outages
+    and say whether the plant's data had all arrived."""
     model = register.model
     enterprise = model.enterprise
     fingerprint = thresholds.fingerprint()
@@ -325,13 +375,16 @@ def evaluate(
             incomplete[plant.id] = mark or 0
         for line in plant.lines:
             lines.append((plant.id, line.id))
-            scheduled = iv.subtract([(window.start_ns, window.end_ns)], _downtime(line))
+            scheduled_ns = iv.length(
+                iv.subtract([(window.start_ns, window.end_ns)], _downtime(line))
+            )
             for process in line.processes:
                 if not process.key:
                     continue
-                out = _evaluate_process(
-                    plant, process, window, scheduled, samples, downs, thresholds
-                )
+                partial = partials.get(process.id)
+                if partial is None:
+                    raise ValueError(f"no partial result for key process {process.id}")
+                out = _process_outcome(process, partial, window, scheduled_ns, thresholds)
                 if provisional and out.status is not Status.NOT_SCHEDULED:
                     out = out._replace(status=Status.PROVISIONAL, reasons=(Reason.EDGE_BUFFERING,))
                 outages, more = downs.outages(plant.id, _sources_of(process), window)
@@ -374,51 +427,40 @@ def evaluate(
     )
 
 
-def _evaluate_process(
+def required_signals(process: Process) -> tuple[Signal, ...]:
+    """The signals R3–R5 judge, in register order: automated state signals and automated
+    key parameters (``ProcessPartial.signals`` follows this order)."""
+    return tuple(s for s in _checked(process) if s.is_automated)
+
+
+def _checked(process: Process) -> tuple[Signal, ...]:
+    """State signals and key parameters: what R1, R2 and R3–R5 look at."""
+    states = process.signals_with_role(SignalRole.STATE)
+    key_params = tuple(s for s in process.signals_with_role(SignalRole.PARAMETER) if s.key)
+    return states + key_params
+
+
+def _process_partial(
     plant: Plant,
     process: Process,
-    window: Window,
+    span: Window,
     scheduled: iv.Intervals,
     samples: Samples,
     downs: _DownIndex,
     thresholds: Thresholds,
-) -> _Outcome:
-    """The status of one key process (everything but its identity and the R7 stamp)."""
-    scheduled_ns = iv.length(scheduled)
-    if not scheduled or scheduled_ns < thresholds.scheduled_min_share * window.duration_ns:
-        return _Outcome(Status.NOT_SCHEDULED, (), (), None, scheduled_ns / 1e9, (), ())
-    reasons: set[Reason] = set()
-    states = process.signals_with_role(SignalRole.STATE)
-    key_params = tuple(s for s in process.signals_with_role(SignalRole.PARAMETER) if s.key)
-    if not any(s.is_automated for s in states):
-        reasons.add(Reason.NO_STATE_SIGNAL)
-    for param in key_params:
-        if param.source is None:
-            reasons.add(Reason.PARAM_UNBOUND)
-        elif not param.is_automated:
-            reasons.add(Reason.MANUAL_SOURCE)
-    checked = states + key_params
-    unbound = tuple(s.id for s in checked if s.source is None)
-    manual = tuple(s.id for s in checked if s.source is not None and not s.is_automated)
-
-    evidence = []
-    for signal in checked:
-        if not signal.is_automated:
-            continue  # manual and unbound signals are judged by R1/R2, not required
-        ev = _signal_evidence(
-            signal,
+) -> ProcessPartial:
+    """What one key process's signals did inside ``span``'s scheduled part."""
+    signals = tuple(
+        _signal_partial(
             _samples_of(samples, process, signal),
             downs.of(plant.id, signal.source),
             _hold_ns(signal, thresholds),
-            window,
+            span,
             scheduled,
-            scheduled_ns,
-            thresholds,
         )
-        reasons.update(ev.reasons)
-        evidence.append(ev)
-
-    manual_share: float | None = None
+        for signal in required_signals(process)
+    )
+    manual_ns: int | None = None
     modes = process.signals_with_role(SignalRole.MODE)
     if modes:
         manual_time: iv.Intervals = []
@@ -434,7 +476,49 @@ def _evaluate_process(
                     process.id,
                 ),
             )
-        manual_share = iv.length(manual_time) / scheduled_ns
+        manual_ns = iv.length(manual_time)
+    return ProcessPartial(signals, manual_ns)
+
+
+def _process_outcome(
+    process: Process,
+    partial: ProcessPartial,
+    window: Window,
+    scheduled_ns: int,
+    thresholds: Thresholds,
+) -> _Outcome:
+    """The status of one key process (everything but its identity and the R7 stamp)."""
+    if not scheduled_ns or scheduled_ns < thresholds.scheduled_min_share * window.duration_ns:
+        return _Outcome(Status.NOT_SCHEDULED, (), (), None, scheduled_ns / 1e9, (), ())
+    reasons: set[Reason] = set()
+    states = process.signals_with_role(SignalRole.STATE)
+    key_params = tuple(s for s in process.signals_with_role(SignalRole.PARAMETER) if s.key)
+    if not any(s.is_automated for s in states):
+        reasons.add(Reason.NO_STATE_SIGNAL)
+    for param in key_params:
+        if param.source is None:
+            reasons.add(Reason.PARAM_UNBOUND)
+        elif not param.is_automated:
+            reasons.add(Reason.MANUAL_SOURCE)
+    checked = _checked(process)
+    unbound = tuple(s.id for s in checked if s.source is None)
+    manual = tuple(s.id for s in checked if s.source is not None and not s.is_automated)
+
+    required = required_signals(process)
+    if len(required) != len(partial.signals):
+        raise ValueError(
+            f"partial result of process {process.id} has {len(partial.signals)} signals, "
+            f"the register {len(required)}"
+        )
+    evidence = []
+    for signal, signal_partial in zip(required, partial.signals, strict=True):
+        ev = _signal_evidence(signal, signal_partial, scheduled_ns, thresholds)
+        reasons.update(ev.reasons)
+        evidence.append(ev)
+
+    manual_share: float | None = None
+    if partial.manual_ns is not None:
+        manual_share = partial.manual_ns / scheduled_ns
         if manual_share > thresholds.manual_mode_max:
             reasons.add(Reason.MANUAL_MODE)
 
@@ -449,31 +533,50 @@ def _evaluate_process(
     )
 
 
-def _signal_evidence(
-    signal: Signal,
+def _signal_partial(
     data: SignalSamples | None,
     downs: list[int],
     hold: int,
-    window: Window,
+    span: Window,
     scheduled: iv.Intervals,
+) -> SignalPartial:
+    """Known time per class, samples and gaps of one signal inside ``span``."""
+    runs: list[iv.Intervals] = [[], [], [], []]
+    end_class = UNKNOWN if scheduled else NO_SCHEDULE
+    samples_in_span = 0
+    if data is not None and data.ts:
+        samples_in_span = bisect_left(data.ts, span.end_ns) - bisect_left(data.ts, span.start_ns)
+        if scheduled:
+            data = with_reconfirmations(data, downs, hold)
+            runs, end_class = _known_runs(data.ts, data.status, hold, downs, scheduled)
+    good_ns, overridden_ns, uncertain_ns, bad_ns = (iv.length(r) for r in runs)
+    head, tail, longest, whole = gap_run(
+        iv.subtract(scheduled, runs[_GOOD]), span.start_ns, span.end_ns
+    )
+    return SignalPartial(
+        good_ns,
+        overridden_ns,
+        uncertain_ns,
+        bad_ns,
+        samples_in_span,
+        head,
+        tail,
+        longest,
+        whole,
+        end_class,
+    )
+
+
+def _signal_evidence(
+    signal: Signal,
+    partial: SignalPartial,
     scheduled_ns: int,
     thresholds: Thresholds,
 ) -> SignalEvidence:
-    if data is None or not data.ts:
-        runs: list[iv.Intervals] = [[], [], [], []]
-        end_class = -1
-        samples_in_window = 0
-    else:
-        samples_in_window = bisect_left(data.ts, window.end_ns) - bisect_left(
-            data.ts, window.start_ns
-        )
-        data = with_reconfirmations(data, downs)
-        runs, end_class = _known_runs(data.ts, data.status, hold, downs, scheduled)
-
-    per_class = [iv.length(r) for r in runs]
-    unknown_ns = scheduled_ns - sum(per_class)
-    good_ns, overridden_ns, uncertain_ns, bad_ns = per_class
-    gaps = iv.subtract(scheduled, runs[_GOOD])
+    good_ns, overridden_ns = partial.good, partial.overridden
+    uncertain_ns, bad_ns = partial.uncertain, partial.bad
+    unknown_ns = scheduled_ns - partial.known
+    end_class = partial.end_class if partial.end_class >= 0 else UNKNOWN
 
     reasons: set[Reason] = set()
     good_share = good_ns / scheduled_ns
@@ -508,8 +611,8 @@ def _signal_evidence(
         uncertain=uncertain_ns / scheduled_ns,
         overridden=overridden_ns / scheduled_ns,
         unknown=unknown_ns / scheduled_ns,
-        longest_gap_s=iv.longest(gaps) / 1e9,
-        samples=samples_in_window,
+        longest_gap_s=partial.gap_longest / 1e9,
+        samples=partial.samples,
         known_valid_at_end=end_class == _GOOD,
         quality_at_end=_CLASSES[end_class].value if end_class >= 0 else None,
         reasons=tuple(sorted(reasons)),
@@ -621,7 +724,9 @@ def _manual_intervals(
             f"samples of process {process_id} signal {mode.id}: a mode signal needs its "
             f"values (rule R6), got {len(data.value)} values for {len(data.ts)} samples"
         )
-    data = with_reconfirmations(data, downs)
+    if not scheduled:
+        return []
+    data = with_reconfirmations(data, downs, hold)
     manual = {_mode_text(v) for v in mode.manual_values}
     bad = {code: classify(code) is Quality.BAD for code in set(data.status)}
     # Mode values repeat: judge each distinct value once. The type is part of the key

@@ -30,12 +30,15 @@ from collector.kpi.inputs import SignalSamples
 from collector.storage.lineprotocol import RECONFIRM_MIN_AGE_NS
 
 
-def with_reconfirmations(data: SignalSamples, downs: list[int]) -> SignalSamples:
+def with_reconfirmations(data: SignalSamples, downs: list[int], hold: int) -> SignalSamples:
     """``data`` plus one observation at the first receipt after each down event.
 
-    A receipt re-confirms the value current at a down when it comes after the down and
-    before the signal's next sample. Only the last sample before each down can be
-    re-confirmed, so the cost is per down event, not per sample.
+    A receipt re-confirms the value current at a down when it comes after the down, before
+    the signal's next sample and within the signal's hold limit ``hold`` of the value's
+    source time (a value older than that was no longer known anyway). The last bound also
+    keeps the rule local: what a receipt at ``t`` does depends only on samples after
+    ``t - hold``, so a slice of a window and the whole window agree. Only the last sample
+    before each down can be re-confirmed, so the cost is per down event, not per sample.
     """
     if not downs or not data.ts or not (data.recv or data.reconfirmed):
         return data
@@ -52,12 +55,12 @@ def with_reconfirmations(data: SignalSamples, downs: list[int]) -> SignalSamples
             continue
         nxt = ts[j + 1] if j + 1 < len(ts) else None
         candidates = []
-        times = [t for t in receipts.get(ts[j], ()) if t - ts[j] >= RECONFIRM_MIN_AGE_NS]
+        times = [t for t in receipts.get(ts[j], ()) if RECONFIRM_MIN_AGE_NS <= t - ts[j] < hold]
         if times:
             k = bisect_right(times, down)
             if k < len(times):
                 candidates.append(times[k])
-        if recv and recv[j] > down and recv[j] - ts[j] >= RECONFIRM_MIN_AGE_NS:
+        if recv and recv[j] > down and RECONFIRM_MIN_AGE_NS <= recv[j] - ts[j] < hold:
             candidates.append(recv[j])
         if not candidates:
             continue

@@ -1,8 +1,11 @@
-"""The I/O shell around the pure evaluator: read a window from InfluxDB, evaluate, store.
+"""The I/O shell around the pure evaluator: evaluate windows from InfluxDB and store them.
 
-The live loop and a recomputation of a past window both go through ``compute``: the same
-InfluxQL read and the same pure ``evaluate`` call, so "recomputed = live" holds by
-construction, and the result does not depend on which collector received which batch.
+``compute`` reads a window's raw samples and evaluates them in one pass: the reference
+(``/api/v1/recompute``, reports, audits). The live loop and its corrections go through
+``evaluate``: the same reads and the same pure rules, slice by slice, each slice read once
+(``collector/kpi/live.py``); the two agree exactly (tests/kpi/test_kpi_slices_property.py
+and the fault suite hold them to it), and neither depends on which collector received
+which batch.
 """
 
 from __future__ import annotations
@@ -16,20 +19,20 @@ from typing import Any
 
 from collector.kpi.aggregate import ScopeRate, aggregate
 from collector.kpi.evaluator import Evaluation, evaluate
-from collector.kpi.inputs import SignalSamples, SourceEvent, Window
+from collector.kpi.inputs import Window
+from collector.kpi.live import SliceStore, lookback_ns
+from collector.kpi.reads import read_liveness, read_samples
+from collector.kpi.slices import SliceGrid
 from collector.kpi.thresholds import Thresholds
 from collector.storage.lineprotocol import point_line
 from collector.storage.reader import InfluxQLReader
 from collector.storage.writer import InfluxWriter
-from common.register import UpdateKind
 from common.register_loader import LoadedRegister
 
 log = logging.getLogger(__name__)
 
 PROCESS_STATUS = "process_status"
 KPI_RATE = "kpi_rate"
-EDGE_EVENTS_AHEAD_NS = 3600 * 1_000_000_000
-"""Edge agent events are read up to this far past now (an edge clock ahead of ours)."""
 
 
 @dataclass(frozen=True)
@@ -46,19 +49,6 @@ class KpiResult:
             "rates": [r.to_dict() for r in self.rates],
             "evaluations": [e.to_dict() for e in self.evaluations],
         }
-
-
-def lookback_ns(register: LoadedRegister, thresholds: Thresholds) -> int:
-    """How far before a window a sample can still make a value known at its start."""
-    longest = 0.0
-    for ref in register.signals():
-        signal = ref.signal
-        if signal.update is UpdateKind.ON_CHANGE:
-            hold = thresholds.on_change_max_hold
-        else:
-            hold = thresholds.periodic_hold_factor * signal.interval
-        longest = max(longest, hold)
-    return int(longest * 1e9)
 
 
 class KpiService:
@@ -87,46 +77,28 @@ class KpiService:
         self.window_s = window_s
         self.period_s = period_s
         self.lag_s = lag_s
+        self.slices = SliceStore(
+            reader, thresholds, SliceGrid.for_loop(round(window_s * 1e9), round(period_s * 1e9))
+        )
+        """The live loop's slices (``collector/kpi/live.py``)."""
         self.latest: KpiResult | None = None
         self.evaluations_run = 0
         self.last_error = ""
 
     async def compute(self, window: Window) -> KpiResult:
-        """Evaluate ``window`` from what is stored now (the live loop, a recomputation and
-        a correction all come through here)."""
+        """Evaluate ``window`` from the raw samples stored now, in one pass: the reference
+        a recomputation, an audit and a report are made with."""
         evaluations = []
         now = time.time_ns()
         for register in self.registers:
             enterprise = register.enterprise_id
             lookback = lookback_ns(register, self.thresholds)
-            raw_samples = await self.reader.samples(
-                window.start_ns, window.end_ns, lookback, enterprise
+            samples, _, _ = await read_samples(
+                self.reader, enterprise, window.start_ns, window.end_ns, lookback
             )
-            receipts = await self.reader.reconfirmations(
-                window.start_ns - lookback, window.end_ns, enterprise
+            liveness = await read_liveness(
+                self.reader, enterprise, window.start_ns - lookback, window.end_ns, now
             )
-            samples = {
-                key: SignalSamples(
-                    ts=list(cols.ts),
-                    status=list(cols.status),
-                    value=list(cols.value),
-                    recv=list(cols.recv),
-                    reconfirmed=receipts.get(key, []),
-                )
-                for key, cols in raw_samples.items()
-            }
-            # The edge agents' events after the window too: a Last Will inside it is read
-            # by what the agent said after it (an uplink gap, or a dead agent).
-            raw_liveness = await self.reader.liveness(
-                window.start_ns - lookback,
-                window.end_ns,
-                enterprise,
-                edge_until_ns=now + EDGE_EVENTS_AHEAD_NS,
-            )
-            liveness = {
-                key: [SourceEvent(e.ts, e.up, e.detail, e.boot, e.link, e.shutdown) for e in events]
-                for key, events in raw_liveness.items()
-            }
             marks = await self.reader.watermarks(
                 window.end_ns - self.correction_horizon_ns, enterprise
             )
@@ -137,6 +109,23 @@ class KpiService:
                     evaluate, register, window, samples, liveness, self.thresholds, marks
                 )
             )
+        rates = aggregate(evaluations)
+        return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
+
+    async def evaluate(self, window: Window) -> KpiResult:
+        """Evaluate ``window`` from the live loop's slices, computing those it lacks or
+        that may have changed (the live loop and corrections come through here). Equal
+        to ``compute`` of the same window at the same moment; a window off the slice grid
+        is computed in one pass."""
+        if not self.slices.fits(window):
+            return await self.compute(window)
+        evaluations = []
+        now = time.time_ns()
+        for register in self.registers:
+            marks = await self.reader.watermarks(
+                window.end_ns - self.correction_horizon_ns, register.enterprise_id
+            )
+            evaluations.append(await self.slices.evaluate(register, window, marks, now))
         rates = aggregate(evaluations)
         return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
 
@@ -153,9 +142,12 @@ class KpiService:
         return Window(end - int(self.window_s * 1e9), end)
 
     async def evaluate_now(self) -> KpiResult:
-        result = await self.compute(self.current_window())
+        window = self.current_window()
+        result = await self.evaluate(window)
         await self.writer.write(result_lines(result))
         self._track(result, revision=0)
+        # Keep the slices of the windows still to be corrected, drop the rest.
+        self.slices.forget_before(min([window.start_ns, *(w.start_ns for w in self.pending)]))
         self.latest = result
         self.evaluations_run += 1
         return result
@@ -197,7 +189,7 @@ class KpiService:
             entry = self.pending[window]
             if not any(marks.get(key, 0) > mark for key, mark in entry.incomplete.items()):
                 continue
-            result = await self.compute(window)
+            result = await self.evaluate(window)
             await self.writer.write(result_lines(result, revision=entry.revision + 1))
             self._track(result, revision=entry.revision + 1)
             done += 1

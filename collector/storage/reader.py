@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -141,11 +142,20 @@ class InfluxQLReader:
     # -- the shapes the KPI evaluator needs ------------------------------------------------
 
     async def samples(
-        self, start_ns: int, end_ns: int, lookback_ns: int, enterprise: str
+        self,
+        start_ns: int,
+        end_ns: int,
+        lookback_ns: int,
+        enterprise: str,
+        plant: str | None = None,
+        processes: Sequence[str] | None = None,
     ) -> dict[tuple[str, str], SignalColumns]:
         """Samples per ``(process, signal)`` in ``[start, end)``, preceded by the last one in
-        ``[start - lookback, start)`` if there is one."""
-        where = f"{quote_ident('enterprise')} = {quote_literal(enterprise)}"
+        ``[start - lookback, start)`` if there is one; of one plant with ``plant``, of some of
+        its processes with ``processes`` (register ids)."""
+        where = _scope(enterprise, plant)
+        if processes is not None:
+            where += f" AND {quote_ident('process')} =~ {_one_of(processes)}"
         group = f"GROUP BY {quote_ident('process')}, {quote_ident('signal')}"
         statements = [
             f"SELECT {_SAMPLE_FIELDS} FROM {quote_ident(SAMPLE)} "
@@ -190,15 +200,18 @@ class InfluxQLReader:
         enterprise: str,
         lookback_ns: int = 0,
         edge_until_ns: int | None = None,
+        plant: str | None = None,
     ) -> dict[tuple[str, str], list[LivenessRow]]:
         """Up/down events per ``(plant, source)`` in ``[start, end)``, sorted by time,
-        preceded by the last event in ``[start - lookback, start)`` when ``lookback_ns``.
+        preceded by the last event in ``[start - lookback, start)`` when ``lookback_ns``;
+        of one plant with ``plant``.
 
         With ``edge_until_ns``, the edge agents' own events (``_edge``) of
-        ``[end, edge_until)`` are added: whether a Last Will meant a dead agent or an
-        uplink gap is told by what the agent said after it (``collector/kpi/edge_liveness.py``).
+        ``[end, edge_until)`` are added, and the last one before ``start``: whether a Last
+        Will meant a dead agent or an uplink gap is told by what the agent said after it,
+        and a new boot by the event before it (``collector/kpi/edge_liveness.py``).
         """
-        where = f"{quote_ident('enterprise')} = {quote_literal(enterprise)}"
+        where = _scope(enterprise, plant)
         group = f"GROUP BY {quote_ident('plant')}, {quote_ident('source')}"
         fields = ", ".join(quote_ident(f) for f in ("up", "detail", "boot", "link", "shutdown"))
         select = f"SELECT {fields} FROM {quote_ident(LIVENESS)}"
@@ -208,27 +221,34 @@ class InfluxQLReader:
             statements.append(
                 f"{select} WHERE {where} AND {edge} AND {time_range(end_ns, edge_until_ns)} {group}"
             )
+        if edge_until_ns is not None:
+            edge = f"{quote_ident('source')} = {quote_literal(EDGE_SOURCE)}"
+            statements.append(
+                f"{select} WHERE {where} AND {edge} AND time < {int(start_ns)} {group} "
+                "ORDER BY time DESC LIMIT 1"
+            )
         if lookback_ns > 0:
             statements.append(
                 f"{select} WHERE {where} AND {time_range(start_ns - lookback_ns, start_ns)} "
                 f"{group} ORDER BY time DESC LIMIT 1"
             )
-        out: dict[tuple[str, str], list[LivenessRow]] = {}
+        found: dict[tuple[str, str], dict[int, LivenessRow]] = {}
         for series in await self.query("; ".join(statements)):
             key = (series.tags.get("plant", ""), series.tags.get("source", ""))
             index = {name: i for i, name in enumerate(series.columns)}
-            events = out.setdefault(key, [])
-            events.extend(_liveness_row(row, index) for row in series.values)
-        for events in out.values():
-            events.sort(key=lambda event: event.ts)
+            events = found.setdefault(key, {})
+            for row in series.values:
+                event = _liveness_row(row, index)
+                events[event.ts] = event  # two statements may return the same point
+        out = {key: sorted(events.values(), key=lambda e: e.ts) for key, events in found.items()}
         return out
 
     async def reconfirmations(
-        self, start_ns: int, end_ns: int, enterprise: str
+        self, start_ns: int, end_ns: int, enterprise: str, plant: str | None = None
     ) -> dict[tuple[str, str], list[tuple[int, int]]]:
         """Receipts of re-sent values per ``(process, signal)`` in ``[start, end)``: pairs of
         (receive time, source time of the sample it re-confirms), sorted."""
-        where = f"{quote_ident('enterprise')} = {quote_literal(enterprise)}"
+        where = _scope(enterprise, plant)
         group = f"GROUP BY {quote_ident('process')}, {quote_ident('signal')}"
         q = (
             f"SELECT {quote_ident('of_ns')} FROM {quote_ident(RECONFIRM)} "
@@ -296,6 +316,20 @@ class InfluxQLReader:
 
     async def close(self) -> None:
         await self._session.close()
+
+
+def _scope(enterprise: str, plant: str | None) -> str:
+    where = f"{quote_ident('enterprise')} = {quote_literal(enterprise)}"
+    if plant is not None:
+        where += f" AND {quote_ident('plant')} = {quote_literal(plant)}"
+    return where
+
+
+def _one_of(ids: Sequence[str]) -> str:
+    """An InfluxQL regex literal matching exactly these ids (register ids: letters, digits,
+    ``_.-``; escaped all the same)."""
+    alternatives = "|".join(re.escape(i).replace("/", "\\/") for i in ids)
+    return f"/^(?:{alternatives})$/"
 
 
 def _sample_row(row: list[Any], index: dict[str, int]) -> tuple[int, int, Value, int]:

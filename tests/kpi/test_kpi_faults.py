@@ -38,6 +38,9 @@ Key = tuple[str, str]
 BOOT = at(-3600)
 NEW_BOOT = at(70)
 
+HOLD = 43_200 * 1_000_000_000
+"""The on-change hold limit: these receipts are all inside it."""
+
 
 def will(seconds: float, link: int = 1, boot: int = BOOT) -> SourceEvent:
     return SourceEvent(at(seconds), False, f"uplink link {link} lost (Last Will)", boot, link)
@@ -188,10 +191,13 @@ def test_each_re_send_counts_even_when_a_later_one_overwrote_the_receive_time() 
         recv=[at(70)],
         reconfirmed=[(at(30), at(-10)), (at(70), at(-10))],
     )
-    out = with_reconfirmations(data, downs=[at(20), at(60)])
+    out = with_reconfirmations(data, downs=[at(20), at(60)], hold=HOLD)
     assert out.ts == [at(-10), at(30), at(70)]
     only_last = SignalSamples(ts=[at(-10)], status=[GOOD], value=["RUNNING"], recv=[at(70)])
-    assert with_reconfirmations(only_last, downs=[at(20), at(60)]).ts == [at(-10), at(70)]
+    assert with_reconfirmations(only_last, downs=[at(20), at(60)], hold=HOLD).ts == [
+        at(-10),
+        at(70),
+    ]
 
 
 def test_a_receipt_of_an_older_value_does_not_reconfirm_the_newer_one() -> None:
@@ -202,7 +208,7 @@ def test_a_receipt_of_an_older_value_does_not_reconfirm_the_newer_one() -> None:
         recv=[at(-10), at(10)],
         reconfirmed=[(at(30), at(-10))],  # the old value re-sent (of_ns names it)
     )
-    assert with_reconfirmations(data, downs=[at(20)]).ts == [at(-10), at(10)]
+    assert with_reconfirmations(data, downs=[at(20)], hold=HOLD).ts == [at(-10), at(10)]
 
 
 # --- the process's own evidence ---------------------------------------------------------
@@ -234,4 +240,3 @@ def test_outages_outside_the_window_are_not_listed_and_the_list_is_bounded() -> 
     result = run(source_events=events).process("p1")
     assert len(result.outages) == 20 and result.outages_more == 10
     assert result.outages[0].detail == "flap 0"
-
