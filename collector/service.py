@@ -81,6 +81,7 @@ class Collector:
             lag_s=settings.kpi.lag,
             correction_horizon_s=settings.kpi.correction_horizon,
             corrections_per_period=settings.kpi.corrections_per_period,
+            shard=settings.kpi.shard(),
         )
         self.app = create_app(self, settings.api)
         self.api_server: ApiServer | None = None

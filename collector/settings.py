@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from collector.kpi.sharding import Shard, replica_from_hostname
 from collector.kpi.thresholds import Thresholds
 from collector.storage.settings import InfluxSettings
 from common.durations import Duration
@@ -36,7 +37,26 @@ class KpiSettings(BaseModel):
     has arrived; older ones keep what was stored."""
     corrections_per_period: int = Field(10, ge=1, le=1000)
     """At most this many such windows are re-evaluated per period (the rest wait)."""
+    replicas: int = Field(1, ge=1, le=1000)
+    """Collectors sharing the KPI (docs/scaling.md): each enterprise is evaluated by one of
+    them, and a dead one's share is taken over within a few periods. 1: this one does all."""
+    replica: int | None = Field(None, ge=0)
+    """This collector's ordinal among ``replicas`` (default: from a StatefulSet pod's host
+    name, ``…-<ordinal>``)."""
     thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @model_validator(mode="after")
+    def _replica_known(self) -> KpiSettings:
+        if self.replicas > 1:
+            self.shard()  # fails at start-up, naming what to set
+        return self
+
+    def shard(self) -> Shard | None:
+        """This collector's share of the KPI; None when it evaluates everything."""
+        if self.replicas == 1:
+            return None
+        replica = replica_from_hostname() if self.replica is None else self.replica
+        return Shard(replica, self.replicas)
 
 
 class ApiSettings(BaseModel):

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from collector.api.runtime import Runtime
 from collector.kpi.inputs import Window
 from collector.kpi.service import KpiResult, KpiService
+from common.register_loader import LoadedRegister
 
 __all__ = ["CONTENT_TYPE_LATEST", "TimedKpiService", "exposition", "make_registry"]
 
@@ -52,12 +53,14 @@ class TimedKpiService(KpiService):
         finally:
             self.compute_seconds.observe(time.perf_counter() - started)
 
-    async def evaluate(self, window: Window) -> KpiResult:
+    async def evaluate(
+        self, window: Window, registers: list[LoadedRegister] | None = None
+    ) -> KpiResult:
         if not self.slices.fits(window):
-            return await super().evaluate(window)  # computed in one pass, timed there
+            return await super().evaluate(window, registers)  # in one pass, timed there
         started = time.perf_counter()
         try:
-            return await super().evaluate(window)
+            return await super().evaluate(window, registers)
         finally:
             self.compute_seconds.observe(time.perf_counter() - started)
 

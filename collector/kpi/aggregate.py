@@ -23,7 +23,15 @@ from typing import Any, Literal
 from collector.kpi.evaluator import Evaluation, ProcessResult, Status
 from collector.kpi.inputs import Window
 
-__all__ = ["INDUSTRIES", "SCOPES", "ScopeRate", "aggregate"]
+__all__ = [
+    "INDUSTRIES",
+    "SCOPES",
+    "Counts",
+    "EnterpriseCounts",
+    "ScopeRate",
+    "aggregate",
+    "region_rates",
+]
 
 Scope = Literal["line", "plant", "enterprise", "region_official", "region_pooled"]
 SCOPES: tuple[Scope, ...] = ("line", "plant", "enterprise", "region_official", "region_pooled")
@@ -80,7 +88,7 @@ class ScopeRate:
 
 
 @dataclass(frozen=True)
-class _Counts:
+class Counts:
     numerator: int
     denominator: int
     not_scheduled: int
@@ -92,8 +100,9 @@ class _Counts:
         return self.numerator / self.denominator if self.denominator else None
 
 
-def aggregate(evaluations: Sequence[Evaluation]) -> list[ScopeRate]:
-    """Rates of every line, plant, enterprise and region of the given evaluations.
+def aggregate(evaluations: Sequence[Evaluation], regions: bool = True) -> list[ScopeRate]:
+    """Rates of every line, plant, enterprise and (with ``regions``) region of the given
+    evaluations.
 
     The evaluations (one per enterprise) must share one window and one set of thresholds:
     mixing them would make a rate no one can reproduce. Output order is deterministic:
@@ -145,10 +154,42 @@ def aggregate(evaluations: Sequence[Evaluation]) -> list[ScopeRate]:
             emit("plant", plant_id, in_plant, ev.enterprise_id, plant_id)
         emit("enterprise", ev.enterprise_id, list(ev.processes), ev.enterprise_id)
 
-    for region in sorted({ev.region for ev in ordered}):
-        members = [ev for ev in ordered if ev.region == region]
+    if regions:
+        members = [
+            EnterpriseCounts(
+                ev.enterprise_id,
+                ev.region,
+                {industry: _count(list(ev.processes), industry) for industry in INDUSTRIES},
+            )
+            for ev in ordered
+        ]
+        out += region_rates(members, window, thresholds)
+    return out
+
+
+@dataclass(frozen=True)
+class EnterpriseCounts:
+    """What a region's rates are made of, per enterprise: its counts per industry (from
+    its evaluation, or from its stored ``kpi_rate`` points of scope ``enterprise``)."""
+
+    enterprise_id: str
+    region: str
+    counts: dict[str, Counts]
+    """Industry → counts."""
+
+
+def region_rates(
+    members: Sequence[EnterpriseCounts], window: Window, thresholds: str
+) -> list[ScopeRate]:
+    """``region_official`` and ``region_pooled`` of every region of ``members``, regions
+    by name, industries in order."""
+    out: list[ScopeRate] = []
+    for region in sorted({m.region for m in members}):
+        in_region = sorted(
+            (m for m in members if m.region == region), key=lambda m: m.enterprise_id
+        )
         for industry in INDUSTRIES:
-            per_enterprise = [_count(list(ev.processes), industry) for ev in members]
+            per_enterprise = [m.counts.get(industry, _EMPTY) for m in in_region]
             pooled = _merge(per_enterprise)
             rates = [c.rate for c in per_enterprise if c.rate is not None]
             official = sum(rates) / len(rates) if rates else None
@@ -184,7 +225,10 @@ def aggregate(evaluations: Sequence[Evaluation]) -> list[ScopeRate]:
     return out
 
 
-def _count(results: Iterable[ProcessResult], industry: Industry) -> _Counts:
+_EMPTY = Counts(0, 0, 0, {})
+
+
+def _count(results: Iterable[ProcessResult], industry: Industry) -> Counts:
     numerator = denominator = not_scheduled = provisional = 0
     reasons: Counter[str] = Counter()
     for result in results:
@@ -200,10 +244,10 @@ def _count(results: Iterable[ProcessResult], industry: Industry) -> _Counts:
         denominator += 1
         if result.status is Status.DIGITALIZED:
             numerator += 1
-    return _Counts(numerator, denominator, not_scheduled, _pareto(reasons), provisional)
+    return Counts(numerator, denominator, not_scheduled, _pareto(reasons), provisional)
 
 
-def _merge(counts: Iterable[_Counts]) -> _Counts:
+def _merge(counts: Iterable[Counts]) -> Counts:
     numerator = denominator = not_scheduled = provisional = 0
     reasons: Counter[str] = Counter()
     for c in counts:
@@ -212,7 +256,7 @@ def _merge(counts: Iterable[_Counts]) -> _Counts:
         not_scheduled += c.not_scheduled
         provisional += c.provisional
         reasons.update(c.reasons)
-    return _Counts(numerator, denominator, not_scheduled, _pareto(reasons), provisional)
+    return Counts(numerator, denominator, not_scheduled, _pareto(reasons), provisional)
 
 
 def _pareto(reasons: Counter[str]) -> dict[str, int]:

@@ -17,14 +17,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from collector.kpi.aggregate import ScopeRate, aggregate
+from collector.kpi.aggregate import Counts, EnterpriseCounts, ScopeRate, aggregate, region_rates
 from collector.kpi.evaluator import Evaluation, evaluate
 from collector.kpi.inputs import Window
 from collector.kpi.live import SliceStore, lookback_ns
 from collector.kpi.reads import read_liveness, read_samples
+from collector.kpi.sharding import Shard, owner
 from collector.kpi.slices import SliceGrid
 from collector.kpi.thresholds import Thresholds
-from collector.storage.lineprotocol import point_line
+from collector.storage.lineprotocol import point_line, replica_line
 from collector.storage.reader import InfluxQLReader
 from collector.storage.writer import InfluxWriter
 from common.register_loader import LoadedRegister
@@ -64,8 +65,13 @@ class KpiService:
         lag_s: float,
         correction_horizon_s: float = 86400.0,
         corrections_per_period: int = 10,
+        shard: Shard | None = None,
     ) -> None:
         self.registers = registers
+        self.shard = shard
+        """This replica's share (``collector/kpi/sharding.py``); None: it does all."""
+        self.live_replicas: list[int] = [] if shard is None else [shard.replica]
+        self.regions_rolled_up = 0
         self.correction_horizon_ns = int(correction_horizon_s * 1e9)
         self.corrections_per_period = corrections_per_period
         self.pending: dict[Window, PendingWindow] = {}
@@ -112,22 +118,96 @@ class KpiService:
         rates = aggregate(evaluations)
         return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
 
-    async def evaluate(self, window: Window) -> KpiResult:
+    async def evaluate(
+        self, window: Window, registers: list[LoadedRegister] | None = None
+    ) -> KpiResult:
         """Evaluate ``window`` from the live loop's slices, computing those it lacks or
         that may have changed (the live loop and corrections come through here). Equal
         to ``compute`` of the same window at the same moment; a window off the slice grid
-        is computed in one pass."""
+        is computed in one pass. With ``registers`` (a replica's share), those only, and
+        no region rates (their roll-up reads every enterprise's stored rates)."""
         if not self.slices.fits(window):
             return await self.compute(window)
         evaluations = []
         now = time.time_ns()
-        for register in self.registers:
+        for register in self.registers if registers is None else registers:
             marks = await self.reader.watermarks(
                 window.end_ns - self.correction_horizon_ns, register.enterprise_id
             )
             evaluations.append(await self.slices.evaluate(register, window, marks, now))
-        rates = aggregate(evaluations)
+        rates = aggregate(evaluations, regions=registers is None)
         return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
+
+    async def owned(self) -> list[LoadedRegister] | None:
+        """The registers this replica evaluates now (None: all of them, unsharded): sends
+        its heartbeat and reads the others'."""
+        if self.shard is None:
+            return None
+        now = time.time_ns()
+        await self.writer.write([replica_line(self.shard.replica, self.shard.replicas, now)])
+        stale = round(self.shard.stale_periods * self.period_s * 1e9)
+        live = await self.reader.replicas(now - stale)
+        self.live_replicas = sorted(live | {self.shard.replica})
+        return [
+            r
+            for r in self.registers
+            if owner(r.enterprise_id, self.live_replicas) == self.shard.replica
+        ]
+
+    async def roll_up_regions(self, window: Window) -> int:
+        """Sharded: the region rates of ``window`` for the regions this replica owns, from
+        every enterprise's stored ``kpi_rate`` points (whichever replica wrote them).
+        Returns how many regions were rolled up."""
+        if self.shard is None:
+            return 0
+        mine = {
+            r.model.enterprise.region
+            for r in self.registers
+            if owner(f"region:{r.model.enterprise.region}", self.live_replicas)
+            == self.shard.replica
+        }
+        if not mine:
+            return 0
+        expected = {
+            r.enterprise_id: r.model.enterprise.region
+            for r in self.registers
+            if r.model.enterprise.region in mine
+        }
+        rows = await self.reader.points(
+            KPI_RATE, window.end_ns, window.end_ns + 1, tags={"scope": "enterprise"}
+        )
+        counts: dict[str, dict[str, Counts]] = {}
+        thresholds, revision = "", 0
+        for row in rows:
+            enterprise = row.tags.get("enterprise", "")
+            if enterprise not in expected:
+                continue
+            f = row.fields
+            counts.setdefault(enterprise, {})[row.tags.get("industry", "all")] = Counts(
+                int(f.get("numerator", 0)),
+                int(f.get("denominator", 0)),
+                int(f.get("not_scheduled", 0)),
+                json.loads(f.get("reasons", "{}")),
+                int(f.get("provisional", 0)),
+            )
+            thresholds = str(f.get("thresholds", thresholds))
+            revision = max(revision, int(f.get("revision", 0)))
+        missing = sorted(set(expected) - set(counts))
+        if missing:
+            log.warning(
+                "KPI: region roll-up of the window ending %s without %d enterprise(s) not "
+                "stored yet: %s",
+                window.end_ns,
+                len(missing),
+                ", ".join(missing[:10]),
+            )
+        members = [EnterpriseCounts(e, expected[e], c) for e, c in counts.items()]
+        rates = region_rates(members, window, thresholds)
+        versions = ",".join(sorted({r.version for r in self.registers}))
+        lines = [_rate_line(rate, versions, thresholds, window, revision) for rate in rates]
+        await self.writer.write([line for line in lines if line is not None])
+        self.regions_rolled_up += len(mine)
+        return len(mine)
 
     def current_window(self, now_ns: int | None = None) -> Window:
         """The latest window ending on the period grid, ``lag`` ago.
@@ -143,7 +223,8 @@ class KpiService:
 
     async def evaluate_now(self) -> KpiResult:
         window = self.current_window()
-        result = await self.evaluate(window)
+        registers = await self.owned()
+        result = await self.evaluate(window, registers)
         await self.writer.write(result_lines(result))
         self._track(result, revision=0)
         # Keep the slices of the windows still to be corrected, drop the rest.
@@ -189,7 +270,16 @@ class KpiService:
             entry = self.pending[window]
             if not any(marks.get(key, 0) > mark for key, mark in entry.incomplete.items()):
                 continue
-            result = await self.evaluate(window)
+            owned = (
+                None
+                if self.shard is None
+                else [
+                    r
+                    for r in self.registers
+                    if any(e == r.enterprise_id for e, _ in entry.incomplete)
+                ]
+            )
+            result = await self.evaluate(window, owned)
             await self.writer.write(result_lines(result, revision=entry.revision + 1))
             self._track(result, revision=entry.revision + 1)
             done += 1
@@ -240,6 +330,10 @@ class KpiService:
                 self.last_error = ""
                 log.info("KPI: %s", summary(result))
                 await self.correct_pending()
+                # The previous window: every replica has stored its enterprises' by now.
+                step = round(self.period_s * 1e9)
+                previous = Window(result.window.start_ns - step, result.window.end_ns - step)
+                await self.roll_up_regions(previous)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -325,26 +419,34 @@ def result_lines(result: KpiResult, revision: int = 0) -> list[str]:
             }
             lines.append(point_line(PROCESS_STATUS, tags, fields, ts))
     versions = ",".join(sorted({e.register_version for e in result.evaluations}))
-    for rate in result.rates:
-        fields = {
-            "numerator": rate.numerator,
-            "denominator": rate.denominator,
-            "not_scheduled": rate.not_scheduled,
-            "reasons": json.dumps(rate.reasons, sort_keys=True, separators=(",", ":")),
-            "enterprises": rate.enterprises,
-            "register_versions": versions,
-            "thresholds": result.evaluations[0].thresholds if result.evaluations else "",
-            "window_s": window_s,
-            "provisional": rate.provisional,
-            "revision": revision,
-        }
-        if rate.rate is not None:
-            fields["rate"] = float(rate.rate)
-        # Line ids are unique per plant and plant ids per enterprise: both are tags too.
-        tags = {"scope": rate.scope, "scope_id": rate.scope_id, "industry": rate.industry}
-        if rate.enterprise_id:
-            tags["enterprise"] = rate.enterprise_id
-        if rate.plant_id:
-            tags["plant"] = rate.plant_id
-        lines.append(point_line(KPI_RATE, tags, fields, ts))
+    thresholds = result.evaluations[0].thresholds if result.evaluations else ""
+    lines += [
+        _rate_line(rate, versions, thresholds, result.window, revision) for rate in result.rates
+    ]
     return [line for line in lines if line is not None]
+
+
+def _rate_line(
+    rate: ScopeRate, versions: str, thresholds: str, window: Window, revision: int
+) -> str | None:
+    fields: dict[str, Any] = {
+        "numerator": rate.numerator,
+        "denominator": rate.denominator,
+        "not_scheduled": rate.not_scheduled,
+        "reasons": json.dumps(rate.reasons, sort_keys=True, separators=(",", ":")),
+        "enterprises": rate.enterprises,
+        "register_versions": versions,
+        "thresholds": thresholds,
+        "window_s": window.duration_ns / 1e9,
+        "provisional": rate.provisional,
+        "revision": revision,
+    }
+    if rate.rate is not None:
+        fields["rate"] = float(rate.rate)
+    # Line ids are unique per plant and plant ids per enterprise: both are tags too.
+    tags = {"scope": rate.scope, "scope_id": rate.scope_id, "industry": rate.industry}
+    if rate.enterprise_id:
+        tags["enterprise"] = rate.enterprise_id
+    if rate.plant_id:
+        tags["plant"] = rate.plant_id
+    return point_line(KPI_RATE, tags, fields, window.end_ns)

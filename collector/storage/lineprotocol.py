@@ -35,6 +35,7 @@ SAMPLE = "sample"
 LIVENESS = "liveness"
 RECONFIRM = "reconfirm"
 WATERMARK = "watermark"
+REPLICA = "kpi_replica"
 RECONFIRM_MIN_AGE_NS = 1_000_000_000
 """A sample received at least this long after its source time is (also) stored as a
 ``reconfirm`` point at its receive time: a value a source re-sends after an outage (OPC UA
@@ -295,6 +296,13 @@ def reconfirm_line(sample: StoredSample) -> str | None:
     )
     _check_time(sample.recv_ns, _where(sample))
     return f"{RECONFIRM}{prefix[len(SAMPLE) :]}{fields} {sample.recv_ns}"
+
+
+def replica_line(replica: int, replicas: int, ts_ns: int) -> str:
+    """The heartbeat of KPI replica ``replica`` (of ``replicas``): it evaluates its share."""
+    line = point_line(REPLICA, {"replica": str(replica)}, {"replicas": replicas}, ts_ns)
+    assert line is not None  # integer fields are always storable
+    return line
 
 
 def watermark_line(

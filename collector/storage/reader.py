@@ -32,7 +32,7 @@ from collector.storage.influxql import (
     tag_filter,
     time_range,
 )
-from collector.storage.lineprotocol import LIVENESS, RECONFIRM, SAMPLE, WATERMARK
+from collector.storage.lineprotocol import LIVENESS, RECONFIRM, REPLICA, SAMPLE, WATERMARK
 from collector.storage.settings import InfluxSettings
 from common.quality import BAD
 from common.wire import EDGE_SOURCE
@@ -281,6 +281,18 @@ class InfluxQLReader:
                 plant = series.tags.get("plant", "")
                 out[plant] = max(out.get(plant, 0), int(row[i_time]))
         return out
+
+    async def replicas(self, since_ns: int) -> set[int]:
+        """The KPI replicas whose heartbeat is stored at or after ``since_ns``."""
+        q = (
+            f"SELECT last({quote_ident('replicas')}) FROM {quote_ident(REPLICA)} "
+            f"WHERE time >= {int(since_ns)} GROUP BY {quote_ident('replica')}"
+        )
+        found: set[int] = set()
+        for series in await self.query(q):
+            if series.values and series.tags.get("replica", "").isdigit():
+                found.add(int(series.tags["replica"]))
+        return found
 
     async def points(
         self,

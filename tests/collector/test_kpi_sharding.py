@@ -1,0 +1,138 @@
+"""Replicas share the KPI (real influxd): each enterprise is evaluated by one replica, the
+region roll-up from what they stored equals one collector's, and a replica that stops has
+its share taken over once its heartbeat ages out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from collector.kpi.service import KpiService, result_lines
+from collector.kpi.sharding import Shard, owner, replica_from_hostname
+from collector.settings import KpiSettings
+from collector.storage.lineprotocol import StoredSample, sample_lines
+from collector.storage.reader import InfluxQLReader
+from collector.storage.settings import InfluxSettings
+from collector.storage.writer import make_writer
+from common.quality import GOOD
+from common.register_loader import LoadedRegister
+from tests.kpi.kpi_testkit import DEFAULTS, at, process, register, window
+from tests.support.servers import InfluxServer
+
+pytestmark = pytest.mark.integration
+
+ENTERPRISES = [(f"e{i}", "North" if i % 2 else "South") for i in range(8)]
+PERIOD_S = 1.0
+
+
+def registers() -> list[LoadedRegister]:
+    return [register([process()], enterprise=e, region=r) for e, r in ENTERPRISES]
+
+
+def samples(enterprise: str, healthy: bool) -> list[StoredSample]:
+    out = [
+        StoredSample(
+            enterprise, "pl", "l1", "p1", "state", at(-10), "RUN", GOOD, at(-10), None, "e", 1
+        )
+    ]
+    if healthy:  # else the key parameter never reports: the process does not count
+        out += [
+            StoredSample(
+                enterprise, "pl", "l1", "p1", "speed", at(s), 1.0, GOOD, at(s), None, "e", 1
+            )
+            for s in range(-1, 100)
+        ]
+    return out
+
+
+def test_rendezvous_moves_only_the_share_of_the_replica_that_left() -> None:
+    keys = [f"ent-{i}" for i in range(300)]
+    before = {k: owner(k, [0, 1, 2]) for k in keys}
+    after = {k: owner(k, [0, 2]) for k in keys}
+    assert Counter(before.values()).keys() == {0, 1, 2}
+    assert all(after[k] == before[k] for k in keys if before[k] != 1)
+    assert {after[k] for k in keys if before[k] == 1} == {0, 2}
+
+
+def test_the_ordinal_comes_from_the_statefulset_pod_name_or_start_up_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert replica_from_hostname("plantkpi-collector-2") == 2
+    monkeypatch.setenv("HOSTNAME", "plantkpi-collector-1")
+    assert KpiSettings(replicas=3).shard() == Shard(1, 3)
+    assert KpiSettings().shard() is None
+    monkeypatch.setenv("HOSTNAME", "laptop")
+    with pytest.raises(ValueError, match="COLLECTOR_KPI__REPLICA"):
+        KpiSettings(replicas=2)
+    with pytest.raises(ValueError, match=r"not one of 0\.\.1"):
+        KpiSettings(replicas=2, replica=2)
+
+
+async def test_two_replicas_share_the_enterprises_and_take_over_from_a_dead_one(
+    influxdb: InfluxServer, influx_db: str
+) -> None:
+    settings = InfluxSettings(url=influxdb.url, database=influx_db)
+    writer, reader = make_writer(settings), InfluxQLReader(settings)
+    regs = registers()
+    win = window(0, 100)
+
+    def service(shard: Shard | None) -> KpiService:
+        return KpiService(
+            regs, reader, writer, DEFAULTS, window_s=100, period_s=PERIOD_S, lag_s=0, shard=shard
+        )
+
+    try:
+        for i, (enterprise, _) in enumerate(ENTERPRISES):
+            await writer.write(sample_lines(samples(enterprise, healthy=i % 3 != 0)))
+        one, two = service(Shard(0, 2)), service(Shard(1, 2))
+        await one.owned()  # both heartbeats stored before either decides
+        await two.owned()
+        first, second = await one.owned(), await two.owned()
+        assert first is not None and second is not None
+        shares = [first, second]
+        owned = [{r.enterprise_id for r in share} for share in shares]
+        assert owned[0] and owned[1] and not owned[0] & owned[1]
+        assert owned[0] | owned[1] == {e for e, _ in ENTERPRISES}
+
+        for replica, share in zip((one, two), shares, strict=True):
+            result = await replica.evaluate(win, share)
+            assert {e.enterprise_id for e in result.evaluations} == {r.enterprise_id for r in share}
+            assert not any(r.scope.startswith("region") for r in result.rates)
+            await writer.write(result_lines(result))
+        rolled = await one.roll_up_regions(win) + await two.roll_up_regions(win)
+        assert rolled == 2  # each region by one replica
+
+        alone = await service(None).evaluate(win)
+        expected = sorted(
+            (r.scope, r.scope_id, r.industry, r.numerator, r.denominator, r.rate, r.enterprises)
+            for r in alone.rates
+            if r.scope.startswith("region")
+        )
+        stored = await reader.points("kpi_rate", win.end_ns, win.end_ns + 1)
+        got = sorted(
+            (
+                row.tags["scope"],
+                row.tags["scope_id"],
+                row.tags["industry"],
+                row.fields["numerator"],
+                row.fields["denominator"],
+                row.fields.get("rate"),
+                row.fields["enterprises"],
+            )
+            for row in stored
+            if row.tags["scope"].startswith("region")
+        )
+        assert got == expected and len(got) == 12
+
+        # Replica 1 stops: once its last heartbeat is older than 2.5 periods, replica 0
+        # evaluates every enterprise.
+        await asyncio.sleep(PERIOD_S * 3)
+        taken = await one.owned()
+        assert taken is not None
+        assert {r.enterprise_id for r in taken} == {e for e, _ in ENTERPRISES}
+        assert one.live_replicas == [0]
+    finally:
+        await writer.close()
+        await reader.close()
