@@ -128,6 +128,15 @@ class SliceStore:
         for state in self._plants.values():
             state.forget_before(start_ns)
 
+    def final_spans(self, span_ns: int) -> list[tuple[str, str, int, dict[str, ProcessPartial]]]:
+        """``(enterprise, plant, span start, partials)`` of every span of ``span_ns`` all of
+        whose slices are final, each once (``PlantSlices.final_spans``)."""
+        return [
+            (enterprise, plant, start, partials)
+            for (enterprise, plant), state in self._plants.items()
+            for start, partials in state.final_spans(span_ns)
+        ]
+
     @property
     def slices_kept(self) -> int:
         return sum(len(state.slots) for state in self._plants.values())

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.kpi.aggregate import Counts, EnterpriseCounts, ScopeRate, aggregate, region_rates
-from collector.kpi.evaluator import Evaluation, evaluate
-from collector.kpi.inputs import Window
+from collector.kpi.evaluator import Evaluation, evaluate, finalize
+from collector.kpi.inputs import Liveness, Window
 from collector.kpi.live import SliceStore, lookback_ns
-from collector.kpi.reads import read_liveness, read_samples
+from collector.kpi.partials import ProcessPartial, combine_all
+from collector.kpi.reads import liveness_view, read_liveness, read_samples
 from collector.kpi.sharding import Shard, owner
 from collector.kpi.slices import SliceGrid
+from collector.kpi.stored_partials import HOUR_NS, decode_partial, partial_line
 from collector.kpi.thresholds import Thresholds
-from collector.storage.lineprotocol import point_line, replica_line
+from collector.storage.lineprotocol import PARTIAL, point_line, replica_line
 from collector.storage.reader import InfluxQLReader
 from collector.storage.writer import InfluxWriter
 from common.register_loader import LoadedRegister
@@ -71,6 +73,8 @@ class KpiService:
         self.shard = shard
         """This replica's share (``collector/kpi/sharding.py``); None: it does all."""
         self.live_replicas: list[int] = [] if shard is None else [shard.replica]
+        self.report_from_partials = 0
+        """Report windows answered from stored hourly partials (no raw read)."""
         self.regions_rolled_up = 0
         self.correction_horizon_ns = int(correction_horizon_s * 1e9)
         self.corrections_per_period = corrections_per_period
@@ -94,29 +98,98 @@ class KpiService:
     async def compute(self, window: Window) -> KpiResult:
         """Evaluate ``window`` from the raw samples stored now, in one pass: the reference
         a recomputation, an audit and a report are made with."""
-        evaluations = []
         now = time.time_ns()
+        evaluations = [await self._compute_one(r, window, now) for r in self.registers]
+        rates = aggregate(evaluations)
+        return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
+
+    async def _compute_one(self, register: LoadedRegister, window: Window, now: int) -> Evaluation:
+        enterprise = register.enterprise_id
+        lookback = lookback_ns(register, self.thresholds)
+        samples, _, _ = await read_samples(
+            self.reader, enterprise, window.start_ns, window.end_ns, lookback
+        )
+        liveness = await read_liveness(
+            self.reader, enterprise, window.start_ns - lookback, window.end_ns, now
+        )
+        marks = await self.reader.watermarks(window.end_ns - self.correction_horizon_ns, enterprise)
+        # CPU-bound (a second per ~200,000 samples): off the event loop, so ingestion and
+        # the API keep running while a large window is evaluated.
+        return await asyncio.to_thread(
+            evaluate, register, window, samples, liveness, self.thresholds, marks
+        )
+
+    async def report(self, windows: list[Window]) -> list[KpiResult]:
+        """Each of ``windows`` as ``compute`` gives it: from the stored hourly partials
+        (``collector/kpi/stored_partials.py``) when the window is on the hour grid and every
+        hour of every key process is stored for this register and these thresholds, from
+        the raw samples otherwise. ``report_from_partials`` counts the former."""
+        if not windows:
+            return []
+        now = time.time_ns()
+        lo = min(w.start_ns for w in windows)
+        hi = max(w.end_ns for w in windows)
+        fingerprint = self.thresholds.fingerprint()
+        per_window: list[list[Evaluation]] = [[] for _ in windows]
         for register in self.registers:
             enterprise = register.enterprise_id
             lookback = lookback_ns(register, self.thresholds)
-            samples, _, _ = await read_samples(
-                self.reader, enterprise, window.start_ns, window.end_ns, lookback
-            )
-            liveness = await read_liveness(
-                self.reader, enterprise, window.start_ns - lookback, window.end_ns, now
-            )
-            marks = await self.reader.watermarks(
-                window.end_ns - self.correction_horizon_ns, enterprise
-            )
-            # CPU-bound (a second per ~200,000 samples): off the event loop, so ingestion
-            # and the API keep running while a large window is evaluated.
-            evaluations.append(
-                await asyncio.to_thread(
-                    evaluate, register, window, samples, liveness, self.thresholds, marks
+            rows = await self.reader.points(PARTIAL, lo, hi, tags={"enterprise": enterprise})
+            hours: dict[tuple[str, int], ProcessPartial] = {}
+            for row in rows:
+                f = row.fields
+                if (
+                    f.get("register_digest") != register.digest
+                    or f.get("thresholds") != fingerprint
+                ):
+                    continue
+                try:
+                    hours[(row.tags.get("process", ""), row.ts_ns)] = decode_partial(f)
+                except ValueError as exc:
+                    log.warning("KPI report: %s of %s at %s", exc, enterprise, row.ts_ns)
+            liveness: Liveness | None = None
+            latest = await self.reader.watermarks(lo - self.correction_horizon_ns, enterprise)
+            key_processes = [
+                p.id
+                for pl in register.model.plants
+                for ln in pl.lines
+                for p in ln.processes
+                if p.key
+            ]
+            for i, window in enumerate(windows):
+                partials = _hours_of(window, key_processes, hours)
+                if partials is None:
+                    per_window[i].append(await self._compute_one(register, window, now))
+                    continue
+                if liveness is None:
+                    liveness = await read_liveness(self.reader, enterprise, lo - lookback, hi, now)
+                events = liveness_view(liveness, window.start_ns - lookback, window.end_ns)
+                cutoff = window.end_ns - self.correction_horizon_ns
+                marks = {plant: m for plant, m in latest.items() if m >= cutoff}
+                per_window[i].append(
+                    finalize(register, window, partials, events, self.thresholds, marks)
                 )
+                self.report_from_partials += 1
+        return [
+            KpiResult(w, time.time_ns(), tuple(evs), tuple(aggregate(evs)))
+            for w, evs in zip(windows, per_window, strict=True)
+        ]
+
+    async def store_hours(self) -> int:
+        """Store the partials of every hour whose slices have all become final. Returns
+        how many (process, hour) points were written."""
+        fingerprint = self.thresholds.fingerprint()
+        digests = {r.enterprise_id: r.digest for r in self.registers}
+        lines = [
+            partial_line(
+                enterprise, plant, process, start, partial, digests[enterprise], fingerprint
             )
-        rates = aggregate(evaluations)
-        return KpiResult(window, time.time_ns(), tuple(evaluations), tuple(rates))
+            for enterprise, plant, start, found in self.slices.final_spans(HOUR_NS)
+            for process, partial in found.items()
+        ]
+        if lines:
+            await self.writer.write(lines)
+        return len(lines)
 
     async def evaluate(
         self, window: Window, registers: list[LoadedRegister] | None = None
@@ -221,14 +294,19 @@ class KpiService:
         end = (now - int(self.lag_s * 1e9)) // period * period
         return Window(end - int(self.window_s * 1e9), end)
 
-    async def evaluate_now(self) -> KpiResult:
-        window = self.current_window()
+    async def evaluate_now(self, window: Window | None = None) -> KpiResult:
+        """One period of the live loop: evaluate the current window (or ``window``), store
+        it, the hours that became final, and forget the slices no longer needed."""
+        window = self.current_window() if window is None else window
         registers = await self.owned()
         result = await self.evaluate(window, registers)
         await self.writer.write(result_lines(result))
         self._track(result, revision=0)
-        # Keep the slices of the windows still to be corrected, drop the rest.
-        self.slices.forget_before(min([window.start_ns, *(w.start_ns for w in self.pending)]))
+        await self.store_hours()
+        # Keep the slices of the windows still to be corrected and of the hour under way
+        # (its partials are stored once it is over), drop the rest.
+        keep = [window.start_ns, window.end_ns // HOUR_NS * HOUR_NS - HOUR_NS]
+        self.slices.forget_before(min(keep + [w.start_ns for w in self.pending]))
         self.latest = result
         self.evaluations_run += 1
         return result
@@ -282,6 +360,7 @@ class KpiService:
             result = await self.evaluate(window, owned)
             await self.writer.write(result_lines(result, revision=entry.revision + 1))
             self._track(result, revision=entry.revision + 1)
+            await self.store_hours()
             done += 1
             self.corrections_run += 1
             log.info(
@@ -450,3 +529,19 @@ def _rate_line(
     if rate.plant_id:
         tags["plant"] = rate.plant_id
     return point_line(KPI_RATE, tags, fields, window.end_ns)
+
+
+def _hours_of(
+    window: Window, processes: list[str], hours: dict[tuple[str, int], ProcessPartial]
+) -> dict[str, ProcessPartial] | None:
+    """The window's partials from stored hours, or None when one is missing."""
+    if window.start_ns % HOUR_NS or window.end_ns % HOUR_NS:
+        return None
+    starts = range(window.start_ns, window.end_ns, HOUR_NS)
+    out: dict[str, ProcessPartial] = {}
+    for process in processes:
+        found = [hours.get((process, start)) for start in starts]
+        if any(h is None for h in found):
+            return None
+        out[process] = combine_all(h for h in found if h is not None)
+    return out

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from math import gcd
 
 from collector.kpi.inputs import Window
-from collector.kpi.partials import ProcessPartial, combine_process
+from collector.kpi.partials import ProcessPartial, combine_all, combine_process
 
 __all__ = ["PlantSlices", "SliceGrid", "Slot"]
 
@@ -84,6 +84,8 @@ class PlantSlices:
     complete: dict[int, bool] = field(default_factory=dict)
     """Slice start → whether everything the plant's edge acquired before the slice's end
     was stored when it was computed (else it is computed again, see ``stale``)."""
+    hours_stored: set[int] = field(default_factory=set)
+    """Hours whose partials have been stored (``collector/kpi/stored_partials.py``)."""
     _blocks: dict[int, _Block] = field(default_factory=dict)
     _memo: dict[tuple[int, int], tuple[ProcessPartial, ProcessPartial, ProcessPartial]] = field(
         default_factory=dict
@@ -120,11 +122,31 @@ class PlantSlices:
             )
         return dict(zip(self.processes, slot, strict=True))
 
+    def final_spans(self, span_ns: int) -> list[tuple[int, dict[str, ProcessPartial]]]:
+        """Spans of ``span_ns`` (on the epoch grid, a multiple of the slice) whose every
+        slice is kept and final and that were not handed out before, with the partials
+        of their processes; each is handed out once."""
+        step = self.grid.slice_ns
+        if span_ns % step:
+            return []
+        out = []
+        for span in sorted({s // span_ns * span_ns for s in self.slots} - self.hours_stored):
+            starts = range(span, span + span_ns, step)
+            if all(not self.stale(s) for s in starts):
+                combined = [
+                    combine_all(parts)
+                    for parts in zip(*(self.slots[s] for s in starts), strict=True)
+                ]
+                out.append((span, dict(zip(self.processes, combined, strict=True))))
+                self.hours_stored.add(span)
+        return out
+
     def forget_before(self, start: int) -> None:
         """Drop the slices (and blocks) no window from ``start`` on needs."""
         for old in [s for s in self.slots if s < start]:
             del self.slots[old]
             del self.complete[old]
+        self.hours_stored = {h for h in self.hours_stored if h >= start - 86_400_000_000_000}
         n = self.grid.per_window
         keep_from = start // self.grid.slice_ns // n
         for block in [b for b in self._blocks if b < keep_from]:

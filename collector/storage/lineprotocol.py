@@ -36,6 +36,7 @@ LIVENESS = "liveness"
 RECONFIRM = "reconfirm"
 WATERMARK = "watermark"
 REPLICA = "kpi_replica"
+PARTIAL = "kpi_partial"
 RECONFIRM_MIN_AGE_NS = 1_000_000_000
 """A sample received at least this long after its source time is (also) stored as a
 ``reconfirm`` point at its receive time: a value a source re-sends after an outage (OPC UA

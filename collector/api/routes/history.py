@@ -200,8 +200,10 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
         scope: Annotated[str | None, Query(description="only rates of this scope kind")] = None,
         industry: Annotated[str | None, Query(description="only this industry split")] = None,
     ) -> dict[str, Any]:
-        """The KPI per hour / shift / day, each window computed from the raw samples (as
-        ``/recompute`` does): auditable figures, not an average of the live windows.
+        """The KPI per hour / shift / day, each window what ``/recompute`` gives for it:
+        auditable figures, not an average of the live windows. Whole windows on the hour
+        grid are combined from the hourly partials the live loop stored; others (and hours
+        not stored) are computed from the raw samples.
 
         Windows sit on the grid (shifts and days start at ``COLLECTOR_API__SHIFT_START``,
         UTC); the first and last are clipped to ``[start, end)`` and marked ``partial``.
@@ -214,8 +216,7 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
         length, _ = grid.period(period)
         entries = []
         declared = declared_rates(runtime.kpi.registers)
-        for w in windows:
-            result = await runtime.kpi.compute(w)
+        for w, result in zip(windows, await runtime.kpi.report(windows), strict=True):
             entries.append(
                 _report_entry(result, w.duration_ns != length, scope, industry, declared)
             )
