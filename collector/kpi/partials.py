@@ -28,6 +28,7 @@ from collector.kpi import intervals as iv
 __all__ = [
     "NO_SCHEDULE",
     "UNKNOWN",
+    "Combiner",
     "ProcessPartial",
     "SignalPartial",
     "combine_all",
@@ -115,3 +116,34 @@ def combine_process(a: ProcessPartial, b: ProcessPartial) -> ProcessPartial:
 def combine_all(partials: Iterable[ProcessPartial]) -> ProcessPartial:
     """Combine the partials of consecutive stretches, oldest first."""
     return reduce(combine_process, partials)
+
+
+class Combiner:
+    """``combine_process`` remembering what it combined: healthy processes have equal
+    partials, so with equal inputs shared (``share``) each distinct pair is combined once.
+    The memo holds both operands, so their ids stay theirs while it lives."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._memo: dict[
+            tuple[int, int], tuple[ProcessPartial, ProcessPartial, ProcessPartial]
+        ] = {}
+        self._shared: dict[ProcessPartial, ProcessPartial] = {}
+
+    def share(self, partial: ProcessPartial) -> ProcessPartial:
+        """The one object equal to ``partial`` this combiner has seen (or ``partial``)."""
+        if len(self._shared) > self.limit:
+            self._shared.clear()
+        return self._shared.setdefault(partial, partial)
+
+    def combine(self, a: ProcessPartial, b: ProcessPartial) -> ProcessPartial:
+        key = (id(a), id(b))
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) > self.limit:
+                self._memo.clear()
+            found = self._memo[key] = (a, b, combine_process(a, b))
+        return found[2]
+
+    def all(self, partials: Iterable[ProcessPartial]) -> ProcessPartial:
+        return reduce(self.combine, partials)

@@ -21,7 +21,7 @@ from collector.kpi.aggregate import Counts, EnterpriseCounts, ScopeRate, aggrega
 from collector.kpi.evaluator import Evaluation, evaluate, finalize
 from collector.kpi.inputs import Liveness, Window
 from collector.kpi.live import SliceStore, lookback_ns
-from collector.kpi.partials import ProcessPartial, combine_all
+from collector.kpi.partials import Combiner, ProcessPartial
 from collector.kpi.reads import liveness_view, read_liveness, read_samples
 from collector.kpi.sharding import Shard, owner
 from collector.kpi.slices import SliceGrid
@@ -34,6 +34,8 @@ from common.register_loader import LoadedRegister
 
 log = logging.getLogger(__name__)
 
+REPORT_READ_SPAN_NS = 31 * 86400 * 1_000_000_000
+"""Report windows are answered a month of stored hours at a time."""
 PROCESS_STATUS = "process_status"
 KPI_RATE = "kpi_rate"
 
@@ -126,16 +128,31 @@ class KpiService:
         the raw samples otherwise. ``report_from_partials`` counts the former."""
         if not windows:
             return []
+        results: list[KpiResult] = []
+        group: list[Window] = []
+        for window in sorted(windows, key=lambda w: w.start_ns):
+            # A month of hourly points at a time: memory stays bounded for a year.
+            if group and window.end_ns - group[0].start_ns > REPORT_READ_SPAN_NS:
+                results += await self._report_group(group)
+                group = []
+            group.append(window)
+        results += await self._report_group(group)
+        by_window = {r.window: r for r in results}
+        return [by_window[w] for w in windows]
+
+    async def _report_group(self, windows: list[Window]) -> list[KpiResult]:
         now = time.time_ns()
         lo = min(w.start_ns for w in windows)
         hi = max(w.end_ns for w in windows)
         fingerprint = self.thresholds.fingerprint()
+        combiner = Combiner()
         per_window: list[list[Evaluation]] = [[] for _ in windows]
         for register in self.registers:
             enterprise = register.enterprise_id
             lookback = lookback_ns(register, self.thresholds)
             rows = await self.reader.points(PARTIAL, lo, hi, tags={"enterprise": enterprise})
             hours: dict[tuple[str, int], ProcessPartial] = {}
+            decoded: dict[tuple[str, Any], ProcessPartial] = {}
             for row in rows:
                 f = row.fields
                 if (
@@ -143,10 +160,16 @@ class KpiService:
                     or f.get("thresholds") != fingerprint
                 ):
                     continue
-                try:
-                    hours[(row.tags.get("process", ""), row.ts_ns)] = decode_partial(f)
-                except ValueError as exc:
-                    log.warning("KPI report: %s of %s at %s", exc, enterprise, row.ts_ns)
+                key = (str(f.get("signals")), f.get("manual_ns"))
+                partial = decoded.get(key)
+                if partial is None:
+                    try:
+                        partial = decoded[key] = combiner.share(decode_partial(f))
+                    except ValueError as exc:
+                        log.warning("KPI report: %s of %s at %s", exc, enterprise, row.ts_ns)
+                        continue
+                hours[(row.tags.get("process", ""), row.ts_ns)] = partial
+            del rows
             liveness: Liveness | None = None
             latest = await self.reader.watermarks(lo - self.correction_horizon_ns, enterprise)
             key_processes = [
@@ -157,7 +180,7 @@ class KpiService:
                 if p.key
             ]
             for i, window in enumerate(windows):
-                partials = _hours_of(window, key_processes, hours)
+                partials = _hours_of(window, key_processes, hours, combiner)
                 if partials is None:
                     per_window[i].append(await self._compute_one(register, window, now))
                     continue
@@ -532,7 +555,10 @@ def _rate_line(
 
 
 def _hours_of(
-    window: Window, processes: list[str], hours: dict[tuple[str, int], ProcessPartial]
+    window: Window,
+    processes: list[str],
+    hours: dict[tuple[str, int], ProcessPartial],
+    combiner: Combiner,
 ) -> dict[str, ProcessPartial] | None:
     """The window's partials from stored hours, or None when one is missing."""
     if window.start_ns % HOUR_NS or window.end_ns % HOUR_NS:
@@ -543,5 +569,5 @@ def _hours_of(
         found = [hours.get((process, start)) for start in starts]
         if any(h is None for h in found):
             return None
-        out[process] = combine_all(h for h in found if h is not None)
+        out[process] = combiner.all(h for h in found if h is not None)
     return out

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from math import gcd
 
 from collector.kpi.inputs import Window
-from collector.kpi.partials import ProcessPartial, combine_all, combine_process
+from collector.kpi.partials import Combiner, ProcessPartial
 
 __all__ = ["PlantSlices", "SliceGrid", "Slot"]
 
@@ -87,16 +87,12 @@ class PlantSlices:
     hours_stored: set[int] = field(default_factory=set)
     """Hours whose partials have been stored (``collector/kpi/stored_partials.py``)."""
     _blocks: dict[int, _Block] = field(default_factory=dict)
-    _memo: dict[tuple[int, int], tuple[ProcessPartial, ProcessPartial, ProcessPartial]] = field(
-        default_factory=dict
-    )
-    _interned: dict[ProcessPartial, ProcessPartial] = field(default_factory=dict)
+    _combiner: Combiner = field(default_factory=lambda: Combiner(MEMO_MAX))
 
     def put(self, start: int, slot: Slot, complete: bool) -> None:
         if len(slot) != len(self.processes):
             raise ValueError(f"slice of {len(slot)} processes for {len(self.processes)}")
-        interned = self._interned
-        self.slots[start] = tuple(interned.setdefault(p, p) for p in slot)
+        self.slots[start] = tuple(map(self._combiner.share, slot))
         self.complete[start] = complete
         index = start // self.grid.slice_ns
         block = self._blocks.get(index // self.grid.per_window)
@@ -134,7 +130,7 @@ class PlantSlices:
             starts = range(span, span + span_ns, step)
             if all(not self.stale(s) for s in starts):
                 combined = [
-                    combine_all(parts)
+                    self._combiner.all(parts)
                     for parts in zip(*(self.slots[s] for s in starts), strict=True)
                 ]
                 out.append((span, dict(zip(self.processes, combined, strict=True))))
@@ -151,10 +147,6 @@ class PlantSlices:
         keep_from = start // self.grid.slice_ns // n
         for block in [b for b in self._blocks if b < keep_from]:
             del self._blocks[block]
-        if len(self._memo) > MEMO_MAX:
-            self._memo.clear()
-        if len(self._interned) > MEMO_MAX:
-            self._interned.clear()
 
     def _slot(self, index: int) -> Slot:
         start = index * self.grid.slice_ns
@@ -187,14 +179,4 @@ class PlantSlices:
         return suffix[n - 1 - start]
 
     def _combine(self, a: Slot, b: Slot) -> Slot:
-        # Healthy processes have equal partials (interned by ``put``): each distinct pair
-        # is combined once. The memo holds both operands, so their ids stay theirs.
-        memo = self._memo
-        out = []
-        for x, y in zip(a, b, strict=True):
-            key = (id(x), id(y))
-            found = memo.get(key)
-            if found is None:
-                found = memo[key] = (x, y, combine_process(x, y))
-            out.append(found[2])
-        return tuple(out)
+        return tuple(map(self._combiner.combine, a, b))
