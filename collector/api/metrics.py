@@ -168,6 +168,24 @@ class RuntimeCollector(Collector):
         yield _counter(
             "plantkpi_kpi_evaluations", "Live KPI evaluations completed", kpi.evaluations_run
         )
+        yield _counter(
+            "plantkpi_kpi_slices_computed",
+            "KPI slices computed (each new slice once; again while its data was incomplete)",
+            kpi.slices.slices_computed,
+        )
+        yield _counter(
+            "plantkpi_kpi_samples_read",
+            "Raw samples the live KPI loop read from storage",
+            kpi.slices.samples_read,
+        )
+        yield _counter(
+            "plantkpi_kpi_corrections",
+            "Stored windows re-evaluated once their late data had arrived",
+            kpi.corrections_run,
+        )
+        yield _gauge(
+            "plantkpi_kpi_slices_kept", "KPI slices held in memory", kpi.slices.slices_kept
+        )
         yield _gauge(
             "plantkpi_kpi_last_evaluation_ok",
             "1 when the last live evaluation succeeded",

@@ -36,6 +36,8 @@ async def test_metrics_expose_ingest_edges_consumer_and_kpi(make_app: Apps) -> N
     runtime.kpi.evaluations_run = 9
     await runtime.kpi.compute(Window(at(0), at(600)))
     await runtime.kpi.compute(Window(at(600), at(1200)))
+    runtime.kpi.slices.slices_computed, runtime.kpi.slices.samples_read = 61, 12_345
+    runtime.kpi.corrections_run = 2
 
     async with client(make_app(runtime)) as api:
         response = await api.get("/metrics")
@@ -56,6 +58,10 @@ async def test_metrics_expose_ingest_edges_consumer_and_kpi(make_app: Apps) -> N
     assert got[("plantkpi_consumer_acked_total", ())] == 6
     assert got[("plantkpi_broker_connected", ())] == 0
     assert got[("plantkpi_kpi_evaluations_total", ())] == 9
+    assert got[("plantkpi_kpi_slices_computed_total", ())] == 61
+    assert got[("plantkpi_kpi_samples_read_total", ())] == 12_345
+    assert got[("plantkpi_kpi_corrections_total", ())] == 2
+    assert got[("plantkpi_kpi_slices_kept", ())] == 0
     assert got[("plantkpi_kpi_compute_seconds_count", ())] == 2
     assert got[("plantkpi_kpi_compute_seconds_sum", ())] > 0
     enterprise = (
