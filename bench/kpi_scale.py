@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,10 +51,10 @@ from collector.storage.lineprotocol import (  # noqa: E402
     sample_line,
     watermark_line,
 )
-from collector.storage.reader import InfluxQLReader, SignalColumns  # noqa: E402
 from collector.storage.settings import InfluxSettings  # noqa: E402
 from collector.storage.writer import InfluxWriter, make_writer  # noqa: E402
 from common.register_loader import LoadedRegister, parse_register  # noqa: E402
+from tests.support.counting_reader import CountingReader  # noqa: E402
 from tests.support.servers import InfluxServer  # noqa: E402
 
 S = 1_000_000_000
@@ -137,25 +137,6 @@ def _sample(line: str, process: str, signal: str, ts: int, value: float | str) -
     return sample_line(
         StoredSample(ENTERPRISE, PLANT, line, process, signal, ts, value, 0, ts, None, "e", 1)
     )
-
-
-class CountingReader(InfluxQLReader):
-    """The project's reader, counting the samples one evaluation reads."""
-
-    read = 0
-
-    async def samples(
-        self,
-        start_ns: int,
-        end_ns: int,
-        lookback_ns: int,
-        enterprise: str,
-        plant: str | None = None,
-        processes: Sequence[str] | None = None,
-    ) -> dict[tuple[str, str], SignalColumns]:
-        found = await super().samples(start_ns, end_ns, lookback_ns, enterprise, plant, processes)
-        self.read += sum(len(columns) for columns in found.values())
-        return found
 
 
 def period_lines(register: LoadedRegister, start_ns: int, seconds: int) -> Iterator[list[str]]:

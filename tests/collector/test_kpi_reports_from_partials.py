@@ -3,40 +3,22 @@ one-pass recomputation from the raw samples, without reading them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from collector.kpi import Window
 from collector.kpi.service import KpiService
 from collector.storage.lineprotocol import StoredSample, sample_lines
-from collector.storage.reader import InfluxQLReader, SignalColumns
 from collector.storage.settings import InfluxSettings
 from collector.storage.writer import make_writer
 from common.quality import GOOD
 from tests.kpi.kpi_testkit import DEFAULTS, at, iso, process, register, sig
+from tests.support.counting_reader import CountingReader
 from tests.support.servers import InfluxServer
 
 pytestmark = pytest.mark.integration
 
 HOUR = 3600
 BAD = 0x80000000
-
-
-class CountingReader(InfluxQLReader):
-    raw_reads = 0
-
-    async def samples(
-        self,
-        start_ns: int,
-        end_ns: int,
-        lookback_ns: int,
-        enterprise: str,
-        plant: str | None = None,
-        processes: Sequence[str] | None = None,
-    ) -> dict[tuple[str, str], SignalColumns]:
-        self.raw_reads += 1
-        return await super().samples(start_ns, end_ns, lookback_ns, enterprise, plant, processes)
 
 
 def stored(signal: str, s: float, value: float | str, status: int = GOOD) -> StoredSample:
@@ -69,9 +51,9 @@ async def test_hour_shift_and_day_reports_from_stored_partials_equal_recompute(
             await service.evaluate_now(Window(at(end - 600), at(end)))
         hour1, hour2 = Window(at(0), at(HOUR)), Window(at(HOUR), at(2 * HOUR))
         both, clipped = Window(at(0), at(2 * HOUR)), Window(at(900), at(HOUR))
-        reads = reader.raw_reads
+        reads = reader.calls
         reports = await service.report([hour1, hour2, both])
-        assert reader.raw_reads == reads  # no raw sample read
+        assert reader.calls == reads  # no raw sample read
         assert service.report_from_partials == 3
         for result in reports:
             reference = await service.compute(result.window)
