@@ -88,7 +88,9 @@ async def read_samples(
             cols.status.insert(0, status)
             cols.value.insert(0, value)
             cols.recv.insert(0, recv)
-    receipts = await reader.reconfirmations(start_ns - lookback_ns, end_ns, enterprise, plant)
+    receipts = await reader.reconfirmations(
+        start_ns - lookback_ns, end_ns, enterprise, plant, processes
+    )
     samples = {
         key: SignalSamples(
             ts=cols.ts,

@@ -244,11 +244,19 @@ class InfluxQLReader:
         return out
 
     async def reconfirmations(
-        self, start_ns: int, end_ns: int, enterprise: str, plant: str | None = None
+        self,
+        start_ns: int,
+        end_ns: int,
+        enterprise: str,
+        plant: str | None = None,
+        processes: Sequence[str] | None = None,
     ) -> dict[tuple[str, str], list[tuple[int, int]]]:
         """Receipts of re-sent values per ``(process, signal)`` in ``[start, end)``: pairs of
-        (receive time, source time of the sample it re-confirms), sorted."""
+        (receive time, source time of the sample it re-confirms), sorted; filtered as
+        ``samples`` is."""
         where = _scope(enterprise, plant)
+        if processes is not None:
+            where += f" AND {quote_ident('process')} =~ {_one_of(processes)}"
         group = f"GROUP BY {quote_ident('process')}, {quote_ident('signal')}"
         q = (
             f"SELECT {quote_ident('of_ns')} FROM {quote_ident(RECONFIRM)} "

@@ -69,10 +69,17 @@ class ModelStorage:
         return out
 
     async def reconfirmations(
-        self, start_ns: int, end_ns: int, enterprise: str, plant: str | None = None
+        self,
+        start_ns: int,
+        end_ns: int,
+        enterprise: str,
+        plant: str | None = None,
+        processes: Sequence[str] | None = None,
     ) -> dict[tuple[str, str], list[tuple[int, int]]]:
         points: dict[tuple[str, str], dict[int, int]] = {}
         for stored, pl, process, signal, at, of in sorted(self.receipts, key=lambda r: r[0]):
+            if processes is not None and process not in processes:
+                continue
             if stored <= self.clock and plant in (None, pl) and start_ns <= at < end_ns:
                 points.setdefault((process, signal), {})[at] = of
         return {key: sorted(by_at.items()) for key, by_at in points.items()}
