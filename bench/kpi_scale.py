@@ -53,6 +53,7 @@ from collector.storage.lineprotocol import (  # noqa: E402
 )
 from collector.storage.settings import InfluxSettings  # noqa: E402
 from collector.storage.writer import InfluxWriter, make_writer  # noqa: E402
+from common.garbage import tune_for_service  # noqa: E402
 from common.register_loader import LoadedRegister, parse_register  # noqa: E402
 from tests.support.counting_reader import CountingReader  # noqa: E402
 from tests.support.servers import InfluxServer  # noqa: E402
@@ -408,6 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        tune_for_service()  # as the collector's `run` does
         size = _sizes(args.signals)[0]
         out: object
         if args.job == "backlog":

@@ -67,8 +67,10 @@ def run(
     """Consume edge uplinks, write InfluxDB, evaluate the KPI, serve the API."""
     from collector.service import Collector
     from collector.settings import CollectorSettings
+    from common.garbage import tune_for_service
 
     setup_logging(log_level)
+    tune_for_service()
     # First: a misspelt variable explains the error a missing setting gives next.
     warn_unknown_settings(CollectorSettings, log)
     overrides: dict[str, Any] = {}

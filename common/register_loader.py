@@ -14,13 +14,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from common.garbage import garbage_collector_paused
 from common.register import Line, Plant, Process, Register, Signal
-from common.yaml_source import (
-    YamlSourceError,
-    garbage_collector_paused,
-    parse_yaml,
-    read_limited,
-)
+from common.yaml_source import YamlSourceError, parse_yaml, read_limited
 
 
 class RegisterError(Exception):

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import gc
 import os
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
+from common.garbage import garbage_collector_paused
 from common.limits import REGISTER_MAX_BYTES
 
 Loc = tuple[Any, ...]
@@ -146,20 +145,6 @@ def _parse_text(text: str, path: Path) -> YamlDocument:
         return YamlDocument(path, loader.construct_document(root), lines)
     finally:
         loader.dispose()
-
-
-@contextmanager
-def garbage_collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while building a large tree of objects that stay
-    alive (YAML nodes and marks, then data, then models): its full passes find nothing to
-    free, and made loading a 20,000-process register 5x slower."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _invalid_yaml(exc: yaml.YAMLError, path: Path) -> str:

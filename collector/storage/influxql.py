@@ -6,11 +6,12 @@ Every name or value put into a query goes through :func:`quote_ident` or
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n"}
 _READ = re.compile(r"^\s*(SELECT|SHOW)\b", re.IGNORECASE)
@@ -76,13 +77,16 @@ class ResponseError(ValueError):
     """The statement-level error InfluxDB reported (HTTP 200 with ``"error"``)."""
 
 
-def parse_chunk(text: str, into: list[Series]) -> None:
+def parse_chunk(text: bytes | str, into: list[Series]) -> None:
     """Add the series of one JSON response (or one chunk of a chunked response).
 
     A chunked response splits a long series over several chunks (``"partial": true``);
     consecutive pieces with the same statement, name and tags are joined.
+
+    Decoded with orjson: the standard library's decoder was 38 % of the live KPI loop's
+    CPU at 30,000 signals (docs/benchmarks.md). Raises ``ValueError`` on bad JSON.
     """
-    data = json.loads(text)
+    data = orjson.loads(text)
     if "error" in data:
         raise ResponseError(str(data["error"]))
     for result in data.get("results", []):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import uuid
@@ -28,6 +29,7 @@ from collector.storage.lineprotocol import (
     point_line,
     sample_lines,
 )
+from collector.storage import reader as reader_module
 from collector.storage.reader import InfluxQLReader, SignalColumns
 from collector.storage.settings import InfluxSettings
 from collector.storage.writer import InfluxWriter, V1Writer, V2Writer, make_writer
@@ -111,6 +113,8 @@ async def test_samples_round_trip_exactly(
         0.1 + 0.2,
         1e-7,
         -1e300,
+        5e20,  # whole floats in [2**64, 1e21): the server writes a 21-digit JSON integer
+        -2e19,
         42,  # int: stored and read back as float
         2**53,
         True,
@@ -121,7 +125,8 @@ async def test_samples_round_trip_exactly(
         None,  # status-only sample
         math.nan,  # not storable: the sample is kept without a value
     ]
-    statuses = [0, 0x40000000, 0x80310000, 0x00960000, 0xFFFFFFFF, 0, 0, 0, 0, 0, 0, 0x80000000, 0]
+    statuses = [0, 0x40000000, 0x80310000, 0x00960000, 0, 0, 0xFFFFFFFF, 0, 0, 0, 0, 0]
+    statuses += [0, 0x80000000, 0]
     samples = [
         sample(
             proc, sig, START + i * S + 123_456_789, v, st, server_ts_ns=START + i if i % 2 else None
@@ -241,6 +246,36 @@ async def test_large_write_is_chunked(clients: tuple[InfluxWriter, InfluxQLReade
     reader.chunk_size = 5_000  # several chunks in the answer, joined again
     got = await reader.samples(START, END, 0, ENT)
     assert got[("big", "s")].value == [float(i) for i in range(n)]
+
+
+async def test_long_answer_lets_other_tasks_run_with_the_collector_on(
+    clients: tuple[InfluxWriter, InfluxQLReader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long answer is decoded in steps with the event loop run between them; the cycle
+    collector, paused while rows are decoded, is on whenever another task runs."""
+    writer, reader = clients
+    n = 3_000
+    await writer.write(sample_lines(sample("big", "s", START + i, float(i)) for i in range(n)))
+    reader.chunk_size = 100  # 30 chunks of about 8 KB
+    monkeypatch.setattr(reader_module, "YIELD_BYTES", 20_000)
+    collector_on: list[bool] = []
+    reading = True
+
+    async def other_task() -> None:
+        while reading:
+            collector_on.append(gc.isenabled())
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    before = len(collector_on)
+    got = await reader.samples(START, END, 0, ENT)
+    reading = False
+    await ticker
+    assert got[("big", "s")].value == [float(i) for i in range(n)]
+    assert len(collector_on) - before >= 5  # it ran between the decoding steps
+    assert all(collector_on)
+    assert gc.isenabled()
 
 
 async def test_field_type_conflict_is_rejected_and_counted(
