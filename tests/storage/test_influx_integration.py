@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import pytest
 
+from collector.storage import reader as reader_module
 from collector.storage.errors import (
     DatabaseMissing,
     QueryError,
@@ -29,7 +30,6 @@ from collector.storage.lineprotocol import (
     point_line,
     sample_lines,
 )
-from collector.storage import reader as reader_module
 from collector.storage.reader import InfluxQLReader, SignalColumns
 from collector.storage.settings import InfluxSettings
 from collector.storage.writer import InfluxWriter, V1Writer, V2Writer, make_writer
