@@ -183,6 +183,11 @@ class RuntimeCollector(Collector):
             "Stored windows re-evaluated once their late data had arrived",
             kpi.corrections_run,
         )
+        yield _counter(
+            "plantkpi_kpi_region_corrections",
+            "Sharded: windows whose region rates were rolled up again after a correction",
+            kpi.region_corrections_run,
+        )
         yield _gauge(
             "plantkpi_kpi_slices_kept", "KPI slices held in memory", kpi.slices.slices_kept
         )

@@ -78,6 +78,7 @@ class KpiService:
         self.report_from_partials = 0
         """Report windows answered from stored hourly partials (no raw read)."""
         self.regions_rolled_up = 0
+        self.region_corrections_run = 0
         self.correction_horizon_ns = int(correction_horizon_s * 1e9)
         self.corrections_per_period = corrections_per_period
         self.pending: dict[Window, PendingWindow] = {}
@@ -250,18 +251,22 @@ class KpiService:
             if owner(r.enterprise_id, self.live_replicas) == self.shard.replica
         ]
 
-    async def roll_up_regions(self, window: Window) -> int:
-        """Sharded: the region rates of ``window`` for the regions this replica owns, from
-        every enterprise's stored ``kpi_rate`` points (whichever replica wrote them).
-        Returns how many regions were rolled up."""
+    def _regions_owned(self) -> set[str]:
+        """Sharded: the regions whose roll-up is this replica's."""
         if self.shard is None:
-            return 0
-        mine = {
+            return set()
+        return {
             r.model.enterprise.region
             for r in self.registers
             if owner(f"region:{r.model.enterprise.region}", self.live_replicas)
             == self.shard.replica
         }
+
+    async def roll_up_regions(self, window: Window) -> int:
+        """Sharded: the region rates of ``window`` for the regions this replica owns, from
+        every enterprise's stored ``kpi_rate`` points (whichever replica wrote them).
+        Returns how many regions were rolled up."""
+        mine = self._regions_owned()
         if not mine:
             return 0
         expected = {
@@ -273,7 +278,7 @@ class KpiService:
             KPI_RATE, window.end_ns, window.end_ns + 1, tags={"scope": "enterprise"}
         )
         counts: dict[str, dict[str, Counts]] = {}
-        thresholds, revision = "", 0
+        thresholds, revision = "", dict.fromkeys(mine, 0)
         for row in rows:
             enterprise = row.tags.get("enterprise", "")
             if enterprise not in expected:
@@ -287,7 +292,8 @@ class KpiService:
                 int(f.get("provisional", 0)),
             )
             thresholds = str(f.get("thresholds", thresholds))
-            revision = max(revision, int(f.get("revision", 0)))
+            region = expected[enterprise]  # a region's revision: its enterprises' highest
+            revision[region] = max(revision[region], int(f.get("revision", 0)))
         missing = sorted(set(expected) - set(counts))
         if missing:
             log.warning(
@@ -300,10 +306,54 @@ class KpiService:
         members = [EnterpriseCounts(e, expected[e], c) for e, c in counts.items()]
         rates = region_rates(members, window, thresholds)
         versions = ",".join(sorted({r.version for r in self.registers}))
-        lines = [_rate_line(rate, versions, thresholds, window, revision) for rate in rates]
+        lines = [
+            _rate_line(rate, versions, thresholds, window, revision[rate.scope_id])
+            for rate in rates
+        ]
         await self.writer.write([line for line in lines if line is not None])
         self.regions_rolled_up += len(mine)
         return len(mine)
+
+    async def correct_regions(self) -> int:
+        """Sharded: roll up again the windows of this replica's regions some of whose
+        enterprises were corrected since (a stored enterprise ``revision`` above its
+        region's, which is the highest of its enterprises' when rolled up), oldest first,
+        at most ``corrections_per_period``, within the correction horizon. Returns how many
+        windows were rolled up again."""
+        mine = self._regions_owned()
+        if not mine:
+            return 0
+        since = time.time_ns() - self.correction_horizon_ns
+        region_of = {r.enterprise_id: r.model.enterprise.region for r in self.registers}
+        corrected = await self.reader.revisions(
+            KPI_RATE,
+            since,
+            {"scope": "enterprise", "industry": "all"},
+            by="enterprise",
+            corrected_only=True,
+        )
+        wanted: dict[tuple[str, int], int] = {}
+        for (enterprise, end_ns), revision in corrected.items():
+            region = region_of.get(enterprise)
+            if region in mine:
+                key = (region, end_ns)
+                wanted[key] = max(wanted.get(key, 0), revision)
+        if not wanted:
+            return 0
+        stored = await self.reader.revisions(
+            KPI_RATE,
+            min(end for _, end in wanted),
+            {"scope": "region_official", "industry": "all"},
+            by="scope_id",
+        )
+        behind = sorted(
+            {end for (region, end), rev in wanted.items() if stored.get((region, end), -1) < rev}
+        )
+        length = round(self.window_s * 1e9)
+        for end_ns in behind[: self.corrections_per_period]:
+            await self.roll_up_regions(Window(end_ns - length, end_ns))
+            self.region_corrections_run += 1
+        return min(len(behind), self.corrections_per_period)
 
     def current_window(self, now_ns: int | None = None) -> Window:
         """The latest window ending on the period grid, ``lag`` ago.
@@ -436,6 +486,7 @@ class KpiService:
                 step = round(self.period_s * 1e9)
                 previous = Window(result.window.start_ns - step, result.window.end_ns - step)
                 await self.roll_up_regions(previous)
+                await self.correct_regions()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -324,6 +324,32 @@ class InfluxQLReader:
                 found.add(int(series.tags["replica"]))
         return found
 
+    async def revisions(
+        self,
+        measurement: str,
+        since_ns: int,
+        tags: Mapping[str, str],
+        by: str,
+        corrected_only: bool = False,
+    ) -> dict[tuple[str, int], int]:
+        """The ``revision`` field of the points of ``measurement`` at or after ``since_ns``
+        whose tags equal ``tags``, per ``(value of tag by, time)``; with
+        ``corrected_only`` only those above 0 (found by the server: few)."""
+        conditions = [f"time >= {int(since_ns)}", tag_filter(dict(tags))]
+        if corrected_only:
+            conditions.append(f"{quote_ident('revision')} > 0")
+        q = (
+            f"SELECT {quote_ident('revision')} FROM {quote_ident(measurement)} "
+            f"WHERE {' AND '.join(conditions)} GROUP BY {quote_ident(by)}"
+        )
+        out: dict[tuple[str, int], int] = {}
+        for series in await self.query(q):
+            key = series.tags.get(by, "")
+            i_time, i_rev = series.columns.index("time"), series.columns.index("revision")
+            for row in series.values:
+                out[(key, int(row[i_time]))] = int(row[i_rev] or 0)
+        return out
+
     async def points(
         self,
         measurement: str,

@@ -38,6 +38,7 @@ async def test_metrics_expose_ingest_edges_consumer_and_kpi(make_app: Apps) -> N
     await runtime.kpi.compute(Window(at(600), at(1200)))
     runtime.kpi.slices.slices_computed, runtime.kpi.slices.samples_read = 61, 12_345
     runtime.kpi.corrections_run = 2
+    runtime.kpi.region_corrections_run = 4
 
     async with client(make_app(runtime)) as api:
         response = await api.get("/metrics")
@@ -61,6 +62,7 @@ async def test_metrics_expose_ingest_edges_consumer_and_kpi(make_app: Apps) -> N
     assert got[("plantkpi_kpi_slices_computed_total", ())] == 61
     assert got[("plantkpi_kpi_samples_read_total", ())] == 12_345
     assert got[("plantkpi_kpi_corrections_total", ())] == 2
+    assert got[("plantkpi_kpi_region_corrections_total", ())] == 4
     assert got[("plantkpi_kpi_slices_kept", ())] == 0
     assert got[("plantkpi_kpi_compute_seconds_count", ())] == 2
     assert got[("plantkpi_kpi_compute_seconds_sum", ())] > 0

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 ENTERPRISES = [(f"e{i}", "North" if i % 2 else "South") for i in range(8)]
 PERIOD_S = 1.0
+HORIZON_S = 10 * 365 * 86400.0
 
 
 def registers() -> list[LoadedRegister]:
@@ -133,6 +134,88 @@ async def test_two_replicas_share_the_enterprises_and_take_over_from_a_dead_one(
         assert taken is not None
         assert {r.enterprise_id for r in taken} == {e for e, _ in ENTERPRISES}
         assert one.live_replicas == [0]
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def test_a_corrected_enterprise_window_is_rolled_up_again_by_the_region_owner(
+    influxdb: InfluxServer, influx_db: str
+) -> None:
+    """Late data corrects an enterprise's window (revision 1) on one replica; the replica
+    that owns its region rolls that window up again, once, equal to one collector's."""
+    settings = InfluxSettings(url=influxdb.url, database=influx_db)
+    writer, reader = make_writer(settings), InfluxQLReader(settings)
+    regs = registers()
+    win = window(0, 100)
+
+    def service(shard: Shard | None) -> KpiService:
+        return KpiService(
+            regs,
+            reader,
+            writer,
+            DEFAULTS,
+            window_s=100,
+            period_s=PERIOD_S,
+            lag_s=0,
+            correction_horizon_s=HORIZON_S,  # the test's windows lie in the past
+            shard=shard,
+        )
+
+    late = "e1"  # its samples arrive after the window was stored
+    try:
+        for enterprise, _ in ENTERPRISES:
+            await writer.write(sample_lines(samples(enterprise, healthy=enterprise != late)))
+        replicas = [service(Shard(0, 2)), service(Shard(1, 2))]
+        for replica in replicas:
+            await replica.owned()
+        shares = [await replica.owned() for replica in replicas]
+        for replica, share in zip(replicas, shares, strict=True):
+            await writer.write(result_lines(await replica.evaluate(win, share)))
+        for replica in replicas:
+            await replica.roll_up_regions(win)
+        assert [await replica.correct_regions() for replica in replicas] == [0, 0]
+
+        await writer.write(sample_lines(samples(late, healthy=True)))
+        evaluator = next(
+            replica
+            for replica, share in zip(replicas, shares, strict=True)
+            if share is not None and late in {r.enterprise_id for r in share}
+        )
+        # As `correct_pending` does once the plant's watermark moves (slices read again).
+        mine = [r for r in regs if r.enterprise_id == late]
+        corrected = await service(evaluator.shard).evaluate(win, mine)
+        await writer.write(result_lines(corrected, revision=1))
+
+        rolled = [await replica.correct_regions() for replica in replicas]
+        assert sorted(rolled) == [0, 1]  # the owner of the late enterprise's region, once
+        assert [await replica.correct_regions() for replica in replicas] == [0, 0]
+
+        alone = await service(None).evaluate(win)
+        expected = sorted(
+            (r.scope, r.scope_id, r.numerator, r.denominator, r.rate)
+            for r in alone.rates
+            if r.scope.startswith("region") and r.industry == "all"
+        )
+        stored = await reader.points("kpi_rate", win.end_ns, win.end_ns + 1)
+        region_rows = [
+            row
+            for row in stored
+            if row.tags["scope"].startswith("region") and row.tags["industry"] == "all"
+        ]
+        got = sorted(
+            (
+                row.tags["scope"],
+                row.tags["scope_id"],
+                row.fields["numerator"],
+                row.fields["denominator"],
+                row.fields.get("rate"),
+            )
+            for row in region_rows
+        )
+        assert got == expected
+        north = {row.tags["scope_id"]: row.fields["revision"] for row in region_rows}
+        assert north == {"North": 1, "South": 0}
     finally:
         await writer.close()
         await reader.close()
