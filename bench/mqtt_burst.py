@@ -1,0 +1,404 @@
+"""A burst of MQTT device messages into InfluxDB: plantkpi's device path beside its peers.
+
+    .venv/bin/python bench/mqtt_burst.py [--messages 100000] [--topics 10] [--qos 0,1]
+        [--runs 3] [--out docs/benchmarks.md]
+
+One workload, every pipeline, one run: ``messages`` single-sample JSON messages
+(``{"value": v, "ts": ms}``, every one a distinct point) published as fast as
+``mosquitto_pub -l`` can, one publisher per topic, the ``topics`` in parallel, at each
+QoS. Starts its own device mosquitto, central mosquitto and influxd; per QoS and run:
+
+- *broker alone*: ``mosquitto_sub -C messages`` on the device broker: the rate the broker
+  and the publishers allow (the ceiling of everything below);
+- *Python bridge* (``bench/mqtt_bridge.py``): paho → batched ``/write``, in memory only;
+- *plantkpi*: device broker → edge agent (every sample on disk before it counts as read,
+  acknowledged after the disk) → central broker (QoS 1) → collector → influxd.
+
+Measured from the first publish until the last sample is written (the bridge's and the
+collector's own counts), then counted in InfluxDB (nothing lost); CPU seconds per process;
+the edge's and the collector's peak RSS (``VmHWM``). Medians over the runs; the rates are
+also given as ratios to the broker alone and to the bridge measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench.cpu import CpuSnapshot, snapshot, usage  # noqa: E402
+from bench.report import machine_description, replace_section  # noqa: E402
+from tests.support.plant import PlantStack  # noqa: E402
+from tests.support.servers import InfluxServer, MosquittoServer, free_port  # noqa: E402
+
+SECTION = "MQTT device burst (device path against its peers)"
+ENTERPRISE, PLANT, SOURCE = "burst", "burst-plant", "devices"
+PIPELINES = ("broker alone", "Python bridge", "plantkpi")
+
+
+class BurstError(RuntimeError):
+    """A run could not be measured (a component died, samples never arrived)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    pipeline: str
+    qos: int
+    messages: int
+    seconds: float
+    """First publish → last message received (broker alone) or written."""
+    stored: int
+    """Counted in InfluxDB afterwards (the broker alone: messages received)."""
+    cpu_s: dict[str, float]
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+def register_yaml(topics: int, qos: int) -> str:
+    lines = [
+        "version: bench-mqtt-burst",
+        f"enterprise: {{id: {ENTERPRISE}, region: Bench, above_designated_size: true}}",
+        "plants:",
+        f"- id: {PLANT}",
+        "  sources:",
+        f"  - {{id: {SOURCE}, kind: mqtt, broker: 'mqtt://127.0.0.1:1883', qos: {qos}}}",
+        "  lines:",
+        "  - id: l1",
+        "    processes:",
+    ]
+    for t in range(topics):
+        lines += [
+            f"    - id: t{t}",
+            f"      name: Topic {t}",
+            "      key: true",
+            "      industry: discrete",
+            "      signals:",
+            f"      - {{id: v, role: parameter, source: {SOURCE}, topic: 'burst/t{t}/v',"
+            " path: value, timestamp_path: ts, interval: 1s}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def message_files(folder: Path, messages: int, topics: int) -> list[Path]:
+    """One file per topic, a JSON message per line; source times 1 ms apart, an hour ago."""
+    base_ms = time.time_ns() // 1_000_000 - 3_600_000
+    per_topic = [messages // topics + (1 if t < messages % topics else 0) for t in range(topics)]
+    files = []
+    for t, count in enumerate(per_topic):
+        path = folder / f"t{t}.jsonl"
+        path.write_text(
+            "".join(f'{{"value":{k % 1000 + 0.5},"ts":{base_ms + k}}}\n' for k in range(count))
+        )
+        files.append(path)
+    return files
+
+
+async def publish(broker: MosquittoServer, files: list[Path], qos: int) -> None:
+    """Every file on its topic, the publishers in parallel; returns once all are sent."""
+    procs = []
+    for t, path in enumerate(files):
+        with path.open("rb") as stdin:
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    "mosquitto_pub",
+                    *("-h", broker.host, "-p", str(broker.port), "-q", str(qos)),
+                    *("-t", f"burst/t{t}/v", "-l", "-i", f"bench-pub-{t}"),
+                    stdin=stdin,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            )
+    for proc in procs:
+        _, err = await proc.communicate()
+        if proc.returncode:
+            raise BurstError(f"mosquitto_pub failed ({proc.returncode}): {err.decode()[-500:]}")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _cpu(before: CpuSnapshot, after: CpuSnapshot, wall: float) -> dict[str, float]:
+    return usage(before, after, wall).seconds
+
+
+async def broker_alone(device: MosquittoServer, files: list[Path], messages: int, qos: int) -> Run:
+    sub = await asyncio.create_subprocess_exec(
+        "mosquitto_sub",
+        *("-h", device.host, "-p", str(device.port), "-q", str(qos)),
+        *("-t", "burst/#", "-C", str(messages), "-i", "bench-sub"),
+        stdout=subprocess.DEVNULL,
+    )
+    await asyncio.sleep(0.5)  # subscribed
+    pids = {"mosquitto (device)": device.pid or 0}
+    before = snapshot(pids)
+    started = time.monotonic()
+    await publish(device, files, qos)
+    await asyncio.wait_for(sub.wait(), 600)
+    seconds = time.monotonic() - started
+    return Run(
+        "broker alone", qos, messages, seconds, messages, _cpu(before, snapshot(pids), seconds)
+    )
+
+
+async def python_bridge(
+    device: MosquittoServer, influx: InfluxServer, files: list[Path], messages: int, qos: int
+) -> Run:
+    database = f"bench_burst_bridge_{time.time_ns()}"
+    await asyncio.to_thread(influx.create_database, database)
+    bridge = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "mqtt_bridge.py"),
+        *(device.url, "burst/#", str(qos), influx.url, database, str(messages)),
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert bridge.stdout is not None
+        ready = await asyncio.wait_for(bridge.stdout.readline(), 30)
+        if ready.strip() != b"ready":
+            raise BurstError(f"the bridge did not start: {ready!r}")
+        await asyncio.sleep(0.5)  # subscribed
+        pids = {
+            "mosquitto (device)": device.pid or 0,
+            "bridge": bridge.pid,
+            "influxd": influx.pid or 0,
+        }
+        before = snapshot(pids)
+        started = time.time()
+        await publish(device, files, qos)
+        out, _ = await asyncio.wait_for(bridge.communicate(), 600)
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        seconds = result["done"] - started
+        cpu = _cpu(before, snapshot({k: v for k, v in pids.items() if k != "bridge"}), seconds)
+        cpu["bridge"] = result["cpu_s"]  # it has exited: its own count (start-up included)
+        rss = {"bridge": result["peak_rss_mb"]}
+        stored = await count(influx, database, "bridge")
+    finally:
+        if bridge.returncode is None:
+            bridge.kill()
+            await bridge.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(influx.drop_database, database)
+    return Run("Python bridge", qos, messages, seconds, stored, cpu, rss)
+
+
+async def plantkpi(
+    device: MosquittoServer,
+    central: MosquittoServer,
+    influx: InfluxServer,
+    files: list[Path],
+    messages: int,
+    qos: int,
+    workdir: Path,
+) -> Run:
+    database = f"bench_burst_plantkpi_{time.time_ns()}"
+    await asyncio.to_thread(influx.create_database, database)
+    register = workdir / "register.yaml"
+    await asyncio.to_thread(_write_register, register, len(files), qos)
+    env = {
+        "COLLECTOR_INFLUX__URL": influx.url,
+        "COLLECTOR_INFLUX__MODE": "v1",
+        "COLLECTOR_INFLUX__DATABASE": database,
+    }
+    stack = PlantStack(register, register, central.url, env, workdir, device_broker_url=device.url)
+    try:
+        collector = stack.start_collector(period="1h", api_port=free_port())
+        await asyncio.to_thread(stack.wait_for_api)
+        (edge,) = stack.start_edges()
+        async with httpx.AsyncClient() as http:
+            await _edge_ready(http, stack)
+            pids = {
+                "mosquitto (device)": device.pid or 0,
+                "edge": edge.proc.pid,
+                "mosquitto (central)": central.pid or 0,
+                "collector": collector.proc.pid,
+                "influxd": influx.pid or 0,
+            }
+            before = snapshot(pids)
+            started = time.monotonic()
+            publishing = asyncio.create_task(publish(device, files, qos))
+            deadline = started + 900
+            while await _written(http, stack.api_url) < messages:
+                stack.check_alive()
+                if time.monotonic() > deadline:
+                    raise BurstError(f"not all samples written in 900 s\n{stack.logs()}")
+                await asyncio.sleep(0.05)
+            seconds = time.monotonic() - started
+            await publishing
+            cpu = _cpu(before, snapshot(pids), seconds)
+            rss = {"edge": peak_rss_mb(edge.proc.pid), "collector": peak_rss_mb(collector.proc.pid)}
+        stored = await count(influx, database, "sample")
+    finally:
+        await asyncio.to_thread(stack.stop_all)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(influx.drop_database, database)
+    return Run("plantkpi", qos, messages, seconds, stored, cpu, rss)
+
+
+def _write_register(path: Path, topics: int, qos: int) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(register_yaml(topics, qos))
+
+
+async def _edge_ready(http: httpx.AsyncClient, stack: PlantStack) -> None:
+    url = stack.edge_health_urls[PLANT]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            report = (await http.get(url, timeout=2)).json()
+            source = report["sources"].get(SOURCE, {})
+            if source.get("state") == "subscribed" and report["uplink"]["state"] == "connected":
+                return
+        await asyncio.sleep(0.2)
+    raise BurstError(f"the edge did not subscribe\n{stack.logs()}")
+
+
+async def _written(http: httpx.AsyncClient, api_url: str) -> int:
+    try:
+        stats = (await http.get(f"{api_url}/api/v1/stats", timeout=2)).json()
+    except (httpx.HTTPError, ValueError):
+        return 0
+    return int(stats.get("samples_written", 0))
+
+
+async def count(influx: InfluxServer, database: str, measurement: str) -> int:
+    field = "status" if measurement == "sample" else "value"
+    result = await asyncio.to_thread(
+        influx.query, f'SELECT count("{field}") FROM "{measurement}"', database
+    )
+    return sum(
+        int(row[1])
+        for statement in result.get("results", [])
+        for series in statement.get("series", []) or []
+        for row in series["values"]
+    )
+
+
+async def run_all(args: argparse.Namespace) -> list[Run]:
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        files = message_files(root, args.messages, args.topics)
+        with (
+            MosquittoServer(root / "device") as device,
+            MosquittoServer(root / "central") as central,
+            InfluxServer(root / "influx") as influx,
+        ):
+            for qos in args.qos:
+                for n in range(args.runs):
+                    for name in PIPELINES:
+                        if name == "broker alone":
+                            run = await broker_alone(device, files, args.messages, qos)
+                        elif name == "Python bridge":
+                            run = await python_bridge(device, influx, files, args.messages, qos)
+                        else:
+                            workdir = root / f"plantkpi-q{qos}-{n}"
+                            run = await plantkpi(
+                                device, central, influx, files, args.messages, qos, workdir
+                            )
+                        print(
+                            f"QoS {qos} run {n + 1} {name}: {run.rate:,.0f} msgs/s, "
+                            f"stored {run.stored:,}, RSS {run.peak_rss_mb}",
+                            file=sys.stderr,
+                        )
+                        runs.append(run)
+    return runs
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
+    rows = [
+        "| QoS | pipeline | msgs/s (median) | vs broker alone | vs Python bridge | stored / sent "
+        "| CPU s per 100k msgs (median) | peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for qos in args.qos:
+        of = {name: [r for r in runs if r.qos == qos and r.pipeline == name] for name in PIPELINES}
+        # Ratios pair by pair (run n against run n of the same QoS): the machine drifts.
+        ratios = {
+            name: (
+                _median(
+                    [a.rate / b.rate for a, b in zip(of[name], of["broker alone"], strict=True)]
+                ),
+                _median(
+                    [a.rate / b.rate for a, b in zip(of[name], of["Python bridge"], strict=True)]
+                ),
+            )
+            for name in PIPELINES
+        }
+        for name in PIPELINES:
+            mine = of[name]
+            stored = min(r.stored for r in mine)
+            cpu = {
+                proc: _median([r.cpu_s.get(proc, 0.0) * 100_000 / r.messages for r in mine])
+                for proc in mine[0].cpu_s
+            }
+            cpu_text = ", ".join(f"{proc} {s:.1f}" for proc, s in cpu.items())
+            rss = ", ".join(
+                f"{proc} {_median([r.peak_rss_mb[proc] for r in mine]):.0f} MB"
+                for proc in mine[0].peak_rss_mb
+            )
+            vs_broker, vs_bridge = ratios[name]
+            rows.append(
+                f"| {qos} | {name} | {_median([r.rate for r in mine]):,.0f} | {vs_broker:.2f}× "
+                f"| {vs_bridge:.2f}× | {stored:,} / {args.messages:,} | {cpu_text} "
+                f"| {rss or '—'} |"
+            )
+    return "\n".join(
+        [
+            f"Measured {datetime.now(UTC):%Y-%m-%d}; command: `{command}`. "
+            f"{args.messages:,} single-sample JSON messages on {args.topics} topics, "
+            f"published with `mosquitto_pub -l` (one per topic, in parallel); {args.runs} runs "
+            "per QoS, each pipeline in turn; ratios are medians of the ratios run by run. "
+            "Node-RED is not installed here (issue 13 quotes a figure measured elsewhere).",
+            "",
+            *machine_description(),
+            "",
+            *rows,
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--topics", type=int, default=10)
+    parser.add_argument("--qos", type=lambda s: [int(q) for q in s.split(",")], default=[0, 1])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    runs = asyncio.run(run_all(args))
+    command = "python bench/mqtt_burst.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    body = render(runs, args, command)
+    print(body)
+    if args.out:
+        replace_section(args.out, SECTION, body)
+
+
+if __name__ == "__main__":
+    main()

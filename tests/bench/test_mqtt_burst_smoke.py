@@ -1,0 +1,24 @@
+"""The MQTT burst benchmark at a tiny size, against real brokers and influxd: every
+pipeline receives or stores every message. Nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from bench.mqtt_burst import PIPELINES, render, run_all
+
+pytestmark = pytest.mark.integration
+
+
+async def test_every_pipeline_gets_every_message() -> None:
+    args = argparse.Namespace(messages=600, topics=3, qos=[1], runs=1)
+    runs = await run_all(args)
+    assert [r.pipeline for r in runs] == list(PIPELINES)
+    assert all(r.stored == 600 for r in runs)  # distinct points: none overwrote another
+    plantkpi = runs[-1]
+    assert set(plantkpi.peak_rss_mb) == {"edge", "collector"}
+    assert plantkpi.cpu_s["edge"] > 0 and plantkpi.cpu_s["collector"] > 0
+    table = render(runs, args, "test")
+    assert "| 1 | plantkpi |" in table and "600 / 600" in table
