@@ -66,6 +66,8 @@ class Run:
     """Counted in InfluxDB afterwards (the broker alone: messages received)."""
     cpu_s: dict[str, float]
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    written: int | None = None
+    """plantkpi: samples the collector wrote, re-deliveries included (≥ stored)."""
 
     @property
     def rate(self) -> float:
@@ -248,12 +250,20 @@ async def plantkpi(
             await publishing
             cpu = _cpu(before, snapshot(pids), seconds)
             rss = {"edge": peak_rss_mb(edge.proc.pid), "collector": peak_rss_mb(collector.proc.pid)}
-        stored = await count(influx, database, "sample")
+            health = (await http.get(stack.edge_health_urls[PLANT], timeout=5)).json()
+        # The collector counts every write, re-deliveries included: what is stored is
+        # counted once nothing more arrives.
+        stored = await _settled_count(influx, database)
+        async with httpx.AsyncClient() as http:
+            written = await _written(http, stack.api_url)
+        source = health["sources"][SOURCE]
+        if source.get("reconnects") or health["uplink"].get("connects", 1) > 1:
+            print(f"plantkpi QoS {qos}: reconnects during the run: {health}", file=sys.stderr)
     finally:
         await asyncio.to_thread(stack.stop_all)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(influx.drop_database, database)
-    return Run("plantkpi", qos, messages, seconds, stored, cpu, rss)
+    return Run("plantkpi", qos, messages, seconds, stored, cpu, rss, written)
 
 
 def _write_register(path: Path, topics: int, qos: int) -> None:
@@ -281,6 +291,18 @@ async def _written(http: httpx.AsyncClient, api_url: str) -> int:
     except (httpx.HTTPError, ValueError):
         return 0
     return int(stats.get("samples_written", 0))
+
+
+async def _settled_count(influx: InfluxServer, database: str, quiet_s: float = 3.0) -> int:
+    """The count of stored samples once it has not changed for ``quiet_s``."""
+    last, since = -1, time.monotonic()
+    while True:
+        now = await count(influx, database, "sample")
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return now
+        await asyncio.sleep(0.5)
 
 
 async def count(influx: InfluxServer, database: str, measurement: str) -> int:
@@ -354,6 +376,8 @@ def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
         for name in PIPELINES:
             mine = of[name]
             stored = min(r.stored for r in mine)
+            writes = [r.written for r in mine if r.written is not None]
+            rewritten = f" (written {max(writes):,})" if writes and max(writes) > stored else ""
             cpu = {
                 proc: _median([r.cpu_s.get(proc, 0.0) * 100_000 / r.messages for r in mine])
                 for proc in mine[0].cpu_s
@@ -366,7 +390,7 @@ def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
             vs_broker, vs_bridge = ratios[name]
             rows.append(
                 f"| {qos} | {name} | {_median([r.rate for r in mine]):,.0f} | {vs_broker:.2f}× "
-                f"| {vs_bridge:.2f}× | {stored:,} / {args.messages:,} | {cpu_text} "
+                f"| {vs_bridge:.2f}× | {stored:,} / {args.messages:,}{rewritten} | {cpu_text} "
                 f"| {rss or '—'} |"
             )
     return "\n".join(

@@ -13,6 +13,8 @@ from typing import Any
 
 import aiomqtt
 
+from common.mqtt_client import paho_client
+
 
 class PublishRefused(aiomqtt.MqttError):
     """The broker acknowledged a publish with a failure reason code."""
@@ -33,7 +35,7 @@ class RefusalWatch:
         # one's clear() could wipe (or take) the other's refusal.
         self.lock = asyncio.Lock()
         # aiomqtt has no public hook for PUBACK reason codes; paho calls this one.
-        paho = client._client
+        paho = paho_client(client)
         original = paho.on_publish
 
         def on_publish(*args: Any) -> None:

@@ -192,6 +192,7 @@ class EdgeAgent:
                 max_samples=settings.buffer_max_samples,
                 segment_bytes=settings.buffer_segment_bytes,
                 commit_interval=settings.buffer_commit_interval,
+                commit_items=settings.buffer_commit_items,
                 fsync=settings.buffer_fsync,
                 fsync_interval=settings.buffer_fsync_interval,
             )

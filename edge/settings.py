@@ -95,6 +95,8 @@ class EdgeSettings(BaseSettings):
     buffer_fsync_interval: Duration = 1.0
     buffer_commit_interval: Duration = Field(0.1, le=5.0)
     """Group commit: how often received samples are written to the buffer's disk."""
+    buffer_commit_items: int = Field(1000, ge=1)
+    """Group commit as soon as this many samples (or device acknowledgements) wait."""
     reconnect_max_delay: Duration = 30.0
     opcua_timeout: Duration = 4.0
     opcua_watchdog: Duration = 5.0

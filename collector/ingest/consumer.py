@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from collector.ingest.dead_letters import envelope
 from collector.ingest.pipeline import IngestPipeline
+from common import mqtt_client
 from common.backoff import Backoff
 from common.endpoints import BrokerAddress
 from common.mqtt_refusals import RefusalWatch, publish_checked
@@ -124,9 +125,8 @@ class UplinkConsumer:
                     timeout=30,
                     max_queued_incoming_messages=1000,
                 )
-                # Acknowledge a batch only once InfluxDB has it. aiomqtt has no public
-                # switch for paho's manual acknowledgement yet (aiomqtt issue #345).
-                client._client.manual_ack_set(True)
+                # Acknowledge a batch only once InfluxDB has it.
+                mqtt_client.enable_manual_acks(client)
                 refusals = RefusalWatch(client)
                 async with client:
                     self.client, self.refusals = client, refusals
@@ -235,7 +235,7 @@ class UplinkConsumer:
             # After a reconnect the old packet id means nothing: the broker redelivers the
             # message and the write, being idempotent, stores the same points again.
             if qos > 0 and generation == self.generation and self.client is client:
-                client._client.ack(mid, qos)
+                mqtt_client.acknowledge(client, mid, qos)
                 self.stats.acked += 1
 
         return ack

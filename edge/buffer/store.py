@@ -1,7 +1,8 @@
 """The durable sample buffer: group commit to a segment log, take → publish → commit or give back.
 
 Sources call ``add_sample``/``add_liveness`` synchronously: an in-memory append, never a
-wait. A flush task writes what arrived every ``commit_interval`` as one record (the disk
+wait. A flush task writes what arrived every ``commit_interval`` (or as soon as
+``commit_items`` wait) as one record (the disk
 work runs in a thread: files have no asyncio API). ``take`` hands out only items already
 written, so no batch leaves before what it carries is on disk; ``commit`` (the broker
 acknowledged) advances the persisted cursor; ``give_back`` (it did not) leaves the items to
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import errno
 import logging
 import time
@@ -93,6 +95,10 @@ class BufferConfig:
     max_samples: int = 2_000_000
     segment_bytes: int = 16 * 1024**2
     commit_interval: float = 0.1
+    commit_items: int = 1000
+    """A group commit as soon as this many samples (or device acknowledgements) wait, not
+    only every ``commit_interval``: with R messages unacknowledged at most and a commit
+    every T, a device stream cannot go faster than R / T."""
     fsync: FsyncPolicy = "interval"
     fsync_interval: float = 1.0
     split_threshold: int = 20_000
@@ -143,6 +149,7 @@ class SampleBuffer:
     _turn: Stream = "live"
     _cursor_dirty: bool = False
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _commit_now: asyncio.Event = field(default_factory=asyncio.Event)
     _error_logged_at: float = -ERROR_LOG_INTERVAL
     _errors_unlogged: int = 0
 
@@ -191,6 +198,8 @@ class SampleBuffer:
     def add_sample(self, record: SampleRecord) -> None:
         self._pending_samples.append(record)
         self.accepted += 1
+        if len(self._pending_samples) >= self.config.commit_items:
+            self._commit_now.set()
         if len(self._pending_samples) > self.config.max_samples:
             # Only when the disk refuses writes for long: memory stays bounded too.
             del self._pending_samples[0]
@@ -203,6 +212,8 @@ class SampleBuffer:
         """Run ``callback`` once everything added so far is written to disk (a source
         acknowledges its device's message only then, so a crash cannot lose it)."""
         self._pending_callbacks.append(callback)
+        if len(self._pending_callbacks) >= self.config.commit_items:
+            self._commit_now.set()
 
     def __len__(self) -> int:
         """Items waiting to be taken (unwritten ones included, in-flight ones not)."""
@@ -215,7 +226,12 @@ class SampleBuffer:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.config.commit_interval)
+            # Every commit interval, or as soon as ``commit_items`` wait. asyncio.timeout,
+            # not wait_for: 3.11's wait_for can swallow a cancellation (see uplink).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.commit_interval):
+                    await self._commit_now.wait()
+            self._commit_now.clear()
             await self.flush()
 
     async def flush(self) -> None:

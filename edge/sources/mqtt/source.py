@@ -7,6 +7,7 @@ Every message path — parsed, rejected or unknown — finishes here and never s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from common import mqtt_client
 from common.endpoints import parse_broker_url
 from common.register import MqttSource as MqttSourceConfig
 from edge.sources import Backoff, SourceSink, now_ns
@@ -42,6 +44,10 @@ log = logging.getLogger(__name__)
 MAX_REJECTED_TOPICS = 100
 REJECTION_LOG_INTERVAL = 60.0
 """Seconds between two log lines about one topic's rejected messages."""
+RECEIVE_MAXIMUM = 4000
+"""QoS 1/2 messages the broker may have unacknowledged with a persistent session: several
+group commits' worth (``EDGE_BUFFER_COMMIT_ITEMS``, 1,000), so the stream never waits for
+a commit to end before the next one fills."""
 STATE_DEATH_TIMEOUT = 2.0
 """Seconds a clean stop waits for the broker to take the primary host's offline STATE."""
 
@@ -100,6 +106,11 @@ class MqttDeviceSource:
         self._reported_up: bool | None = None
         self._connection: aiomqtt.Client | None = None
         """The live broker connection, if any (tests drop its socket)."""
+        self._outbox: list[tuple[str, bytes, int, bool]] = []
+        """What to publish on the connection: ``(topic, payload, qos, retain)``."""
+        self._outbox_ready = asyncio.Event()
+        self._closing = False
+        """Set while a clean stop publishes the offline STATE."""
 
     def health(self) -> dict[str, object]:
         return {
@@ -137,7 +148,7 @@ class MqttDeviceSource:
         properties.SessionExpiryInterval = int(self.config.session_expiry)
         # Acknowledgements wait for the disk (see run): let more messages be in flight
         # than mosquitto's default of 20, or the wait would throttle the device stream.
-        properties.ReceiveMaximum = 1000
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         client = aiomqtt.Client(
             self.broker.host,
             self.broker.port,
@@ -148,9 +159,8 @@ class MqttDeviceSource:
         )
         # With a persistent session the broker keeps what we have not acknowledged, so we
         # acknowledge a message only once its samples are on the edge's disk: a crash
-        # of the agent then loses nothing the device broker handed over. aiomqtt has no
-        # public switch for paho's manual acknowledgement yet (aiomqtt issue #345).
-        client._client.manual_ack_set(True)
+        # of the agent then loses nothing the device broker handed over.
+        mqtt_client.enable_manual_acks(client)
         return client
 
     def _acknowledger(self, client: aiomqtt.Client, mid: int, qos: int) -> Callable[[], None]:
@@ -161,7 +171,7 @@ class MqttDeviceSource:
             # re-sends that message, and the samples it carries are stored again as the
             # same points.
             if generation == self.generation:
-                client._client.ack(mid, qos)
+                mqtt_client.acknowledge(client, mid, qos)
 
         return ack
 
@@ -176,7 +186,12 @@ class MqttDeviceSource:
             connected = False
             try:
                 self.stats.state = "connecting"
-                async with self._client() as client:
+                self.generation += 1
+                self._closing = False
+                client = self._client()
+                # Before connecting: a persistent session's queued messages come at once.
+                mqtt_client.deliver_to(client, self._receiver(client, sink))
+                async with client:
                     connected = True
                     self._connection = client
                     self.stats.connects += 1
@@ -192,23 +207,20 @@ class MqttDeviceSource:
                         sink, True, f"subscribed to {len(self.filters)} topics on {self.broker}"
                     )
                     self.backoff.reset()
-                    self.generation += 1
                     if self.sparkplug is not None:
                         self.sparkplug.reset()  # births seen on an earlier connection are void
+                    sender = asyncio.create_task(self._send_outbox(client))
                     try:
-                        async for message in client.messages:
-                            self.handle(str(message.topic), _payload_bytes(message.payload), sink)
-                            if self.sparkplug is not None:
-                                for topic, payload in self.sparkplug.take_commands():
-                                    await client.publish(topic, payload, qos=0)
-                            if self.host is not None and self.host.take_republish():
-                                await self._publish_state(client, self.host.birth_payload())
-                            if self.config.persistent_session and message.qos > 0:
-                                ack = self._acknowledger(client, message.mid, message.qos)
-                                sink.after_durable(ack)
+                        await mqtt_client.disconnected(client)
                     except asyncio.CancelledError:
+                        # Our own offline STATE, echoed back, is not answered: no more
+                        # publishing but the death.
+                        self._closing = True
+                        await _stopped(sender)
                         await self._state_death(client)
                         raise
+                    finally:
+                        await _stopped(sender)
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:
@@ -220,9 +232,41 @@ class MqttDeviceSource:
                 log.warning("%s", self.stats.last_error)
             finally:
                 self._connection = None
+                self._outbox.clear()
                 self.stats.state = "disconnected"
                 self._report(sink, False, self.stats.last_error or "disconnected")
             await asyncio.sleep(self.backoff.next_delay())
+
+    def _receiver(self, client: aiomqtt.Client, sink: SourceSink) -> mqtt_client.MessageCallback:
+        """What paho calls with each message of this connection, on the event loop."""
+
+        def receive(topic: str, payload: bytes, qos: int, mid: int) -> None:
+            self.handle(topic, payload, sink)
+            if self.sparkplug is not None:
+                for command_topic, command in self.sparkplug.take_commands():
+                    self._outbox.append((command_topic, command, 0, False))
+            if self.host is not None and not self._closing and self.host.take_republish():
+                self._outbox.append((self.host.topic, self.host.birth_payload(), 1, True))
+            if self._outbox:
+                self._outbox_ready.set()
+            if self.config.persistent_session and qos > 0:
+                sink.after_durable(self._acknowledger(client, mid, qos))
+
+        return receive
+
+    async def _send_outbox(self, client: aiomqtt.Client) -> None:
+        """Publish what handling messages asked for (Sparkplug rebirth requests, our STATE
+        again), in order; the connection's end stops it."""
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox:
+                topic, payload, qos, retain = self._outbox.pop(0)
+                try:
+                    await client.publish(topic, payload, qos=qos, retain=retain)
+                except aiomqtt.MqttError as exc:
+                    log.warning("MQTT %s: not published on %s: %s", self.id, topic, exc)
+                    return
 
     async def _publish_state(self, client: aiomqtt.Client, payload: bytes) -> None:
         assert self.host is not None
@@ -303,9 +347,7 @@ class MqttDeviceSource:
         self._rejection_log[topic] = (now, 0)
 
 
-def _payload_bytes(payload: object) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return str(payload).encode()
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
