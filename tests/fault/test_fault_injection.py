@@ -41,7 +41,11 @@ def assert_exact(report: RunReport, n_faults: int) -> None:
     assert report.unexpected == 0, summary
     assert report.mismatched == 0, summary
     # What the collector says it wrote covers what is stored (the rest is redelivery).
-    assert report.collector_samples_written >= report.stored, summary
+    # Exact only when no collector was killed: its counters are read just before the
+    # kill, and a batch written and acknowledged in between is stored but never counted
+    # (seen on a loaded machine: 47 samples, one batch).
+    if all(f["target"] != "collector" for f in report.faults):
+        assert report.collector_samples_written >= report.stored, summary
 
 
 @pytest.mark.integration
