@@ -188,6 +188,8 @@ class MqttDeviceSource:
                 self.stats.state = "connecting"
                 self.generation += 1
                 self._closing = False
+                if self.sparkplug is not None:
+                    self.sparkplug.reset()  # births seen on an earlier connection are void
                 client = self._client()
                 # Before connecting: a persistent session's queued messages come at once.
                 mqtt_client.deliver_to(client, self._receiver(client, sink))
@@ -207,8 +209,6 @@ class MqttDeviceSource:
                         sink, True, f"subscribed to {len(self.filters)} topics on {self.broker}"
                     )
                     self.backoff.reset()
-                    if self.sparkplug is not None:
-                        self.sparkplug.reset()  # births seen on an earlier connection are void
                     sender = asyncio.create_task(self._send_outbox(client))
                     try:
                         await mqtt_client.disconnected(client)
