@@ -11,6 +11,9 @@ a run costs about a minute.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +29,17 @@ from tests.support.servers import InfluxServer, MosquittoServer, V2ProxyServer
 
 DEMO = Path(__file__).parents[2] / "examples" / "demo"
 RUN_S = 45
+
+
+def kpi_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The `kpi` command as a user runs it (a wide terminal: no column is cut)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from collector.cli import kpi_main; kpi_main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "160"},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +74,15 @@ def demo_run(
         stats = _wait_for_drain(stack.api_url)
         # A live evaluation made after the drain, to recompute from storage below.
         live = _wait_for_live_kpi(stack.api_url, after_ns=time.time_ns())
+        # The `kpi` commands while the live window still covers the run (the dashboard
+        # tests may come first: later, the window lies past the run).
+        cli = {
+            "table": kpi_cli("--api", stack.api_url),
+            "json": kpi_cli("--api", stack.api_url, "--json"),
+            "pressfit": kpi_cli("process", "a2-pressfit", "--api", stack.api_url),
+        }
         yield {
+            "cli": cli,
             "stack": stack,
             "ledger": read_ledger(ledger),
             "sim_start": sim_start,

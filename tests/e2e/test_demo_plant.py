@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +22,7 @@ import pytest
 import yaml
 
 from collector.storage.reader import InfluxQLReader
+from tests.e2e.conftest import kpi_cli
 from tests.support.plant import PlantStack
 
 pytestmark = pytest.mark.integration
@@ -168,36 +166,27 @@ async def test_live_loop_stores_status_and_rate_points(demo_run: dict[str, Any])
     assert all("thresholds" in r.fields for r in enterprise_rows)
 
 
-def _kpi_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from collector.cli import kpi_main; kpi_main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "160"},
-    )
-
-
 def test_kpi_cli_shows_rates_and_reasons(demo_run: dict[str, Any]) -> None:
     api = demo_run["stack"].api_url
-    table = _kpi_cli("--api", api)
+    cli = demo_run["cli"]  # run while the live window covered the scenario
+    table = cli["table"]
     assert table.returncode == 0, table.stderr
     assert "Key-process digitalization rate" in table.stdout
     assert "a1-grinding" in table.stdout and "MANUAL_MODE" in table.stdout
 
-    as_json = json.loads(_kpi_cli("--api", api, "--json").stdout)
+    as_json = json.loads(cli["json"].stdout)
     api_rates = httpx.get(f"{api}/api/v1/kpi", timeout=10).json()["rates"]
     enterprise = [
         r for r in as_json["kpi"]["rates"] if r["scope"] == "enterprise" and r["industry"] == "all"
     ]
     assert enterprise and enterprise[0]["scope_id"] in {r["scope_id"] for r in api_rates}
 
-    detail = _kpi_cli("process", "a2-pressfit", "--api", api)
+    detail = cli["pressfit"]
     assert (
         detail.returncode == 0 and "press_force" in detail.stdout and "OVERRIDDEN" in detail.stdout
     )
 
-    unknown = _kpi_cli("process", "no-such-process", "--api", api)
+    unknown = kpi_cli("process", "no-such-process", "--api", api)
     assert unknown.returncode == 4 and "no key process 'no-such-process'" in unknown.stderr
-    unreachable = _kpi_cli("--api", "http://127.0.0.1:9")
+    unreachable = kpi_cli("--api", "http://127.0.0.1:9")
     assert unreachable.returncode == 3 and "cannot reach the collector API" in unreachable.stderr
