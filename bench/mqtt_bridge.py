@@ -51,19 +51,19 @@ class Bridge:
     def writer(self) -> None:
         while not self.done.is_set():
             time.sleep(FLUSH_S)
-            while True:
-                with self.lock:
-                    batch, self.pending = self.pending[:BATCH_LINES], self.pending[BATCH_LINES:]
-                if not batch:
-                    break
+            # Take everything at once: slicing BATCH_LINES off the front of a long list
+            # would copy the rest every time (quadratic once a backlog builds up).
+            with self.lock:
+                taken, self.pending = self.pending, []
+            for start in range(0, len(taken), BATCH_LINES):
+                batch = taken[start : start + BATCH_LINES]
                 body = "\n".join(batch).encode()
                 request = urllib.request.Request(self.write_url, data=body, method="POST")
                 with urllib.request.urlopen(request, timeout=30) as response:
                     response.read()
                 self.written += len(batch)
-                if self.written >= self.expected:
-                    self.done.set()
-                    break
+            if self.written >= self.expected:
+                self.done.set()
 
 
 def main() -> None:

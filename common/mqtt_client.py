@@ -6,7 +6,12 @@
 - direct delivery: each message handed to a plain callback from paho's read callback,
   instead of aiomqtt's queue and its iterator, which makes an asyncio Task per message
   and lets the queue grow without bound while the reader is slower than the broker
-  (measured in docs/benchmarks.md, "MQTT device burst").
+  (measured in docs/benchmarks.md, "MQTT device burst");
+- buffered reading (:class:`PacketReader`): paho reads every packet with three or more
+  ``recv`` calls and decodes each PUBLISH into a ``Properties`` and an ``MQTTMessage``,
+  more than half of the edge's CPU in a device burst (the same section). The socket is
+  read in 64 KiB chunks and a PUBLISH without properties goes straight to the callback;
+  every other packet is handed to paho as if paho had read it.
 
 aiomqtt is pinned below its next major version (pyproject.toml), and
 tests/common/test_mqtt_client.py fails loudly if an attribute used here disappears.
@@ -16,13 +21,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 
-__all__ = ["acknowledge", "deliver_to", "disconnected", "enable_manual_acks", "paho_client"]
+__all__ = [
+    "PacketReader",
+    "acknowledge",
+    "deliver_to",
+    "disconnected",
+    "enable_manual_acks",
+    "paho_client",
+    "split_packets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +79,11 @@ def deliver_to(client: aiomqtt.Client, callback: MessageCallback) -> None:
         except Exception:
             log.exception("MQTT: a message on %s could not be handled", message.topic)
 
-    paho_client(client).on_message = on_message
+    paho = paho_client(client)
+    paho.on_message = on_message  # what the reader leaves to paho: properties, QoS 2
+    reader = PacketReader(paho, callback)
+    # aiomqtt's reader callback calls paho's loop_read on the instance: this one instead.
+    paho.loop_read = reader.loop_read  # type: ignore[method-assign]
     # How the connection ended is for whoever awaits `disconnected`; when the end comes
     # during another call (a publish), that one raises it and this one is never read.
     lost: asyncio.Future[None] = client._disconnected
@@ -79,3 +100,169 @@ async def disconnected(client: aiomqtt.Client) -> None:
     Cancelling the wait leaves the connection (and aiomqtt's own bookkeeping) alone."""
     lost: asyncio.Future[None] = client._disconnected
     await asyncio.shield(lost)
+
+
+READ_CHUNK = 65_536
+READ_LIMIT = 1_048_576
+"""Bytes read in one readable event before the event loop runs again; the kernel keeps
+the rest (the socket stays readable) and TCP flow control holds the broker back."""
+_PUBLISH = 0x30
+_MAX_LENGTH_BYTES = 4
+
+
+def split_packets(buffer: bytes | bytearray) -> tuple[list[tuple[int, bytes]], int]:
+    """The complete MQTT packets at the start of ``buffer`` as ``(first byte, body)``,
+    and how many bytes they take; an incomplete packet at the end is left for later.
+    Raises ``MalformedPacket`` on a remaining length of more than four bytes."""
+    packets: list[tuple[int, bytes]] = []
+    size = len(buffer)
+    pos = 0
+    while pos + 2 <= size:
+        length = 0
+        shift = 0
+        i = pos + 1
+        while True:
+            if i >= size:
+                return packets, pos
+            byte = buffer[i]
+            i += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+            if i - pos - 1 >= _MAX_LENGTH_BYTES:
+                raise MalformedPacket("remaining length of more than four bytes")
+        end = i + length
+        if end > size:
+            break
+        packets.append((buffer[pos], bytes(buffer[i:end])))
+        pos = end
+    return packets, pos
+
+
+class PacketReader:
+    """paho's ``loop_read`` for one client, reading the socket in chunks.
+
+    A QoS 0/1 PUBLISH without properties (what devices send) is decoded here and handed
+    to ``callback``; every other packet goes to paho's own handler, so connection,
+    subscription, acknowledgement and keepalive stay paho's. Written by hand because
+    paho has no buffered reader and its per-packet cost was measured as the edge's limit.
+    """
+
+    def __init__(self, paho: mqtt.Client, callback: MessageCallback) -> None:
+        self._paho = paho
+        self._callback = callback
+        self._buffer = bytearray()
+        self._sock: socket.socket | Any = None
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        paho = self._paho
+        sock = paho._sock
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        if sock is not self._sock:  # a new connection: nothing of an earlier one counts
+            self._sock = sock
+            self._buffer.clear()
+        lost = False
+        read = 0
+        while read < READ_LIMIT:
+            try:
+                data = paho._sock_recv(READ_CHUNK)
+            except BlockingIOError:
+                break
+            except OSError:  # includes ConnectionError; paho logs nothing more either
+                lost = True
+                break
+            if not data:
+                lost = True
+                break
+            self._buffer += data
+            read += len(data)
+        if read:
+            with paho._msgtime_mutex:
+                paho._last_bytes_received = time.monotonic()
+        try:
+            rc = self._handle_buffered()
+        except MalformedPacket as exc:
+            log.warning("MQTT: malformed packet from the broker: %s", exc)
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and lost:
+            rc = MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if rc > 0:
+            return paho._loop_rc_handle(rc)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_buffered(self) -> MQTTErrorCode:
+        packets, used = split_packets(self._buffer)
+        del self._buffer[:used]
+        for command, body in packets:
+            if self._paho._sock is not self._sock:
+                break  # a handler closed the connection (a DISCONNECT from the broker)
+            rc = None
+            if command & 0xF0 == _PUBLISH and command & 0x06 in (0x00, 0x02):
+                rc = self._publish(command, body)
+            if rc is None:
+                rc = self._paho_handles(command, body)
+            if rc > 0:
+                return rc
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _publish(self, command: int, body: bytes) -> MQTTErrorCode | None:
+        """Deliver a QoS 0/1 PUBLISH; ``None`` leaves it to paho (properties, an invalid
+        or empty topic, a short packet: paho's decoding and errors apply)."""
+        paho = self._paho
+        qos = (command & 0x06) >> 1
+        size = len(body)
+        if size < 2:
+            return None
+        pos = 2 + (body[0] << 8 | body[1])
+        try:
+            topic = body[2:pos].decode()
+        except UnicodeDecodeError:
+            return None
+        if not topic:
+            return None
+        mid = 0
+        if qos:
+            if pos + 2 > size:
+                return None
+            mid = body[pos] << 8 | body[pos + 1]
+            pos += 2
+        if paho._protocol == MQTTProtocolVersion.MQTTv5:
+            if pos >= size or body[pos] != 0:
+                return None
+            pos += 1
+        elif pos > size:
+            return None
+        try:
+            self._callback(topic, body[pos:], qos, mid)
+        except Exception:
+            log.exception("MQTT: a message on %s could not be handled", topic)
+        if qos == 1 and not paho._manual_ack:
+            return paho._send_puback(mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _paho_handles(self, command: int, body: bytes) -> MQTTErrorCode:
+        paho = self._paho
+        paho._in_packet = _in_packet(command, body)
+        try:
+            rc = paho._packet_handle()
+        except MalformedPacket as exc:
+            log.warning("MQTT: malformed packet from the broker: %s", exc)
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        paho._in_packet = _in_packet(0, b"")
+        return rc
+
+
+def _in_packet(command: int, body: bytes) -> Any:
+    """paho's record of the packet being read, as its own reader leaves it."""
+    return {
+        "command": command,
+        "have_remaining": 1 if command else 0,
+        "remaining_count": [],
+        "remaining_mult": 1,
+        "remaining_length": len(body),
+        "packet": bytearray(body),
+        "to_process": 0,
+        "pos": 0,
+    }

@@ -88,6 +88,7 @@ def main() -> int:
         )
         stack.wait_for_api()
         stack.start_simulators()
+        stack.wait_for_simulators()
         stack.start_edges()
         print(
             f"demo: broker {mosquitto.url}, InfluxDB {influx.url} (db plantkpi), "

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from collector.api.runtime import Runtime
@@ -86,7 +86,7 @@ class RuntimeCollector(Collector):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         rt = self.runtime
         s = rt.pipeline.stats
         yield _counter("plantkpi_uplink_batches", "Uplink batches accepted", s.batches)
@@ -124,6 +124,7 @@ class RuntimeCollector(Collector):
             "Duration of the last successful InfluxDB write",
             s.last_write_latency_s,
         )
+        yield s.sample_ages.metric()
         yield _gauge(
             "plantkpi_ingest_queue_depth",
             "Batches waiting to be written",

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from collector.ingest.ages import SampleAges
 from collector.ingest.resolve import BatchRejected, LimitExceeded, Resolved, resolve_batch
 from collector.storage.errors import (
     DatabaseMissing,
@@ -73,6 +74,8 @@ class IngestStats:
     """``samples_rejected`` by rule: ``unknown_signal``, ``nonfinite``, ``ts_future``, ..."""
     states_rejected: int = 0
     """Edge state messages for an enterprise/plant no register has (not stored)."""
+    sample_ages: SampleAges = field(default_factory=SampleAges)
+    """Source time → written, of every stored sample (the device path's latency)."""
 
     def failure(self, kind: str, message: str) -> None:
         self.write_failures[kind] = self.write_failures.get(kind, 0) + 1
@@ -111,6 +114,8 @@ class Pending:
     payload: bytes
     samples: int
     on_written: Callable[[], None] | None = None
+    source_ts: list[int] = field(default_factory=list)
+    """The stored samples' source times (for :class:`SampleAges`)."""
 
 
 def stored_watermark(complete_until: int, received: int) -> int:
@@ -204,7 +209,7 @@ class IngestPipeline:
             for rule, count in resolved.rejected_by_rule.items():
                 by_rule[rule] = by_rule.get(rule, 0) + count
             self._log_rejections(resolved.rejections, resolved.rejected_samples)
-        lines = self._serialize(resolved, batch.enterprise, batch.plant, batch.edge)
+        lines, stored_ts = self._serialize(resolved, batch.enterprise, batch.plant, batch.edge)
         if batch.complete_until > 0:
             # In the same write as the batch's samples, after those of earlier batches: the
             # watermark is stored only once what it vouches for is.
@@ -231,21 +236,27 @@ class IngestPipeline:
                     payload,
                     len(resolved.samples) - resolved.samples_unstorable,
                     done,
+                    stored_ts,
                 )
             )
         else:
             done()
 
-    def _serialize(self, resolved: Resolved, enterprise: str, plant: str, edge: str) -> list[str]:
-        """Line protocol for the accepted samples; a sample that cannot be stored (e.g. a
-        timestamp outside InfluxDB's range) is rejected on its own, naming it."""
+    def _serialize(
+        self, resolved: Resolved, enterprise: str, plant: str, edge: str
+    ) -> tuple[list[str], list[int]]:
+        """Line protocol for the accepted samples, and their source times; a sample that
+        cannot be stored (e.g. a timestamp outside InfluxDB's range) is rejected on its
+        own, naming it."""
         lines: list[str] = []
+        stored_ts: list[int] = []
         for sample in resolved.samples:
             try:
                 lines.append(sample_line(sample))
                 again = reconfirm_line(sample)
                 if again is not None:
                     lines.append(again)
+                stored_ts.append(sample.ts_ns)
             except LineProtocolError as exc:
                 self.stats.samples_rejected += 1
                 by_rule = self.stats.samples_rejected_by_rule
@@ -256,7 +267,7 @@ class IngestPipeline:
             lines.extend(liveness_lines(enterprise, plant, edge, resolved.liveness))
         except LineProtocolError as exc:
             log.warning("rejected liveness events from edge %s: %s", edge, exc)
-        return lines
+        return lines, stored_ts
 
     async def submit_edge_state(
         self,
@@ -441,6 +452,7 @@ class IngestPipeline:
 
     def _done(self, item: Pending) -> None:
         self.stats.samples_written += item.samples
+        self.stats.sample_ages.observe(item.source_ts, self.clock())
         if item.on_written is not None:
             item.on_written()
         self.written.set()

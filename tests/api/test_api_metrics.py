@@ -28,6 +28,7 @@ async def test_metrics_expose_ingest_edges_consumer_and_kpi(make_app: Apps) -> N
     stats.batches_malformed, stats.batches_dead_lettered = 1, 2
     stats.write_failures = {"unavailable": 3}
     stats.last_write_latency_s = 0.042
+    stats.sample_ages.observe([1_000_000_000 - 3_000_000, 1_000_000_000 - 2_000_000_000], 10**9)
     stats.edges = {
         "ent-a/pl/e1": EdgeSeen("pl", "ent-a", online=True, seq_gaps=5),
         "ent-a/pl/e2": EdgeSeen("pl", "ent-a", online=False),
@@ -56,6 +57,13 @@ async def test_metrics_expose_ingest_edges_consumer_and_kpi(make_app: Apps) -> N
     assert got[("plantkpi_edge_up", (("edge", "ent-a/pl/e2"),))] == 0
     assert got[("plantkpi_edge_sequence_gaps_total", (("edge", "ent-a/pl/e1"),))] == 5
     assert got[("plantkpi_ingest_queue_depth", ())] == 0
+    ages = "plantkpi_sample_age_at_write_seconds"
+    assert got[(f"{ages}_bucket", (("le", "0.005"),))] == 1  # 3 ms
+    assert got[(f"{ages}_bucket", (("le", "1.5"),))] == 1
+    assert got[(f"{ages}_bucket", (("le", "2.0"),))] == 2  # 2 s
+    assert got[(f"{ages}_bucket", (("le", "+Inf"),))] == 2
+    assert got[(f"{ages}_count", ())] == 2
+    assert got[(f"{ages}_sum", ())] == pytest.approx(2.003)
     assert got[("plantkpi_consumer_acked_total", ())] == 6
     assert got[("plantkpi_broker_connected", ())] == 0
     assert got[("plantkpi_kpi_evaluations_total", ())] == 9

@@ -8,6 +8,11 @@ import asyncio
 import aiomqtt
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from common import mqtt_client
 from tests.support.servers import MosquittoServer
@@ -51,3 +56,134 @@ async def test_messages_go_to_the_callback_not_the_queue_and_a_failing_one_is_su
         assert not waiting.done()  # still connected after the failing message
         waiting.cancel()
     assert client._disconnected.done()  # cancelling the wait left aiomqtt's future alone
+
+
+def _encode(command: int, body: bytes) -> bytes:
+    length, header = len(body), bytearray([command])
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        header.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(header) + body
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    packets=st.lists(
+        st.tuples(
+            st.integers(0, 255),
+            st.one_of(st.binary(max_size=300), st.integers(0, 40_000).map(lambda n: b"x" * n)),
+        ),
+        max_size=12,
+    ),
+    cuts=st.lists(st.integers(1, 50_000), max_size=20),
+)
+def test_packets_split_anywhere_come_out_whole_and_in_order(
+    packets: list[tuple[int, bytes]], cuts: list[int]
+) -> None:
+    stream = b"".join(_encode(c, b) for c, b in packets)
+    buffer, out, at = bytearray(), [], 0
+    for size in [*cuts, len(stream)]:  # the reads of a socket, then the rest
+        buffer += stream[at : at + size]
+        at += size
+        complete, used = mqtt_client.split_packets(buffer)
+        del buffer[:used]
+        out += complete
+    assert out == packets
+    assert buffer == b""
+
+
+def test_a_remaining_length_of_five_bytes_is_malformed() -> None:
+    with pytest.raises(MalformedPacket):
+        mqtt_client.split_packets(b"\x30\xff\xff\xff\xff\x01")
+    # Four bytes of length is the most there is, and an incomplete packet waits.
+    assert mqtt_client.split_packets(b"\x30\xff\xff\xff\x7f") == ([], 0)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("protocol", [aiomqtt.ProtocolVersion.V311, aiomqtt.ProtocolVersion.V5])
+async def test_a_burst_of_every_size_and_kind_arrives_whole_and_in_order(
+    mosquitto: MosquittoServer, protocol: aiomqtt.ProtocolVersion
+) -> None:
+    """Small messages many to a read, one larger than a read, QoS 0/1/2, and (MQTT 5) a
+    message with properties, which paho decodes: all delivered, in order, once."""
+    # In runs of one QoS: a publisher alternating QoS 0 and 1 takes ~40 ms a message.
+    sent = [("burst/zero", f'{{"value": {k}}}'.encode(), 0) for k in range(1500)]
+    sent.append(("burst/large", bytes(range(256)) * 1000, 1))  # 256 KB, several reads
+    sent += [("burst/one", f'{{"value": {k}}}'.encode(), 1) for k in range(1500)]
+    sent.append(("burst/two", b"exactly once", 2))
+    sent.append(("burst/props", b"with properties", 1))
+    got: list[tuple[str, bytes, int]] = []
+    done = asyncio.Event()
+
+    def receive(topic: str, payload: bytes, qos: int, mid: int) -> None:
+        got.append((topic, payload, qos))
+        if len(got) == len(sent):
+            done.set()
+
+    client = aiomqtt.Client(mosquitto.host, mosquitto.port, protocol=protocol, keepalive=1)
+    mqtt_client.deliver_to(client, receive)
+    publisher = aiomqtt.Client(mosquitto.host, mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5)
+    async with client, publisher:
+        await client.subscribe("burst/#", qos=2)
+        for topic, payload, qos in sent[:-1]:
+            await publisher.publish(topic, payload, qos=qos)
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = ("line", "l1")
+        topic, payload, qos = sent[-1]
+        await publisher.publish(topic, payload, qos=qos, properties=properties)
+        await done.wait()  # bounded by pytest's timeout
+        # Quiet for three keepalive periods: paho's pings are answered through the reader.
+        await asyncio.sleep(3.5)
+        waiting = asyncio.create_task(mqtt_client.disconnected(client))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        waiting.cancel()
+    # The subscription grants what the publisher used (mosquitto gives the lower QoS).
+    assert got == sent
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("manual", [False, True])
+async def test_qos1_is_acknowledged_by_paho_unless_acknowledgement_is_manual(
+    mosquitto: MosquittoServer, manual: bool
+) -> None:
+    got: list[bytes] = []
+    five = asyncio.Event()
+
+    def receive(topic: str, payload: bytes, qos: int, mid: int) -> None:
+        got.append(payload)
+        if len(got) >= 5:
+            five.set()
+
+    async def session() -> None:
+        client = aiomqtt.Client(
+            mosquitto.host, mosquitto.port, identifier=f"acks-{manual}", clean_session=False
+        )
+        if manual:
+            mqtt_client.enable_manual_acks(client)
+        mqtt_client.deliver_to(client, receive)
+        async with client:
+            await client.subscribe("acks/x", qos=1)
+            await five.wait()  # bounded by pytest's timeout
+            await asyncio.sleep(0.3)  # time for the acknowledgements to reach the broker
+
+    async with aiomqtt.Client(
+        mosquitto.host, mosquitto.port, identifier=f"acks-{manual}", clean_session=False
+    ) as first:
+        await first.subscribe("acks/x", qos=1)  # the persistent session exists
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as publisher:
+        for k in range(5):
+            await publisher.publish("acks/x", str(k).encode(), qos=1)
+    await session()
+    assert got == [b"0", b"1", b"2", b"3", b"4"]
+    got.clear()
+    # The next connection of the session gets again exactly what was not acknowledged.
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as publisher:
+        for k in range(5, 10):
+            await publisher.publish("acks/x", str(k).encode(), qos=1)
+    five.clear()
+    await session()
+    again = [b"0", b"1", b"2", b"3", b"4"] if manual else []
+    assert got[: len(again)] == again
+    assert got[len(again) :][:5] == [b"5", b"6", b"7", b"8", b"9"]

@@ -68,6 +68,7 @@ def demo_run(
         stack.wait_for_api()
         sim_start = time.time_ns()
         simulators = stack.start_simulators(duration=f"{RUN_S}s", ledger=ledger)
+        stack.wait_for_simulators()
         stack.start_edges()
         simulators.proc.wait(RUN_S + 60)
         stack.check_alive()

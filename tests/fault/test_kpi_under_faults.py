@@ -117,6 +117,7 @@ async def rig(influxdb: InfluxServer, influx_db: str, tmp_path: Path) -> AsyncIt
         stack.start_collector(window=f"{WINDOW_S}s", period=f"{PERIOD_S}s", lag=f"{LAG_S}s")
         await asyncio.to_thread(stack.wait_for_api)
         stack.start_simulators()
+        stack.wait_for_simulators()
         stack.start_edges()
         yield Rig(
             stack,

@@ -7,14 +7,17 @@ would, with OPC UA ports picked free and passed as endpoint overrides.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -159,6 +162,24 @@ class PlantStack:
             **(extra_env or {}),
         }
         return self._spawn(name, ["-m", "collector", "run"], env)
+
+    def wait_for_simulators(self, timeout: float = 60.0) -> None:
+        """Until every OPC UA simulator accepts connections. Edges started before that
+        reconnect with a growing delay: on a slow machine the first minute of a run would
+        then be a source outage, not the scenario."""
+        deadline = time.monotonic() + timeout
+        waiting: dict[str, tuple[str, int]] = {}
+        for source_id, url in self.endpoints.items():
+            parts = urlsplit(url)
+            waiting[source_id] = (parts.hostname or LOOPBACK, parts.port or 4840)
+        while waiting:
+            self.check_alive()
+            for source_id, address in list(waiting.items()):
+                with contextlib.suppress(OSError), socket.create_connection(address, timeout=0.5):
+                    del waiting[source_id]
+            if waiting and time.monotonic() > deadline:
+                raise RuntimeError(f"simulators not listening: {waiting}\n{self.logs()}")
+            time.sleep(0.2)
 
     def wait_for_api(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

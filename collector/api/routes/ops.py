@@ -99,6 +99,7 @@ def api_router(runtime: Runtime) -> APIRouter:
             "states_rejected": s.states_rejected,
             "write_failures": s.write_failures,
             "last_write_latency_s": s.last_write_latency_s,
+            "sample_age_at_write": s.sample_ages.summary(),
             "last_error": s.last_error,
             "consumer": asdict(runtime.consumer.stats),
             "kpi_evaluations": runtime.kpi.evaluations_run,

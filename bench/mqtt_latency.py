@@ -1,0 +1,250 @@
+"""End-to-end latency of the device path: source time → stored, at a paced offered rate.
+
+    .venv/bin/python bench/mqtt_latency.py [--rates 1000,10000,20000] [--seconds 20]
+        [--qos 1] [--topics 50] [--publishers 2] [--out docs/benchmarks.md]
+
+Per QoS and offered rate, a fresh plantkpi pipeline (device mosquitto → edge agent, every
+sample on disk before the device's message is acknowledged → central mosquitto →
+collector → influxd, default settings) takes ``--seconds`` of paced JSON samples from
+``--publishers`` processes (``bench/paced_publisher.py``), each sample stamped with its
+send time. The collector observes every stored sample's age when its write is
+acknowledged (``plantkpi_sample_age_at_write_seconds``, collector/ingest/ages.py); the
+percentiles are read from that histogram (interpolated within its buckets, as Prometheus'
+``histogram_quantile``). Also: how far the publishers ever fell behind their pace (the
+load generator must not be the limit), what was stored against what was sent, CPU per
+process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from bench.cpu import snapshot, usage  # noqa: E402
+from bench.mqtt_burst import _edge_ready, _written, count, peak_rss_mb  # noqa: E402
+from bench.mqtt_burst import register_yaml as burst_register  # noqa: E402
+from bench.report import machine_description, replace_section  # noqa: E402
+from collector.ingest.ages import AGE_BUCKETS, SampleAges  # noqa: E402
+from tests.support.plant import PlantStack  # noqa: E402
+from tests.support.servers import InfluxServer, MosquittoServer, free_port  # noqa: E402
+
+SECTION = "Device path latency (source time to stored)"
+AGES = "plantkpi_sample_age_at_write_seconds"
+
+
+class LatencyError(RuntimeError):
+    """A run could not be measured."""
+
+
+@dataclass(frozen=True)
+class Run:
+    qos: int
+    offered: int
+    sent: int
+    stored: int
+    written: int
+    seconds: float
+    behind_max_s: float
+    ages: SampleAges
+    cpu_s: dict[str, float]
+    peak_rss_mb: dict[str, float]
+
+
+async def scraped_ages(http: httpx.AsyncClient, api_url: str) -> SampleAges:
+    """The collector's histogram of sample ages, from ``/metrics``."""
+    text = (await http.get(f"{api_url}/metrics", timeout=5)).text
+    cumulative: dict[float, float] = {}
+    ages = SampleAges()
+    for family in text_string_to_metric_families(text):
+        if family.name == AGES:
+            for sample in family.samples:
+                if sample.name == f"{AGES}_bucket":
+                    cumulative[float(sample.labels["le"])] = sample.value
+                elif sample.name == f"{AGES}_sum":
+                    ages.sum_s = sample.value
+    below = 0
+    for k, bound in enumerate((*AGE_BUCKETS, float("inf"))):
+        running = int(cumulative.get(bound, below))
+        ages.counts[k] = running - below
+        below = running
+    ages.total = below
+    return ages
+
+
+async def measure(
+    device: MosquittoServer,
+    central: MosquittoServer,
+    influx: InfluxServer,
+    args: argparse.Namespace,
+    qos: int,
+    rate: int,
+    workdir: Path,
+) -> Run:
+    database = f"bench_latency_{qos}_{rate}_{time.time_ns()}"
+    await asyncio.to_thread(influx.create_database, database)
+    register = workdir / "register.yaml"
+    await asyncio.to_thread(_write_register, register, burst_register(args.topics, qos))
+    env = {
+        "COLLECTOR_INFLUX__URL": influx.url,
+        "COLLECTOR_INFLUX__MODE": "v1",
+        "COLLECTOR_INFLUX__DATABASE": database,
+    }
+    stack = PlantStack(register, register, central.url, env, workdir, device_broker_url=device.url)
+    try:
+        collector = stack.start_collector(period="1h", api_port=free_port())
+        await asyncio.to_thread(stack.wait_for_api)
+        (edge,) = stack.start_edges(env=dict(args.edge_env))
+        async with httpx.AsyncClient() as http:
+            await _edge_ready(http, stack)
+            pids = {
+                "edge": edge.proc.pid,
+                "collector": collector.proc.pid,
+                "mosquitto (device)": device.pid or 0,
+                "mosquitto (central)": central.pid or 0,
+                "influxd": influx.pid or 0,
+            }
+            before = snapshot(pids)
+            started = time.monotonic()
+            share = rate / args.publishers
+            publishers = [
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    str(ROOT / "bench" / "paced_publisher.py"),
+                    *(device.host, str(device.port), str(qos), f"{share}", str(args.seconds)),
+                    *("burst", str(args.topics)),
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                for _ in range(args.publishers)
+            ]
+            results = []
+            for proc in publishers:
+                out, _ = await proc.communicate()
+                if proc.returncode:
+                    raise LatencyError(f"a publisher failed ({proc.returncode})")
+                results.append(json.loads(out.decode().strip().splitlines()[-1]))
+            sent = sum(r["sent"] for r in results)
+            deadline = time.monotonic() + 120
+            while (written := await _written(http, stack.api_url)) < sent:
+                stack.check_alive()
+                if time.monotonic() > deadline:
+                    raise LatencyError(f"{written} of {sent} written after 120 s\n{stack.logs()}")
+                await asyncio.sleep(0.2)
+            seconds = time.monotonic() - started
+            cpu = usage(before, snapshot(pids), seconds).seconds
+            rss = {"edge": peak_rss_mb(edge.proc.pid), "collector": peak_rss_mb(collector.proc.pid)}
+            ages = await scraped_ages(http, stack.api_url)
+        stored = await count(influx, database, "sample")
+    finally:
+        await asyncio.to_thread(stack.stop_all)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(influx.drop_database, database)
+    behind = max(r["behind_max_s"] for r in results)
+    return Run(qos, rate, sent, stored, written, seconds, behind, ages, cpu, rss)
+
+
+def _write_register(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+
+
+async def run_all(args: argparse.Namespace) -> list[Run]:
+    runs = []
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        with (
+            MosquittoServer(root / "device") as device,
+            MosquittoServer(root / "central") as central,
+            InfluxServer(root / "influx") as influx,
+        ):
+            for qos in args.qos:
+                for rate in args.rates:
+                    workdir = root / f"q{qos}-{rate}"
+                    run = await measure(device, central, influx, args, qos, rate, workdir)
+                    print(
+                        f"QoS {qos} at {rate:,}/s: p50 {_ms(run.ages.quantile(0.5))}, "
+                        f"p99 {_ms(run.ages.quantile(0.99))}, stored {run.stored:,} of "
+                        f"{run.sent:,}, publishers behind at most {run.behind_max_s:.3f} s",
+                        file=sys.stderr,
+                    )
+                    runs.append(run)
+    return runs
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
+    day = datetime.now(UTC).date().isoformat()
+    out = [
+        f"Measured {day}; command: `{command}`. Per QoS and offered rate, a fresh pipeline "
+        "with default settings; the publishers send for "
+        f"{args.seconds} s on {args.topics} topics from {args.publishers} processes, every "
+        "sample stamped with its send time"
+        + "".join(f"; `{k}={v}`" for k, v in args.edge_env)
+        + ". The ages are the collector's histogram "
+        "`plantkpi_sample_age_at_write_seconds` (percentiles interpolated within its "
+        "buckets).",
+        "",
+        *machine_description(),
+        "",
+        "| QoS | offered samples/s | p50 | p90 | p99 | mean | stored / sent | publishers "
+        "behind at most | CPU s per 10k samples | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        mean = run.ages.sum_s / run.ages.total if run.ages.total else None
+        per = 10_000 / run.sent if run.sent else 0.0
+        cpu = ", ".join(f"{name} {s * per:.2f}" for name, s in run.cpu_s.items() if s > 0)
+        rss = ", ".join(f"{name} {mb:.0f} MB" for name, mb in run.peak_rss_mb.items())
+        out.append(
+            f"| {run.qos} | {run.offered:,} | {_ms(run.ages.quantile(0.5))} "
+            f"| {_ms(run.ages.quantile(0.9))} | {_ms(run.ages.quantile(0.99))} | {_ms(mean)} "
+            f"| {run.stored:,} / {run.sent:,} | {run.behind_max_s:.3f} s | {cpu} | {rss} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--rates", type=lambda s: [int(r) for r in s.split(",")], default=[1000, 10000, 20000]
+    )
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--qos", type=lambda s: [int(q) for q in s.split(",")], default=[1])
+    parser.add_argument("--topics", type=int, default=50)
+    parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument(
+        "--edge-env",
+        action="append",
+        default=[],
+        type=lambda s: tuple(s.split("=", 1)),
+        help="an edge setting for every run, e.g. EDGE_FLUSH_INTERVAL=0.2s (repeatable)",
+    )
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    runs = asyncio.run(run_all(args))
+    command = "python bench/mqtt_latency.py " + " ".join(argv or sys.argv[1:])
+    body = render(runs, args, command.strip())
+    print(body)
+    if args.out:
+        replace_section(args.out, SECTION, body)
+
+
+if __name__ == "__main__":
+    main()
