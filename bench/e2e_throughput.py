@@ -441,10 +441,11 @@ def render_section(results: BenchResults) -> str:
         "below *produced* means samples were lost before reaching the edge.",
         "- *freshness*: about once a second (random pauses), now minus the source time of "
         "the newest stored sample of one probe signal per source. It includes the edge's "
-        "uplink batching (flush interval 500 ms) and the collector's write grouping "
+        "uplink batching (`EDGE_FLUSH_INTERVAL`) and the collector's write grouping "
         "(≤ 200 ms), and is an upper estimate of end-to-end latency. The true end-to-end "
-        "latency (source time → written) is **not** measured: the collector's write time "
-        "is not stored.",
+        "latency (source time → written) is the collector's histogram "
+        '`plantkpi_sample_age_at_write_seconds`, measured at paced rates in "Device path '
+        'latency".',
         "- *CPU*: utime + stime from `/proc/<pid>/stat` over the window (all threads). "
         "The simulators' share includes writing the ledger; *bench* is this script "
         "(two InfluxQL probe queries per second). *Machine busy* counts every process on "

@@ -1,9 +1,10 @@
 """A paced device: JSON samples stamped with their send time, at a fixed rate, over MQTT.
 
-    python bench/paced_publisher.py HOST PORT QOS RATE SECONDS TOPIC_PREFIX TOPICS
+    python bench/paced_publisher.py HOST PORT QOS RATE SECONDS TOPIC_PREFIX TOPICS [FIRST STEP]
 
-Publishes ``RATE`` messages a second for ``SECONDS`` on ``TOPICS`` topics
-(``{prefix}/t{k}/v``, round robin), each ``{"value": v, "ts": µs}`` with ``ts`` the moment
+Publishes ``RATE`` messages a second for ``SECONDS`` on the topics ``{prefix}/t{k}/v``
+for ``k`` = ``FIRST``, ``FIRST + STEP``, … below ``TOPICS`` (round robin; several
+publishers take disjoint topics, so no two samples of one series share a time), each ``{"value": v, "ts": µs}`` with ``ts`` the moment
 it is built (within a millisecond of being written to the socket), so that the stored
 sample's age is the path's latency. Every 10 ms it sends what the rate owes by then, so a
 slow moment is caught up, not lost; ``behind_max_s`` says how far it ever fell behind.
@@ -62,13 +63,12 @@ def _drain(sock: socket.socket) -> None:
 
 def main() -> None:
     host, port, qos, rate, seconds, prefix, topics = sys.argv[1:8]
-    n_topics, q = int(topics), int(qos)
-    sock = connect(host, int(port), f"paced-{prefix}-{time.time_ns()}")
+    first, step = (int(sys.argv[8]), int(sys.argv[9])) if len(sys.argv) > 9 else (0, 1)
+    q = int(qos)
+    sock = connect(host, int(port), f"paced-{prefix}-{first}-{time.time_ns()}")
     threading.Thread(target=_drain, args=(sock,), daemon=True).start()
-    heads = []
-    for k in range(n_topics):
-        topic = _string(f"{prefix}/t{k}/v")
-        heads.append(topic)
+    heads = [_string(f"{prefix}/t{k}/v") for k in range(first, int(topics), step)]
+    n_topics = len(heads)
     command = 0x30 | (q << 1)
     per_s, duration = float(rate), float(seconds)
     sent, mid, behind_max = 0, 0, 0.0

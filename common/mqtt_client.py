@@ -10,7 +10,7 @@
 - buffered reading (:class:`PacketReader`): paho reads every packet with three or more
   ``recv`` calls and decodes each PUBLISH into a ``Properties`` and an ``MQTTMessage``,
   more than half of the edge's CPU in a device burst (the same section). The socket is
-  read in 64 KiB chunks and a PUBLISH without properties goes straight to the callback;
+  read in 32 KiB chunks and a PUBLISH without properties goes straight to the callback;
   every other packet is handed to paho as if paho had read it.
 
 aiomqtt is pinned below its next major version (pyproject.toml), and
@@ -102,10 +102,11 @@ async def disconnected(client: aiomqtt.Client) -> None:
     await asyncio.shield(lost)
 
 
-READ_CHUNK = 65_536
-READ_LIMIT = 1_048_576
-"""Bytes read in one readable event before the event loop runs again; the kernel keeps
-the rest (the socket stays readable) and TCP flow control holds the broker back."""
+READ_CHUNK = 32_768
+READ_LIMIT = 65_536
+"""Bytes read in one readable event before the event loop runs again (about 2,000 small
+device messages, tens of ms of handling); the kernel keeps the rest (the socket stays
+readable) and TCP flow control holds the broker back."""
 _PUBLISH = 0x30
 _MAX_LENGTH_BYTES = 4
 

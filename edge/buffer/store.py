@@ -103,8 +103,10 @@ class BufferConfig:
     fsync_interval: float = 1.0
     split_threshold: int = 20_000
     """Unsent items beyond which new data is sent as a separate live stream."""
-    hot_items: int = 200_000
-    """Recently written items kept decoded in memory (the live stream reads them from here)."""
+    hot_items: int = 50_000
+    """Recently written items kept decoded in memory (the live stream reads them from here).
+    About 10 MB; beyond ``split_threshold`` unsent the oldest are read back from disk
+    anyway. 200,000 (40 MB and more) let the edge's peak RSS follow a burst's length."""
 
     def __post_init__(self) -> None:
         if self.segment_bytes * 4 > self.max_bytes:
