@@ -26,6 +26,19 @@ async def test_the_private_parts_used_are_there() -> None:
     assert callable(paho.manual_ack_set) and callable(paho.ack)
     # aiomqtt's own queue is fed through paho's on_message: what deliver_to replaces.
     assert paho.on_message == client._on_message
+    # What PacketReader reads and calls in place of paho's own reader.
+    for method in ("_sock_recv", "_packet_handle", "_loop_rc_handle", "_send_puback"):
+        assert callable(getattr(paho, method)), method
+    for attribute in (
+        "_sock",
+        "_msgtime_mutex",
+        "_last_bytes_received",
+        "_in_packet",
+        "_protocol",
+        "_manual_ack",
+    ):
+        assert hasattr(paho, attribute), attribute
+    assert set(paho._in_packet) == set(mqtt_client._in_packet(0, b""))
 
 
 @pytest.mark.integration
