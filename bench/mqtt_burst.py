@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,19 +206,35 @@ async def python_bridge(
     return Run("Python bridge", qos, messages, seconds, stored, cpu, rss)
 
 
-async def plantkpi(
+@dataclass(frozen=True)
+class RunningPipeline:
+    """A started plantkpi device path: its stack, its database and the pids to measure."""
+
+    stack: PlantStack
+    database: str
+    pids: dict[str, int]
+    """edge, collector, both brokers and influxd."""
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        return {name: peak_rss_mb(self.pids[name]) for name in ("edge", "collector")}
+
+
+@contextlib.asynccontextmanager
+async def running_plantkpi(
     device: MosquittoServer,
     central: MosquittoServer,
     influx: InfluxServer,
-    files: list[Path],
-    messages: int,
-    qos: int,
+    register_text: str,
     workdir: Path,
-) -> Run:
-    database = f"bench_burst_plantkpi_{time.time_ns()}"
+    *,
+    edge_env: dict[str, str] | None = None,
+) -> AsyncIterator[RunningPipeline]:
+    """device broker → edge → central broker → collector → influxd, with a database of
+    its own, until the edge is subscribed and its uplink connected; stopped afterwards."""
+    database = f"bench_plantkpi_{time.time_ns()}"
     await asyncio.to_thread(influx.create_database, database)
     register = workdir / "register.yaml"
-    await asyncio.to_thread(_write_register, register, len(files), qos)
+    await asyncio.to_thread(_write_register, register, register_text)
     env = {
         "COLLECTOR_INFLUX__URL": influx.url,
         "COLLECTOR_INFLUX__MODE": "v1",
@@ -227,16 +244,36 @@ async def plantkpi(
     try:
         collector = stack.start_collector(period="1h", api_port=free_port())
         await asyncio.to_thread(stack.wait_for_api)
-        (edge,) = stack.start_edges()
+        (edge,) = stack.start_edges(env=edge_env)
         async with httpx.AsyncClient() as http:
             await _edge_ready(http, stack)
-            pids = {
-                "mosquitto (device)": device.pid or 0,
-                "edge": edge.proc.pid,
-                "mosquitto (central)": central.pid or 0,
-                "collector": collector.proc.pid,
-                "influxd": influx.pid or 0,
-            }
+        pids = {
+            "mosquitto (device)": device.pid or 0,
+            "edge": edge.proc.pid,
+            "mosquitto (central)": central.pid or 0,
+            "collector": collector.proc.pid,
+            "influxd": influx.pid or 0,
+        }
+        yield RunningPipeline(stack, database, pids)
+    finally:
+        await asyncio.to_thread(stack.stop_all)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(influx.drop_database, database)
+
+
+async def plantkpi(
+    device: MosquittoServer,
+    central: MosquittoServer,
+    influx: InfluxServer,
+    files: list[Path],
+    messages: int,
+    qos: int,
+    workdir: Path,
+) -> Run:
+    register_text = register_yaml(len(files), qos)
+    async with running_plantkpi(device, central, influx, register_text, workdir) as pipeline:
+        stack, pids = pipeline.stack, pipeline.pids
+        async with httpx.AsyncClient() as http:
             before = snapshot(pids)
             started = time.monotonic()
             publishing = asyncio.create_task(publish(device, files, qos))
@@ -249,26 +286,22 @@ async def plantkpi(
             seconds = time.monotonic() - started
             await publishing
             cpu = _cpu(before, snapshot(pids), seconds)
-            rss = {"edge": peak_rss_mb(edge.proc.pid), "collector": peak_rss_mb(collector.proc.pid)}
+            rss = pipeline.peak_rss_mb()
             health = (await http.get(stack.edge_health_urls[PLANT], timeout=5)).json()
         # The collector counts every write, re-deliveries included: what is stored is
         # counted once nothing more arrives.
-        stored = await _settled_count(influx, database)
+        stored = await _settled_count(influx, pipeline.database)
         async with httpx.AsyncClient() as http:
             written = await _written(http, stack.api_url)
         source = health["sources"][SOURCE]
         if source.get("reconnects") or health["uplink"].get("connects", 1) > 1:
             print(f"plantkpi QoS {qos}: reconnects during the run: {health}", file=sys.stderr)
-    finally:
-        await asyncio.to_thread(stack.stop_all)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(influx.drop_database, database)
     return Run("plantkpi", qos, messages, seconds, stored, cpu, rss, written)
 
 
-def _write_register(path: Path, topics: int, qos: int) -> None:
+def _write_register(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True)
-    path.write_text(register_yaml(topics, qos))
+    path.write_text(text)
 
 
 async def _edge_ready(http: httpx.AsyncClient, stack: PlantStack) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import tempfile
@@ -38,12 +37,11 @@ import httpx  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from bench.cpu import snapshot, usage  # noqa: E402
-from bench.mqtt_burst import _edge_ready, _written, count, peak_rss_mb  # noqa: E402
+from bench.mqtt_burst import _written, count, running_plantkpi  # noqa: E402
 from bench.mqtt_burst import register_yaml as burst_register  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from collector.ingest.ages import AGE_BUCKETS, SampleAges  # noqa: E402
-from tests.support.plant import PlantStack  # noqa: E402
-from tests.support.servers import InfluxServer, MosquittoServer, free_port  # noqa: E402
+from tests.support.servers import InfluxServer, MosquittoServer  # noqa: E402
 
 SECTION = "Device path latency (source time to stored)"
 AGES = "plantkpi_sample_age_at_write_seconds"
@@ -98,29 +96,13 @@ async def measure(
     rate: int,
     workdir: Path,
 ) -> Run:
-    database = f"bench_latency_{qos}_{rate}_{time.time_ns()}"
-    await asyncio.to_thread(influx.create_database, database)
-    register = workdir / "register.yaml"
-    await asyncio.to_thread(_write_register, register, burst_register(args.topics, qos))
-    env = {
-        "COLLECTOR_INFLUX__URL": influx.url,
-        "COLLECTOR_INFLUX__MODE": "v1",
-        "COLLECTOR_INFLUX__DATABASE": database,
-    }
-    stack = PlantStack(register, register, central.url, env, workdir, device_broker_url=device.url)
-    try:
-        collector = stack.start_collector(period="1h", api_port=free_port())
-        await asyncio.to_thread(stack.wait_for_api)
-        (edge,) = stack.start_edges(env=dict(args.edge_env))
+    register_text = burst_register(args.topics, qos)
+    edge_env = dict(args.edge_env)
+    async with running_plantkpi(
+        device, central, influx, register_text, workdir, edge_env=edge_env
+    ) as pipeline:
+        stack, pids = pipeline.stack, pipeline.pids
         async with httpx.AsyncClient() as http:
-            await _edge_ready(http, stack)
-            pids = {
-                "edge": edge.proc.pid,
-                "collector": collector.proc.pid,
-                "mosquitto (device)": device.pid or 0,
-                "mosquitto (central)": central.pid or 0,
-                "influxd": influx.pid or 0,
-            }
             before = snapshot(pids)
             started = time.monotonic()
             share = rate / args.publishers
@@ -152,20 +134,11 @@ async def measure(
                 await asyncio.sleep(0.1)
             seconds = time.monotonic() - started
             cpu = usage(before, snapshot(pids), seconds).seconds
-            rss = {"edge": peak_rss_mb(edge.proc.pid), "collector": peak_rss_mb(collector.proc.pid)}
+            rss = pipeline.peak_rss_mb()
             ages = await scraped_ages(http, stack.api_url)
-        stored = await count(influx, database, "sample")
-    finally:
-        await asyncio.to_thread(stack.stop_all)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(influx.drop_database, database)
+        stored = await count(influx, pipeline.database, "sample")
     behind = max(r["behind_max_s"] for r in results)
     return Run(qos, rate, sent, stored, written, seconds, behind, ages, cpu, rss)
-
-
-def _write_register(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True)
-    path.write_text(text)
 
 
 async def run_all(args: argparse.Namespace) -> list[Run]:
