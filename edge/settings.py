@@ -76,7 +76,7 @@ class EdgeSettings(BaseSettings):
     ``COLLECTOR_LIMITS__PAYLOAD_BYTES``, 16 MiB by default)."""
     flush_interval: Duration = 0.2
     """How long samples may wait for a batch to fill before it is sent: the edge's share of
-    the end-to-end latency (a full batch goes at once). 0.5 s put p99 at 1.5 s at 10,000
+    the end-to-end latency (a full batch goes at once). 0.5 s put p99 at 1.4 s at 10,000
     samples/s, 0.2 s at 0.7 s (docs/benchmarks.md, "Device path latency"); longer means
     fewer, larger uplink messages."""
     heartbeat_interval: Duration = Field(2.0, gt=0.0, le=60.0)

@@ -21,7 +21,7 @@ async def test_every_paced_sample_is_stored_and_its_age_observed() -> None:
     assert run.stored == run.sent == run.written
     assert run.ages.total == run.sent  # every stored sample's age, from /metrics
     p50, p99 = run.ages.quantile(0.5), run.ages.quantile(0.99)
-    assert p50 is not None and p99 is not None and 0 < p50 <= p99 < 30
+    assert p50 is not None and p99 is not None and 0 < p50 <= p99
     assert run.cpu_s["edge"] > 0 and run.cpu_s["collector"] > 0
     table = render([run], args, "test")
     assert f"| 1 | 200 | {run.sent / run.seconds:,.0f} | {p50 * 1000:,.0f} ms |" in table
