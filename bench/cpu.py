@@ -32,6 +32,18 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (``VmHWM``) in MB; NaN once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def machine_cpu_s() -> tuple[float, float]:
     """(busy, total) CPU seconds of all cores since boot, from the first line of /proc/stat."""
     path = Path("/proc/stat")

@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable
 
 import httpx  # noqa: E402
 
-from bench.cpu import CpuSnapshot, snapshot, usage  # noqa: E402
+from bench.cpu import CpuSnapshot, peak_rss_mb, snapshot, usage  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from tests.support.plant import PlantStack  # noqa: E402
 from tests.support.servers import InfluxServer, MosquittoServer, free_port  # noqa: E402
@@ -50,6 +50,14 @@ from tests.support.servers import InfluxServer, MosquittoServer, free_port  # no
 SECTION = "MQTT device burst (device path against its peers)"
 ENTERPRISE, PLANT, SOURCE = "burst", "burst-plant", "devices"
 PIPELINES = ("broker alone", "Python bridge", "plantkpi")
+
+
+DEVICE_BROKER_CONFIG = ["max_queued_messages 10000000"]
+"""A burst longer than the broker's queue per subscriber (1,000 by default, 100,000 in the
+test servers) would be cut by the broker, which drops QoS 1 messages for a subscriber whose
+queue is full; a plant's broker sized for bursts holds them all."""
+STALL_S = 60.0
+"""Seconds without a new sample written before a run is declared stuck."""
 
 
 class BurstError(RuntimeError):
@@ -133,13 +141,6 @@ async def publish(broker: MosquittoServer, files: list[Path], qos: int) -> None:
         _, err = await proc.communicate()
         if proc.returncode:
             raise BurstError(f"mosquitto_pub failed ({proc.returncode}): {err.decode()[-500:]}")
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _cpu(before: CpuSnapshot, after: CpuSnapshot, wall: float) -> dict[str, float]:
@@ -277,11 +278,17 @@ async def plantkpi(
             before = snapshot(pids)
             started = time.monotonic()
             publishing = asyncio.create_task(publish(device, files, qos))
-            deadline = started + 900
-            while await _written(http, stack.api_url) < messages:
+            progress, progressed_at = 0, started
+            while (written := await _written(http, stack.api_url)) < messages:
                 stack.check_alive()
-                if time.monotonic() > deadline:
-                    raise BurstError(f"not all samples written in 900 s\n{stack.logs()}")
+                now = time.monotonic()
+                if written != progress:
+                    progress, progressed_at = written, now
+                elif now - progressed_at > STALL_S:
+                    raise BurstError(
+                        f"{written:,} of {messages:,} samples written, none for {STALL_S:.0f} s"
+                        f"\n{await _counters(http, stack)}\n{device.log_tail()}\n{stack.logs()}"
+                    )
                 await asyncio.sleep(0.05)
             seconds = time.monotonic() - started
             await publishing
@@ -316,6 +323,20 @@ async def _edge_ready(http: httpx.AsyncClient, stack: PlantStack) -> None:
                 return
         await asyncio.sleep(0.2)
     raise BurstError(f"the edge did not subscribe\n{stack.logs()}")
+
+
+async def _counters(http: httpx.AsyncClient, stack: PlantStack) -> str:
+    """The collector's ingest counters and the edge's health, to tell where samples stopped."""
+    parts = []
+    for name, url in (
+        ("collector stats", f"{stack.api_url}/api/v1/stats"),
+        ("edge health", stack.edge_health_urls[PLANT]),
+    ):
+        try:
+            parts.append(f"{name}: {(await http.get(url, timeout=5)).text}")
+        except httpx.HTTPError as exc:
+            parts.append(f"{name}: {exc!r}")
+    return "\n".join(parts)
 
 
 async def _written(http: httpx.AsyncClient, api_url: str) -> int:
@@ -357,7 +378,7 @@ async def run_all(args: argparse.Namespace) -> list[Run]:
         root = Path(folder)
         files = message_files(root, args.messages, args.topics)
         with (
-            MosquittoServer(root / "device") as device,
+            MosquittoServer(root / "device", extra_config=DEVICE_BROKER_CONFIG) as device,
             MosquittoServer(root / "central") as central,
             InfluxServer(root / "influx") as influx,
         ):

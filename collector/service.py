@@ -66,6 +66,7 @@ class Collector:
             prefix=settings.topic_prefix,
             client_id=settings.client_id,
             session_expiry=settings.session_expiry,
+            receive_maximum=settings.receive_maximum,
             share_group=settings.share_group,
             security=settings.broker_security(),
             silence_warning=settings.broker_silence_warning,

@@ -120,6 +120,10 @@ class CollectorSettings(BaseSettings):
     client_id: str = "plantkpi-collector"
     """Stable: the broker keeps this client's session (and queued batches) across restarts."""
     session_expiry: int = Field(3600, ge=0)
+    receive_maximum: int = Field(8, ge=1, le=1000)
+    """Uplink batches the broker may send before the collector acknowledged one (MQTT 5
+    Receive Maximum; a batch is acknowledged once written). Bounds what a backlog costs in
+    memory: without it the broker sends a whole backlog at once (up to 65,535 batches)."""
     broker_silence_warning: Duration = 120.0
     """Warn when nothing at all arrives this long after subscribing (edges send health every
     few seconds): no edge publishes, or the broker's ACL does not let the collector read."""

@@ -62,6 +62,7 @@ class UplinkConsumer:
         prefix: str,
         client_id: str,
         session_expiry: int = 3600,
+        receive_maximum: int = 8,
         reconnect_max_delay: float = 30.0,
         share_group: str = "",
         security: LinkSecurity | None = None,
@@ -77,6 +78,7 @@ class UplinkConsumer:
         self.prefix = prefix
         self.client_id = client_id
         self.session_expiry = session_expiry
+        self.receive_maximum = receive_maximum
         self.reconnect_max_delay = reconnect_max_delay
         self.stats = ConsumerStats()
         self.client: aiomqtt.Client | None = None
@@ -108,6 +110,9 @@ class UplinkConsumer:
         backoff = Backoff(cap=self.reconnect_max_delay)
         connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         connect_props.SessionExpiryInterval = self.session_expiry
+        # At most this many batches unacknowledged, hence in this process: a backlog waits
+        # in the broker, not in memory (docs/benchmarks.md, "Collector ingest").
+        connect_props.ReceiveMaximum = self.receive_maximum
         while True:
             try:
                 self.stats.state = "connecting"
@@ -123,7 +128,9 @@ class UplinkConsumer:
                     properties=connect_props,
                     keepalive=15,
                     timeout=30,
-                    max_queued_incoming_messages=1000,
+                    # Room for every batch in flight plus the edges' health (QoS 0, not
+                    # counted by the Receive Maximum): aiomqtt drops what does not fit.
+                    max_queued_incoming_messages=self.receive_maximum + 1000,
                 )
                 # Acknowledge a batch only once InfluxDB has it.
                 mqtt_client.enable_manual_acks(client)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from collector.ingest.ages import SampleAges
 from collector.ingest.resolve import BatchRejected, LimitExceeded, Resolved, resolve_batch
+from collector.ingest.weighted_queue import WeightedQueue
 from collector.storage.errors import (
     DatabaseMissing,
     WriteRejected,
@@ -138,12 +139,14 @@ class IngestPipeline:
         *,
         max_lines: int = 5000,
         flush_interval: float = 0.2,
-        queue_batches: int = 200,
+        queue_lines: int | None = None,
         retry_max_delay: float = 30.0,
         limits: UplinkLimits | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        """``clock`` (ns) is what future timestamps are judged against."""
+        """``clock`` (ns) is what future timestamps are judged against; ``queue_lines``
+        bounds the lines waiting for the writer (default: two writes' worth), so a backlog
+        waits in the broker, not in this process."""
         self.writer = writer
         self.registers = registers
         self.dead_letter = dead_letter
@@ -157,7 +160,7 @@ class IngestPipeline:
         self._rejection_log_minute = 0
         self._rejections_logged = 0
         self._rejections_unlogged = 0
-        self.queue: asyncio.Queue[Pending] = asyncio.Queue(queue_batches)
+        self.queue: WeightedQueue[Pending] = WeightedQueue(queue_lines or 2 * max_lines)
         self.stats = IngestStats()
         self.busy = False
         """A group is being written (shutdown waits for it)."""
@@ -237,7 +240,8 @@ class IngestPipeline:
                     len(resolved.samples) - resolved.samples_unstorable,
                     done,
                     stored_ts,
-                )
+                ),
+                len(lines),
             )
         else:
             done()
@@ -323,7 +327,7 @@ class IngestPipeline:
             )
         )
         await self.queue.put(
-            Pending([line], f"edge {topic.edge} state", topic, "", b"", 0, on_written)
+            Pending([line], f"edge {topic.edge} state", topic, "", b"", 0, on_written), 1
         )
 
     def edge(self, topic: EdgeTopic) -> EdgeSeen:

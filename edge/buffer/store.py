@@ -427,24 +427,21 @@ class SampleBuffer:
 
     async def _read(self, start: int, end: int) -> Taken:
         refs = self._refs_in(start, end)
-        cold = [r for r in refs if r.first not in self._hot]
-        loaded = (
-            dict(
-                zip(
-                    (r.first for r in cold),
-                    await asyncio.to_thread(self._log.read, cold),
-                    strict=True,
-                )
-            )
-            if cold
-            else {}
-        )
+        # What is in memory now is taken now: a flush during the disk read below may evict
+        # it, and a record missing from the batch would be committed as sent.
+        contents_of: dict[int, Contents | None] = {
+            r.first: self._hot[r.first] for r in refs if r.first in self._hot
+        }
+        cold = [r for r in refs if r.first not in contents_of]
+        if cold:
+            read = await asyncio.to_thread(self._log.read, cold)
+            contents_of.update(zip((r.first for r in cold), read, strict=True))
         samples: list[SampleRecord] = []
         liveness: list[LivenessEvent] = []
         for ref in refs:
-            contents = self._hot.get(ref.first) or loaded.get(ref.first)
+            contents = contents_of[ref.first]
             if contents is None:
-                continue  # dropped (and counted) while we read
+                continue  # its segment was dropped meanwhile (counted), or damaged (logged)
             n = len(contents.samples)
             lo, hi = max(start, ref.first) - ref.first, min(end, ref.end) - ref.first
             samples += contents.samples[lo : min(hi, n)]
