@@ -86,6 +86,16 @@ async def wait_stored(
     raise AssertionError(f"{len(values)} of {n} samples stored\n{stack.logs()}")
 
 
+async def wait_batches(http: httpx.AsyncClient, stack: PlantStack, n: int) -> None:
+    """Until the collector has taken ``n`` batches (its ``/api/v1/stats``)."""
+    for _ in range(300):
+        stack.check_alive()
+        if (await http.get(f"{stack.api_url}/api/v1/stats")).json()["batches"] >= n:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the collector never took {n} batches\n{stack.logs()}")
+
+
 def collector_stack(broker: str, influx: InfluxServer, database: str, workdir: Path) -> PlantStack:
     env = {"COLLECTOR_INFLUX__URL": influx.url, "COLLECTOR_INFLUX__DATABASE": database}
     return PlantStack(DEMO / "register.yaml", DEMO / "scenario.yaml", broker, env, workdir)
@@ -160,12 +170,7 @@ async def test_a_backlog_waits_in_the_broker_not_in_the_collector(
         await private_influxdb.stop_async()
         await publish(mosquitto.url, make_batches(time.time_ns()))
         async with httpx.AsyncClient() as http:
-            deadline = time.monotonic() + 30
-            while (stats := (await http.get(f"{stack.api_url}/api/v1/stats")).json())[
-                "batches"
-            ] < 3:
-                assert time.monotonic() < deadline, stack.logs()
-                await asyncio.sleep(0.1)
+            await wait_batches(http, stack, 3)
             await asyncio.sleep(2)  # time for more to arrive, were the broker to send them
             stats = (await http.get(f"{stack.api_url}/api/v1/stats")).json()
         assert stats["batches"] == 3, stats
