@@ -123,7 +123,9 @@ class CollectorSettings(BaseSettings):
     receive_maximum: int = Field(8, ge=1, le=1000)
     """Uplink batches the broker may send before the collector acknowledged one (MQTT 5
     Receive Maximum; a batch is acknowledged once written). Bounds what a backlog costs in
-    memory: without it the broker sends a whole backlog at once (up to 65,535 batches)."""
+    memory: without it the broker sends a whole backlog at once (up to 65,535 batches).
+    Also the messages held unhandled before the consumer stops reading a broker that sends
+    more than it should (``collector/ingest/intake.py``)."""
     broker_silence_warning: Duration = 120.0
     """Warn when nothing at all arrives this long after subscribing (edges send health every
     few seconds): no edge publishes, or the broker's ACL does not let the collector read."""

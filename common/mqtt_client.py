@@ -11,7 +11,10 @@
   ``recv`` calls and decodes each PUBLISH into a ``Properties`` and an ``MQTTMessage``,
   more than half of the edge's CPU in a device burst (the same section). The socket is
   read in 32 KiB chunks and a PUBLISH without properties goes straight to the callback;
-  every other packet is handed to paho as if paho had read it.
+  every other packet is handed to paho as if paho had read it;
+- flow control (:meth:`PacketReader.pause`): a reader that cannot keep up stops reading
+  the socket, so the broker's messages wait in the broker (TCP flow control), not in this
+  process; aiomqtt's own queue would drop what does not fit instead.
 
 aiomqtt is pinned below its next major version (pyproject.toml), and
 tests/common/test_mqtt_client.py fails loudly if an attribute used here disappears.
@@ -20,8 +23,11 @@ tests/common/test_mqtt_client.py fails loudly if an attribute used here disappea
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import socket
+import struct
+import termios
 import time
 from collections.abc import Callable
 from typing import Any
@@ -63,13 +69,14 @@ def acknowledge(client: aiomqtt.Client, mid: int, qos: int) -> None:
     paho_client(client).ack(mid, qos)
 
 
-def deliver_to(client: aiomqtt.Client, callback: MessageCallback) -> None:
+def deliver_to(client: aiomqtt.Client, callback: MessageCallback) -> PacketReader:
     """Hand every message of ``client`` to ``callback`` (not to ``client.messages``).
 
     paho calls it from its read callback on the event loop: the socket is read no faster
     than the messages are handled, so a burst waits in the broker (TCP flow control), not
     in this process's memory. An exception from ``callback`` is logged and the connection
-    kept: aiomqtt would take it for a broken socket and disconnect.
+    kept: aiomqtt would take it for a broken socket and disconnect. A callback that
+    hands messages on to slower work pauses the returned reader while it is behind.
     """
 
     def on_message(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -81,13 +88,14 @@ def deliver_to(client: aiomqtt.Client, callback: MessageCallback) -> None:
 
     paho = paho_client(client)
     paho.on_message = on_message  # what the reader leaves to paho: properties, QoS 2
-    reader = PacketReader(paho, callback)
+    lost: asyncio.Future[None] = client._disconnected
+    reader = PacketReader(paho, callback, lost)
     # aiomqtt's reader callback calls paho's loop_read on the instance: this one instead.
     paho.loop_read = reader.loop_read  # type: ignore[method-assign]
     # How the connection ended is for whoever awaits `disconnected`; when the end comes
     # during another call (a publish), that one raises it and this one is never read.
-    lost: asyncio.Future[None] = client._disconnected
     lost.add_done_callback(_mark_read)
+    return reader
 
 
 def _mark_read(future: asyncio.Future[None]) -> None:
@@ -150,17 +158,86 @@ class PacketReader:
     paho has no buffered reader and its per-packet cost was measured as the edge's limit.
     """
 
-    def __init__(self, paho: mqtt.Client, callback: MessageCallback) -> None:
+    def __init__(
+        self, paho: mqtt.Client, callback: MessageCallback, lost: asyncio.Future[None]
+    ) -> None:
         self._paho = paho
         self._callback = callback
+        self._lost = lost
         self._buffer = bytearray()
         self._sock: socket.socket | Any = None
+        self._paused = False
+        self._hold: asyncio.TimerHandle | None = None
+        self.pauses = 0
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop reading the socket until :meth:`resume`: what the broker sends meanwhile
+        waits in the kernel's buffers and then in the broker. Packets already read are
+        still delivered. Call on the event loop."""
+        if self._paused:
+            return
+        self._paused = True
+        self.pauses += 1
+        sock = self._paho._sock
+        loop = asyncio.get_running_loop()
+        if sock is not None:
+            loop.remove_reader(sock.fileno())
+        self._hold = loop.call_later(_HOLD_EVERY_S, self._hold_keepalive)
+
+    def resume(self) -> None:
+        """Read the socket again (and what was left unread, at once)."""
+        if not self._paused:
+            return
+        self._paused = False
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
+        sock = self._paho._sock
+        if sock is not None and not self._lost.done():
+            loop = asyncio.get_running_loop()
+            loop.add_reader(sock.fileno(), self._readable)
+            loop.call_soon(self._readable)
+
+    def _readable(self) -> None:
+        """What aiomqtt's reader callback does, registered again by :meth:`resume`."""
+        try:
+            while not self._paused:
+                self.loop_read()
+                sock = self._paho._sock
+                # An SSL socket can hold decrypted bytes the kernel no longer reports.
+                if sock is None or not (hasattr(sock, "pending") and sock.pending() > 0):
+                    break
+        except Exception as exc:  # a broken socket, as aiomqtt treats it
+            if not self._lost.done():
+                self._lost.set_exception(exc)
+
+    def _hold_keepalive(self) -> None:
+        """While paused, paho sees nothing arrive and would close the connection after
+        its keepalive; bytes waiting unread in the kernel are bytes received. With none
+        waiting, paho's own ping decides (its answer, once it comes, counts again)."""
+        self._hold = None
+        if not self._paused:
+            return
+        paho = self._paho
+        sock = paho._sock
+        if sock is None:
+            return
+        if _unread_bytes(sock) > 0:
+            with paho._msgtime_mutex:
+                paho._last_bytes_received = time.monotonic()
+        self._hold = asyncio.get_running_loop().call_later(_HOLD_EVERY_S, self._hold_keepalive)
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         paho = self._paho
         sock = paho._sock
         if sock is None:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
+        if self._paused:  # aiomqtt's callback may call again (SSL bytes pending)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         if sock is not self._sock:  # a new connection: nothing of an earlier one counts
             self._sock = sock
             self._buffer.clear()
@@ -253,6 +330,20 @@ class PacketReader:
             rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
         paho._in_packet = _in_packet(0, b"")
         return rc
+
+
+_HOLD_EVERY_S = 1.0
+"""paho checks its keepalive every second (aiomqtt's misc loop)."""
+
+
+def _unread_bytes(sock: Any) -> int:
+    """Bytes received on ``sock`` and not read yet (encrypted ones, for TLS)."""
+    try:
+        answer = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    count: int = struct.unpack("i", answer)[0]
+    return count
 
 
 def _in_packet(command: int, body: bytes) -> Any:

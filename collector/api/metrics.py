@@ -158,6 +158,11 @@ class RuntimeCollector(Collector):
             "plantkpi_consumer_acked", "Uplink messages acknowledged to the broker", c.acked
         )
         yield _counter(
+            "plantkpi_consumer_read_pauses",
+            "Times the collector stopped reading the broker until it caught up",
+            c.read_pauses,
+        )
+        yield _counter(
             "plantkpi_consumer_failed_messages",
             "Uplink messages that failed unexpectedly",
             c.failed_messages,

@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from collector.ingest.dead_letters import envelope
+from collector.ingest.intake import Intake
 from collector.ingest.pipeline import IngestPipeline
 from common import mqtt_client
 from common.backoff import Backoff
@@ -48,6 +49,8 @@ class ConsumerStats:
     bad_topics: int = 0
     failed_messages: int = 0
     acked: int = 0
+    read_pauses: int = 0
+    """Times reading from the broker stopped until handling caught up (InfluxDB behind)."""
     last_error: str = ""
     silent_s: float = 0.0
     """Seconds since subscribing with nothing received at all (0 once anything arrives)."""
@@ -87,22 +90,24 @@ class UplinkConsumer:
         self.generation = 0
         self.paused = asyncio.Event()
         self.resume = asyncio.Event()  # never set: a paused consumer waits for shutdown
+        self._intake: Intake | None = None
 
     async def dead_letter(
         self, topic: EdgeTopic | None, topic_name: str, payload: bytes, reason: str
     ) -> None:
-        client, refusals = self.client, self.refusals
+        client, refusals, intake = self.client, self.refusals, self._intake
         target = (
             dead_letter_topic(self.prefix, topic.enterprise, topic.plant, topic.edge)
             if topic is not None
             else unknown_dead_letter_topic(self.prefix)
         )
         letter = envelope(topic_name, reason, payload)
-        if client is None or refusals is None:
+        if client is None or refusals is None or intake is None:
             log.error("dead letter not published (broker down): %s", reason)
             return
         try:
-            await publish_checked(client, refusals, target, letter)
+            with intake.reading_for_reply():  # its PUBACK
+                await publish_checked(client, refusals, target, letter)
         except aiomqtt.MqttError as exc:
             log.error("dead letter not published (%s): %s", exc, reason)
 
@@ -128,18 +133,18 @@ class UplinkConsumer:
                     properties=connect_props,
                     keepalive=15,
                     timeout=30,
-                    # Room for every batch in flight plus the edges' health (QoS 0, not
-                    # counted by the Receive Maximum): aiomqtt drops what does not fit.
-                    max_queued_incoming_messages=self.receive_maximum + 1000,
                 )
                 # Acknowledge a batch only once InfluxDB has it.
                 mqtt_client.enable_manual_acks(client)
                 refusals = RefusalWatch(client)
+                # Before connecting: a persistent session's queued batches come at once.
+                intake = self._open_intake(client)
                 async with client:
                     self.client, self.refusals = client, refusals
                     self.generation += 1
                     self.stats.connects += 1
-                    await self._subscribe(client)
+                    with intake.reading_for_reply():  # the SUBACK
+                        await self._subscribe(client)
                     self.stats.state = "subscribed"
                     self.stats.last_error = ""
                     self.connected.set()
@@ -152,9 +157,10 @@ class UplinkConsumer:
                     backoff.reset()
                     watch = asyncio.create_task(self._warn_while_silent(), name="silence")
                     try:
-                        await self._read(client)
+                        await self._read(client, intake)
                     finally:
                         watch.cancel()
+                        intake.close()
             except asyncio.CancelledError:
                 raise
             except aiomqtt.MqttError as exc:
@@ -220,20 +226,51 @@ class UplinkConsumer:
             )
         self.stats.silent_s = 0.0
 
-    async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            if self.paused.is_set():
-                # Shutting down: leave it unacknowledged; the broker sends it again.
-                await self.resume.wait()
-            topic_name = str(message.topic)
-            ack = self._acknowledger(client, message.mid, message.qos)
-            try:
-                await self.handle(topic_name, _as_bytes(message.payload), ack)
-            except Exception:
-                # One message must never stop ingestion: log it, count it, go on.
-                self.stats.failed_messages += 1
-                log.exception("failed to process a message on %s", topic_name)
-                ack()
+    def _open_intake(self, client: aiomqtt.Client) -> Intake:
+        """Where this connection's messages wait for :meth:`_read`; at the Receive Maximum
+        the socket is no longer read, so a broker that sends more than it should cannot
+        fill this process (``collector/ingest/intake.py``)."""
+        intake: Intake | None = None
+
+        def receive(topic: str, payload: bytes, qos: int, mid: int) -> None:
+            assert intake is not None
+            intake.put(topic, payload, qos, mid)
+
+        reader = mqtt_client.deliver_to(client, receive)
+        intake = Intake(reader, self.receive_maximum, on_pause=self._count_pause)
+        self._intake = intake
+        return intake
+
+    def _count_pause(self) -> None:
+        self.stats.read_pauses += 1
+
+    async def _read(self, client: aiomqtt.Client, intake: Intake) -> None:
+        """Handle messages in order until the connection ends (raises its error); the one
+        being handled then is finished first."""
+        lost = asyncio.ensure_future(mqtt_client.disconnected(client))
+        try:
+            while True:
+                taking = asyncio.ensure_future(intake.get())
+                await asyncio.wait({taking, lost}, return_when=asyncio.FIRST_COMPLETED)
+                if not taking.done():
+                    taking.cancel()
+                    lost.result()  # raises how the connection ended
+                message = taking.result()
+                if message is None:  # closed: the connection is over
+                    return
+                if self.paused.is_set():
+                    # Shutting down: leave it unacknowledged; the broker sends it again.
+                    await self.resume.wait()
+                ack = self._acknowledger(client, message.mid, message.qos)
+                try:
+                    await self.handle(message.topic, message.payload, ack)
+                except Exception:
+                    # One message must never stop ingestion: log it, count it, go on.
+                    self.stats.failed_messages += 1
+                    log.exception("failed to process a message on %s", message.topic)
+                    ack()
+        finally:
+            lost.cancel()
 
     def _acknowledger(self, client: aiomqtt.Client, mid: int, qos: int) -> Callable[[], None]:
         generation = self.generation
@@ -254,6 +291,8 @@ class UplinkConsumer:
     def pause(self) -> None:
         """Stop taking new messages (for a clean shutdown); acks of queued ones still go out."""
         self.paused.set()
+        if self._intake is not None:
+            self._intake.stop_reading()
 
     async def handle(self, topic_name: str, payload: bytes, ack: Callable[[], None]) -> None:
         """Route one message; every path ends in ``ack`` (now, or once stored)."""
@@ -306,11 +345,3 @@ def _reason_codes(granted: object) -> list[int]:
         value = getattr(code, "value", code)
         codes.append(value if isinstance(value, int) else 0x80)
     return codes
-
-
-def _as_bytes(payload: object) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return b""

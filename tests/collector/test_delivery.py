@@ -6,6 +6,8 @@ Real mosquitto, real influxd, the collector as a real process (killed with SIGKI
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import signal
 import time
 import uuid
@@ -30,9 +32,9 @@ ENTERPRISE = "jinhua-machinery"
 BATCHES, PER_BATCH = 20, 50
 
 
-def make_batches(start_ns: int) -> list[bytes]:
+def make_batches(start_ns: int, batches: int = BATCHES) -> list[bytes]:
     payloads = []
-    for seq in range(BATCHES):
+    for seq in range(batches):
         cols = SampleColumns()
         for i in range(PER_BATCH):
             ts = start_ns + (seq * PER_BATCH + i) * 1_000_000
@@ -180,3 +182,55 @@ async def test_a_backlog_waits_in_the_broker_not_in_the_collector(
     finally:
         stack.stop_all()
     assert sorted(values) == [float(i) for i in range(BATCHES * PER_BATCH)]
+
+
+async def test_a_broker_sending_more_than_the_receive_maximum_cannot_stall_ingestion(
+    private_mosquitto: MosquittoServer, private_influxdb: InfluxServer, tmp_path: Path
+) -> None:
+    """mosquitto 2.0.11 stops keeping to the Receive Maximum once acknowledgements flow and
+    sends the whole backlog. The collector stops reading the socket while it holds that many
+    messages unhandled, so nothing is dropped in the process: before, a dropped batch stayed
+    unacknowledged and ingestion stalled for good on that connection (1,389 of 3,000
+    batches stored). A dead letter's PUBACK comes behind what the broker sent before it:
+    reading goes on for that reply, or the consumer would wait for it for good."""
+    database = "flood"
+    batches, every = 3000, 100
+    private_influxdb.create_database(database)
+    broker = parse_broker_url(private_mosquitto.url)
+    stack = collector_stack(private_mosquitto.url, private_influxdb, database, tmp_path)
+    payloads = make_batches(time.time_ns(), batches)
+    for at in range(len(payloads) - 1, 0, -every):
+        payloads.insert(at, b"not an uplink batch")
+    letters = 0
+    try:
+        stack.start_collector(
+            period="1h",
+            extra_env={"COLLECTOR_RECEIVE_MAXIMUM": "8", "COLLECTOR_WRITE_BATCH_LINES": "50"},
+        )
+        stack.wait_for_api()
+        async with aiomqtt.Client(broker.host, broker.port) as watcher:
+            await watcher.subscribe("plantkpi/deadletter/v1/#", qos=1)
+            await private_influxdb.stop_async()
+            await publish(private_mosquitto.url, payloads)
+            async with httpx.AsyncClient() as http:
+                await wait_batches(http, stack, 2)  # the queue's two writes' worth
+                await private_influxdb.start_async()
+                values = await wait_stored(private_influxdb, database, batches * PER_BATCH, stack)
+                consumer = (await http.get(f"{stack.api_url}/api/v1/stats")).json()["consumer"]
+            async with asyncio.timeout(30):
+                async for message in watcher.messages:
+                    letter = json.loads(_bytes(message.payload))
+                    assert base64.b64decode(letter["excerpt_base64"]) == b"not an uplink batch"
+                    letters += 1
+                    if letters == batches // every:
+                        break
+    finally:
+        stack.stop_all()
+    assert sorted(values) == [float(i) for i in range(batches * PER_BATCH)]
+    assert consumer["connects"] == 1, consumer  # caught up without a reconnect
+    assert consumer["read_pauses"] >= 1, consumer
+
+
+def _bytes(payload: object) -> bytes:
+    assert isinstance(payload, bytes | bytearray)
+    return bytes(payload)

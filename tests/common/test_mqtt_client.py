@@ -200,3 +200,38 @@ async def test_qos1_is_acknowledged_by_paho_unless_acknowledgement_is_manual(
     again = [b"0", b"1", b"2", b"3", b"4"] if manual else []
     assert got[: len(again)] == again
     assert got[len(again) :][:5] == [b"5", b"6", b"7", b"8", b"9"]
+
+
+@pytest.mark.integration
+async def test_a_paused_reader_reads_nothing_keeps_the_connection_and_resumes_in_order(
+    mosquitto: MosquittoServer,
+) -> None:
+    """Paused for three keepalive periods with messages waiting unread: paho would take the
+    silence for a dead broker and close; bytes waiting in the kernel count as received."""
+    got: list[bytes] = []
+    done = asyncio.Event()
+    sent = [str(k).encode() for k in range(300)]
+
+    def receive(topic: str, payload: bytes, qos: int, mid: int) -> None:
+        got.append(payload)
+        if len(got) == len(sent):
+            done.set()
+
+    client = aiomqtt.Client(mosquitto.host, mosquitto.port, keepalive=1)
+    reader = mqtt_client.deliver_to(client, receive)
+    async with client, aiomqtt.Client(mosquitto.host, mosquitto.port) as publisher:
+        await client.subscribe("paused/x", qos=1)
+        reader.pause()
+        assert reader.paused
+        for payload in sent:
+            await publisher.publish("paused/x", payload, qos=1)
+        waiting = asyncio.create_task(mqtt_client.disconnected(client))
+        await asyncio.sleep(3.5)
+        assert got == []
+        assert not waiting.done()
+        reader.resume()
+        await done.wait()  # bounded by pytest's timeout
+        assert not waiting.done()
+        waiting.cancel()
+    assert got == sent
+    assert reader.pauses == 1
