@@ -36,8 +36,7 @@ from collector.storage.lineprotocol import (
     StoredLiveness,
     liveness_line,
     liveness_lines,
-    reconfirm_line,
-    sample_line,
+    sample_lines_of_columns,
     watermark_line,
 )
 from collector.storage.writer import InfluxWriter
@@ -237,7 +236,7 @@ class IngestPipeline:
                     topic,
                     topic_name,
                     payload,
-                    len(resolved.samples) - resolved.samples_unstorable,
+                    len(resolved.rows) - resolved.samples_unstorable,
                     done,
                     stored_ts,
                 ),
@@ -252,21 +251,29 @@ class IngestPipeline:
         """Line protocol for the accepted samples, and their source times; a sample that
         cannot be stored (e.g. a timestamp outside InfluxDB's range) is rejected on its
         own, naming it."""
+        batch = resolved.batch
         lines: list[str] = []
         stored_ts: list[int] = []
-        for sample in resolved.samples:
-            try:
-                lines.append(sample_line(sample))
-                again = reconfirm_line(sample)
-                if again is not None:
-                    lines.append(again)
-                stored_ts.append(sample.ts_ns)
-            except LineProtocolError as exc:
+        if batch is not None and resolved.rows:
+            cols = batch.samples
+            out = sample_lines_of_columns(
+                resolved.rows,
+                resolved.series,
+                cols.ts,
+                cols.value,
+                cols.status,
+                cols.recv,
+                cols.server_ts,
+                batch.edge,
+                batch.seq,
+            )
+            lines, stored_ts = out.lines, out.stored_ts
+            for _row, problem in out.failed:
                 self.stats.samples_rejected += 1
                 by_rule = self.stats.samples_rejected_by_rule
                 by_rule["unstorable"] = by_rule.get("unstorable", 0) + 1
                 resolved.samples_unstorable += 1
-                log.warning("rejected sample from edge %s batch %d: %s", edge, sample.seq, exc)
+                log.warning("rejected sample from edge %s batch %d: %s", edge, batch.seq, problem)
         try:
             lines.extend(liveness_lines(enterprise, plant, edge, resolved.liveness))
         except LineProtocolError as exc:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector.ingest.resolve import BatchRejected, resolve_batch
+from common.limits import timestamp_problem, value_problem
 from common.register_loader import load_register
 from common.topics import EdgeTopic
-from common.wire import LivenessEvent, SampleColumns, UplinkBatch
+from common.wire import LivenessEvent, SampleColumns, UplinkBatch, Value
+from tests.fuzz.profiles import fuzz
 
 REGISTER = load_register(Path(__file__).parents[2] / "examples" / "demo" / "register.yaml")
 REGISTERS = {REGISTER.enterprise_id: REGISTER}
@@ -93,3 +97,56 @@ def test_sequence_numbers_count_gaps_and_redeliveries() -> None:
     assert (seen.boot, seen.last_seq) == (2, 1)
     assert seen.seq_gaps == 2  # 2 and 3 were skipped when 4 came
     assert seen.redeliveries == 2  # the late 2 and the repeated 4; a new boot starts afresh
+
+
+NOW = 1_795_000_000_000_000_000
+_ints = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from([-(2**63), 2**63 - 1, 2**63, -(2**63) - 1, -1, 0, NOW, NOW + 10**10]),
+    st.integers(),
+)
+_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), _ints, st.booleans(), st.text(), st.none()
+)
+FOREIGN = next(ref for ref in REGISTER.signals() if ref.plant.id != "plant-a")
+_signals = st.sampled_from(
+    [
+        ("a1-turning", "spindle_speed"),
+        ("a2-screwing", "torque"),
+        ("a1-turning", "nope"),
+        (FOREIGN.process.id, FOREIGN.signal.id),
+    ]
+)
+
+
+@given(st.lists(st.tuples(_signals, _ints, _values, _ints, st.none() | _ints), max_size=10))
+@fuzz
+def test_the_common_case_shortcut_accepts_exactly_what_the_rules_accept(
+    rows: list[tuple[tuple[str, str], int, Value, int, int | None]],
+) -> None:
+    cols = SampleColumns.model_construct(
+        process=[key[0] for key, *_ in rows],
+        signal=[key[1] for key, *_ in rows],
+        ts=[ts for _, ts, *_ in rows],
+        value=[value for _, _, value, *_ in rows],
+        status=[0] * len(rows),
+        recv=[recv for *_, recv, _ in rows],
+        server_ts=[server for *_, server in rows],
+    )
+    resolved = resolve_batch(
+        make([]).model_copy(update={"samples": cols}), TOPIC, REGISTERS, now_ns=NOW
+    )
+    by_rules = []
+    for i, ((process, signal), ts, value, recv, server) in enumerate(rows):
+        ref = REGISTER.signal(process, signal)
+        if (
+            ref is not None
+            and ref.plant.id == "plant-a"
+            and value_problem(value) is None
+            and timestamp_problem(ts, NOW) is None
+            and all(t is None or -(2**63) <= t <= 2**63 - 1 for t in (recv, server))
+        ):
+            by_rules.append(i)
+    assert resolved.rows == by_rules
+    assert resolved.rejected_samples == len(rows) - len(by_rules)
+    assert [s.value for s in resolved.samples] == [rows[i][2] for i in by_rules]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from collector.ingest.resolve import BatchRejected, resolve_batch
 from collector.storage.lineprotocol import sample_line
+from common.limits import timestamp_problem, value_problem
 from common.register_loader import load_register
 from common.topics import EdgeTopic
 from common.wire import UplinkBatch, WireError, decode_batch
@@ -46,6 +47,18 @@ def check_batch(batch: UplinkBatch) -> None:
         return
     assert resolved.rejected_samples + len(resolved.samples) == len(batch.samples)
     assert sum(resolved.rejected_by_rule.values()) == resolved.rejected_samples
+    # The fast path for the common case accepts exactly what the rules accept.
+    cols = batch.samples
+    by_rules = [
+        i
+        for i in range(len(cols))
+        if REGISTER.signal(cols.process[i], cols.signal[i]) is not None
+        and REGISTER.signal(cols.process[i], cols.signal[i]).plant.id == batch.plant  # type: ignore[union-attr]
+        and value_problem(cols.value[i]) is None
+        and timestamp_problem(cols.ts[i], NOW) is None
+        and all(t is None or -(2**63) <= t <= 2**63 - 1 for t in (cols.recv[i], cols.server_ts[i]))
+    ]
+    assert resolved.rows == by_rules
     for sample in resolved.samples:
         sample_line(sample)  # raises LineProtocolError if it could poison a write
 
