@@ -4,6 +4,7 @@ uses are gone (an upgrade), and delivers messages directly against a real mosqui
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -27,7 +28,13 @@ async def test_the_private_parts_used_are_there() -> None:
     # aiomqtt's own queue is fed through paho's on_message: what deliver_to replaces.
     assert paho.on_message == client._on_message
     # What PacketReader reads and calls in place of paho's own reader.
-    for method in ("_sock_recv", "_packet_handle", "_loop_rc_handle", "_send_puback"):
+    for method in (
+        "_sock_recv",
+        "_packet_handle",
+        "_loop_rc_handle",
+        "_send_puback",
+        "_packet_queue",
+    ):
         assert callable(getattr(paho, method)), method
     for attribute in (
         "_sock",
@@ -235,3 +242,63 @@ async def test_a_paused_reader_reads_nothing_keeps_the_connection_and_resumes_in
         waiting.cancel()
     assert got == sent
     assert reader.pauses == 1
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("protocol", [aiomqtt.ProtocolVersion.V311, aiomqtt.ProtocolVersion.V5])
+async def test_acknowledgements_given_together_leave_together_and_all_count(
+    mosquitto: MosquittoServer, protocol: aiomqtt.ProtocolVersion
+) -> None:
+    """PUBACKs given during one turn of the event loop (every message of a read) go out
+    as one write; the broker takes every one (the next connection of the session gets
+    nothing of them again), and the messages left unacknowledged come again."""
+    identifier = f"batched-acks-{protocol.name}"
+    got: list[bytes] = []
+    arrived = asyncio.Event()
+
+    async def session(acknowledged: int) -> None:
+        client = aiomqtt.Client(
+            mosquitto.host, mosquitto.port, identifier=identifier, **_resumed(protocol)
+        )
+
+        def receive(topic: str, payload: bytes, qos: int, mid: int) -> None:
+            got.append(payload)
+            if len(got) <= acknowledged:
+                mqtt_client.acknowledge(client, mid, qos)
+            if len(got) == 400:
+                arrived.set()
+
+        mqtt_client.enable_manual_acks(client)
+        mqtt_client.deliver_to(client, receive)
+        async with client:
+            await client.subscribe("batched/x", qos=1)
+            await arrived.wait()  # bounded by pytest's timeout
+            await asyncio.sleep(0.5)  # time for the acknowledgements to reach the broker
+
+    async with aiomqtt.Client(
+        mosquitto.host, mosquitto.port, identifier=identifier, **_resumed(protocol)
+    ) as first:
+        await first.subscribe("batched/x", qos=1)  # the persistent session exists
+    sent = [str(k).encode() for k in range(400)]
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as publisher:
+        for payload in sent:
+            await publisher.publish("batched/x", payload, qos=1)
+    await session(390)  # all but the last ten
+    assert got == sent
+    got.clear()
+    arrived.clear()
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as publisher:
+        for payload in sent[:390]:
+            await publisher.publish("batched/x", b"new " + payload, qos=1)
+    await session(400)
+    assert got[:10] == sent[390:]  # the unacknowledged ten, again, first
+    assert got[10:] == [b"new " + payload for payload in sent[:390]]
+
+
+def _resumed(protocol: aiomqtt.ProtocolVersion) -> dict[str, Any]:
+    """A session that outlives the connection, in either protocol's terms."""
+    if protocol != aiomqtt.ProtocolVersion.V5:
+        return {"protocol": protocol, "clean_session": False}
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 300
+    return {"protocol": protocol, "clean_start": False, "properties": properties}
