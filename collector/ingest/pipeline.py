@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -39,7 +40,7 @@ from collector.storage.lineprotocol import (
     sample_lines_of_columns,
     watermark_line,
 )
-from collector.storage.writer import InfluxWriter
+from collector.storage.writer import InfluxWriter, PreparedWrite
 from common.limits import UplinkLimits
 from common.register_loader import LoadedRegister
 from common.topics import EdgeTopic
@@ -161,8 +162,8 @@ class IngestPipeline:
         self._rejections_unlogged = 0
         self.queue: WeightedQueue[Pending] = WeightedQueue(queue_lines or 2 * max_lines)
         self.stats = IngestStats()
-        self.busy = False
-        """A group is being written (shutdown waits for it)."""
+        self._preparing = False
+        self._in_flight: asyncio.Task[None] | None = None
         self.written = asyncio.Event()
         """Set after every successful write (tests and the KPI loop wait on it)."""
 
@@ -419,32 +420,72 @@ class IngestPipeline:
             seen.last_seq = seq
 
     async def run_writer(self) -> None:
-        while True:
-            group = [await self.queue.get()]
-            self.busy = True
-            deadline = time.monotonic() + self.flush_interval
-            n_lines = len(group[0].lines)
-            while n_lines < self.max_lines:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
-                # that lands as the get completes, and shutdown would hang.
-                try:
-                    async with asyncio.timeout(remaining):
-                        item = await self.queue.get()
-                except TimeoutError:
-                    break
-                group.append(item)
-                n_lines += len(item.lines)
-            try:
-                await self._write_group(group)
-            finally:
-                self.busy = False
-
-    async def _write_group(self, group: list[Pending]) -> None:
+        """Write groups of queued batches, one request at a time and in order (a batch's
+        watermark must not be stored before the batches before it), building the next
+        group's request while the previous one is in flight: building it after would put
+        a few ms per write on InfluxDB's critical path (docs/benchmarks.md, "Collector
+        ingest")."""
+        in_flight: asyncio.Task[None] | None = None
         try:
-            await self._write_retrying([line for item in group for line in item.lines])
+            while True:
+                taking = asyncio.ensure_future(self._take_group())
+                try:
+                    while in_flight is not None and not taking.done():
+                        # A write that fails for good stops the writer, as it always did.
+                        await asyncio.wait({taking, in_flight}, return_when=FIRST_COMPLETED)
+                        if in_flight.done():
+                            in_flight.result()
+                            in_flight = None
+                    group = await taking
+                finally:
+                    if not taking.done():
+                        taking.cancel()
+                        self._preparing = False
+                try:
+                    prepared = await self.writer.prepare(
+                        [line for item in group for line in item.lines]
+                    )
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = self._in_flight = asyncio.create_task(
+                        self._write_group(group, prepared)
+                    )
+                finally:
+                    self._preparing = False
+        finally:
+            if in_flight is not None and not in_flight.done():
+                in_flight.cancel()
+
+    @property
+    def busy(self) -> bool:
+        """A group is being prepared or written (shutdown waits for it)."""
+        return self._preparing or (self._in_flight is not None and not self._in_flight.done())
+
+    async def _take_group(self) -> list[Pending]:
+        """The queued batches of the next write: at least one, then what arrives within
+        ``flush_interval`` up to ``max_lines`` lines."""
+        group = [await self.queue.get()]
+        self._preparing = True  # taken from the queue: shutdown waits for it from here
+        deadline = time.monotonic() + self.flush_interval
+        n_lines = len(group[0].lines)
+        while n_lines < self.max_lines:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            # that lands as the get completes, and shutdown would hang.
+            try:
+                async with asyncio.timeout(remaining):
+                    item = await self.queue.get()
+            except TimeoutError:
+                break
+            group.append(item)
+            n_lines += len(item.lines)
+        return group
+
+    async def _write_group(self, group: list[Pending], prepared: PreparedWrite) -> None:
+        try:
+            await self._write_retrying(prepared)
         except WriteRejected as exc:
             if len(group) == 1:
                 await self._reject(group[0], exc)
@@ -452,7 +493,7 @@ class IngestPipeline:
             # Find the poisoned batch: write each on its own.
             for item in group:
                 try:
-                    await self._write_retrying(item.lines)
+                    await self._write_retrying(await self.writer.prepare(item.lines))
                 except WriteRejected as item_exc:
                     await self._reject(item, item_exc)
                 else:
@@ -478,12 +519,12 @@ class IngestPipeline:
         if item.on_written is not None:
             item.on_written()
 
-    async def _write_retrying(self, lines: list[str]) -> None:
+    async def _write_retrying(self, prepared: PreparedWrite) -> None:
         delay = 0.5
         while True:
             started = time.monotonic()
             try:
-                await self.writer.write(lines)
+                await self.writer.write_prepared(prepared)
                 self.stats.last_write_latency_s = time.monotonic() - started
                 return
             except (WriteUnavailable, DatabaseMissing, WriteUnauthorized) as exc:

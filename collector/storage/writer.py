@@ -66,12 +66,31 @@ class WriterStats:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedWrite:
+    """Lines cut into requests, with each request's body where the writer builds it (v1:
+    gzip); made by ``prepare`` while an earlier write is still in flight."""
+
+    chunks: list[Sequence[str]]
+    bodies: list[bytes] | None = None
+
+    @property
+    def lines(self) -> int:
+        return sum(len(chunk) for chunk in self.chunks)
+
+
 class InfluxWriter(Protocol):
     settings: InfluxSettings
     stats: WriterStats
 
     async def write(self, lines: Sequence[str]) -> None:
         """Store the lines or raise a ``WriteError`` subclass."""
+
+    async def prepare(self, lines: Sequence[str]) -> PreparedWrite:
+        """The requests ``write`` would send for ``lines``, built ahead (it sends nothing)."""
+
+    async def write_prepared(self, prepared: PreparedWrite) -> None:
+        """``write`` of what ``prepare`` made; may be sent again after a failure."""
 
     async def ensure_database(self) -> bool:
         """Create the database if the server lets us; True when it confirmed it exists."""
@@ -93,12 +112,25 @@ class _ChunkingWriter:
         self._warned_bucket = False
 
     async def write(self, lines: Sequence[str]) -> None:
+        await self.write_prepared(await self.prepare(lines))
+
+    async def prepare(self, lines: Sequence[str]) -> PreparedWrite:
+        chunks = [
+            lines[start : start + self.max_lines] for start in range(0, len(lines), self.max_lines)
+        ]
+        return PreparedWrite(chunks, await self._bodies(chunks))
+
+    async def _bodies(self, chunks: list[Sequence[str]]) -> list[bytes] | None:
+        """The request bodies, for a writer that builds its own."""
+        return None
+
+    async def write_prepared(self, prepared: PreparedWrite) -> None:
         rejection: WriteRejected | None = None
         written = 0
-        for start in range(0, len(lines), self.max_lines):
-            chunk = lines[start : start + self.max_lines]
+        bodies = prepared.bodies
+        for k, chunk in enumerate(prepared.chunks):
             try:
-                await self._send(chunk)
+                await self._send(chunk, None if bodies is None else bodies[k])
             except WriteError as exc:
                 self.stats.failures[exc.kind] += 1
                 if isinstance(exc, WriteRejected):
@@ -114,7 +146,7 @@ class _ChunkingWriter:
             rejection.written = written
             raise rejection
 
-    async def _send(self, chunk: Sequence[str]) -> None:
+    async def _send(self, chunk: Sequence[str], body: bytes | None) -> None:
         raise NotImplementedError
 
     def _http(self) -> aiohttp.ClientSession:
@@ -180,13 +212,17 @@ def _gzip_body(lines: Sequence[str]) -> bytes:
 class V1Writer(_ChunkingWriter):
     """InfluxDB 1.x ``POST /write?db=&rp=&precision=ns`` with a gzip body."""
 
-    async def _send(self, chunk: Sequence[str]) -> None:
+    async def _bodies(self, chunks: list[Sequence[str]]) -> list[bytes] | None:
+        # In a thread: zlib lets go of the GIL, so the event loop decodes the next batches
+        # meanwhile (about 4 ms per 5,000 lines, docs/benchmarks.md "Collector ingest").
+        return await asyncio.to_thread(lambda: [_gzip_body(chunk) for chunk in chunks])
+
+    async def _send(self, chunk: Sequence[str], body: bytes | None) -> None:
         params = {"db": self.settings.database, "precision": "ns"}
         if self.settings.retention_policy:
             params["rp"] = self.settings.retention_policy
-        # In a thread: zlib lets go of the GIL, so the event loop decodes the next batches
-        # meanwhile (about 4 ms per 5,000 lines, docs/benchmarks.md "Collector ingest").
-        body = await asyncio.to_thread(_gzip_body, chunk)
+        if body is None:
+            body = await asyncio.to_thread(_gzip_body, chunk)
         headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
         try:
             async with self._http().post(
@@ -223,7 +259,8 @@ class V2Writer(_ChunkingWriter):
             self._write_api = self._client.write_api()
         return self._write_api
 
-    async def _send(self, chunk: Sequence[str]) -> None:
+    async def _send(self, chunk: Sequence[str], body: bytes | None) -> None:
+        # The client builds (and gzips) its own request.
         try:
             await self._api().write(
                 bucket=self.settings.bucket,
