@@ -248,16 +248,9 @@ class UplinkConsumer:
         """Handle messages in order until the connection ends (raises its error); the one
         being handled then is finished first."""
         lost = asyncio.ensure_future(mqtt_client.disconnected(client))
+        lost.add_done_callback(lambda _: intake.close())
         try:
-            while True:
-                taking = asyncio.ensure_future(intake.get())
-                await asyncio.wait({taking, lost}, return_when=asyncio.FIRST_COMPLETED)
-                if not taking.done():
-                    taking.cancel()
-                    lost.result()  # raises how the connection ended
-                message = taking.result()
-                if message is None:  # closed: the connection is over
-                    return
+            while (message := await intake.get()) is not None:
                 if self.paused.is_set():
                     # Shutting down: leave it unacknowledged; the broker sends it again.
                     await self.resume.wait()
@@ -269,6 +262,7 @@ class UplinkConsumer:
                     self.stats.failed_messages += 1
                     log.exception("failed to process a message on %s", message.topic)
                     ack()
+            await lost  # raises how the connection ended
         finally:
             lost.cancel()
 

@@ -74,10 +74,6 @@ class PreparedWrite:
     chunks: list[Sequence[str]]
     bodies: list[bytes] | None = None
 
-    @property
-    def lines(self) -> int:
-        return sum(len(chunk) for chunk in self.chunks)
-
 
 class InfluxWriter(Protocol):
     settings: InfluxSettings
