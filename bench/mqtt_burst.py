@@ -11,13 +11,15 @@ QoS. Starts its own device mosquitto, central mosquitto and influxd; per QoS and
 - *broker alone*: ``mosquitto_sub -C messages`` on the device broker: the rate the broker
   and the publishers allow (the ceiling of everything below);
 - *Python bridge* (``bench/mqtt_bridge.py``): paho → batched ``/write``, in memory only;
+- *Node-RED* (``bench/node_red.py``): ``mqtt in`` → ``join`` → ``influxdb batch``, in
+  memory only (installed from ``bench/node_red/package-lock.json`` when missing);
 - *plantkpi*: device broker → edge agent (every sample on disk before it counts as read,
   acknowledged after the disk) → central broker (QoS 1) → collector → influxd.
 
 Measured from the first publish until the last sample is written (the bridge's and the
 collector's own counts), then counted in InfluxDB (nothing lost); CPU seconds per process;
 the edge's and the collector's peak RSS (``VmHWM``). Medians over the runs; the rates are
-also given as ratios to the broker alone and to the bridge measured in the same run.
+also given as ratios to the broker alone, the bridge and Node-RED measured in the same run.
 """
 
 from __future__ import annotations
@@ -42,14 +44,17 @@ if str(ROOT) not in sys.path:  # run as a script: make the project importable
 
 import httpx  # noqa: E402
 
-from bench.cpu import CpuSnapshot, peak_rss_mb, snapshot, usage  # noqa: E402
+from bench.cpu import CpuSnapshot, CpuUsage, peak_rss_mb, snapshot, usage  # noqa: E402
+from bench.node_red import MEASUREMENT as NODE_RED_MEASUREMENT  # noqa: E402
+from bench.node_red import VERSION as NODE_RED_VERSION  # noqa: E402
+from bench.node_red import running_node_red  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from tests.support.plant import PlantStack  # noqa: E402
-from tests.support.servers import InfluxServer, MosquittoServer, free_port  # noqa: E402
+from tests.support.servers import LOOPBACK, InfluxServer, MosquittoServer, free_port  # noqa: E402
 
 SECTION = "MQTT device burst (device path against its peers)"
 ENTERPRISE, PLANT, SOURCE = "burst", "burst-plant", "devices"
-PIPELINES = ("broker alone", "Python bridge", "plantkpi")
+PIPELINES = ("broker alone", "Python bridge", "Node-RED", "plantkpi")
 
 
 DEVICE_BROKER_CONFIG = ["max_queued_messages 10000000"]
@@ -74,6 +79,8 @@ class Run:
     stored: int
     """Counted in InfluxDB afterwards (the broker alone: messages received)."""
     cpu_s: dict[str, float]
+    machine_busy: float
+    """Share of the machine's CPU time (both cores) that was busy, whoever used it."""
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     written: int | None = None
     """plantkpi: samples the collector wrote, re-deliveries included (≥ stored)."""
@@ -143,8 +150,8 @@ async def publish(broker: MosquittoServer, files: list[Path], qos: int) -> None:
             raise BurstError(f"mosquitto_pub failed ({proc.returncode}): {err.decode()[-500:]}")
 
 
-def _cpu(before: CpuSnapshot, after: CpuSnapshot, wall: float) -> dict[str, float]:
-    return usage(before, after, wall).seconds
+def _cpu(before: CpuSnapshot, after: CpuSnapshot, wall: float) -> CpuUsage:
+    return usage(before, after, wall)
 
 
 async def broker_alone(device: MosquittoServer, files: list[Path], messages: int, qos: int) -> Run:
@@ -161,9 +168,8 @@ async def broker_alone(device: MosquittoServer, files: list[Path], messages: int
     await publish(device, files, qos)
     await asyncio.wait_for(sub.wait(), 600)
     seconds = time.monotonic() - started
-    return Run(
-        "broker alone", qos, messages, seconds, messages, _cpu(before, snapshot(pids), seconds)
-    )
+    cpu = _cpu(before, snapshot(pids), seconds)
+    return Run("broker alone", qos, messages, seconds, messages, cpu.seconds, cpu.machine_busy)
 
 
 async def python_bridge(
@@ -194,8 +200,8 @@ async def python_bridge(
         out, _ = await asyncio.wait_for(bridge.communicate(), 600)
         result = json.loads(out.decode().strip().splitlines()[-1])
         seconds = result["done"] - started
-        cpu = _cpu(before, snapshot({k: v for k, v in pids.items() if k != "bridge"}), seconds)
-        cpu["bridge"] = result["cpu_s"]  # it has exited: its own count (start-up included)
+        used = _cpu(before, snapshot({k: v for k, v in pids.items() if k != "bridge"}), seconds)
+        cpu = {**used.seconds, "bridge": result["cpu_s"]}  # it has exited: its own count
         rss = {"bridge": result["peak_rss_mb"]}
         stored = await count(influx, database, "bridge")
     finally:
@@ -204,7 +210,66 @@ async def python_bridge(
             await bridge.wait()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(influx.drop_database, database)
-    return Run("Python bridge", qos, messages, seconds, stored, cpu, rss)
+    return Run("Python bridge", qos, messages, seconds, stored, cpu, used.machine_busy, rss)
+
+
+async def node_red(
+    device: MosquittoServer,
+    influx: InfluxServer,
+    files: list[Path],
+    messages: int,
+    qos: int,
+    workdir: Path,
+) -> Run:
+    database = f"bench_burst_node_red_{time.time_ns()}"
+    await asyncio.to_thread(influx.create_database, database)
+    try:
+        async with (
+            running_node_red(
+                workdir,
+                (device.host, device.port),
+                "burst/#",
+                qos,
+                (LOOPBACK, influx.port),
+                database,
+            ) as red,
+            httpx.AsyncClient() as http,
+        ):
+            pids = {
+                "mosquitto (device)": device.pid or 0,
+                "Node-RED": red.pid,
+                "influxd": influx.pid or 0,
+            }
+            before = snapshot(pids)
+            started = time.time()  # the flow stamps its writes with the wall clock
+            publishing = asyncio.create_task(publish(device, files, qos))
+            written, progressed_at = 0, time.monotonic()
+            while True:
+                try:
+                    progress = await red.progress(http)
+                except httpx.TimeoutException:
+                    progress = None  # its one thread is busy with the flow: ask again
+                if progress is not None:
+                    red.check(progress)
+                    if progress.written >= messages:
+                        break
+                    if progress.written != written:
+                        written, progressed_at = progress.written, time.monotonic()
+                if time.monotonic() - progressed_at > STALL_S:
+                    raise BurstError(
+                        f"Node-RED: {written:,} of {messages:,} written, none for "
+                        f"{STALL_S:.0f} s\n{red.log_tail()}"
+                    )
+                await asyncio.sleep(0.05)
+            seconds = progress.last_write - started
+            await publishing
+            used = _cpu(before, snapshot(pids), time.time() - started)
+            rss = {"Node-RED": peak_rss_mb(red.pid)}
+        stored = await count(influx, database, NODE_RED_MEASUREMENT)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(influx.drop_database, database)
+    return Run("Node-RED", qos, messages, seconds, stored, used.seconds, used.machine_busy, rss)
 
 
 @dataclass(frozen=True)
@@ -292,7 +357,7 @@ async def plantkpi(
                 await asyncio.sleep(0.05)
             seconds = time.monotonic() - started
             await publishing
-            cpu = _cpu(before, snapshot(pids), seconds)
+            used = _cpu(before, snapshot(pids), seconds)
             rss = pipeline.peak_rss_mb()
             health = (await http.get(stack.edge_health_urls[PLANT], timeout=5)).json()
         # The collector counts every write, re-deliveries included: what is stored is
@@ -303,7 +368,9 @@ async def plantkpi(
         source = health["sources"][SOURCE]
         if source.get("reconnects") or health["uplink"].get("connects", 1) > 1:
             print(f"plantkpi QoS {qos}: reconnects during the run: {health}", file=sys.stderr)
-    return Run("plantkpi", qos, messages, seconds, stored, cpu, rss, written)
+    return Run(
+        "plantkpi", qos, messages, seconds, stored, used.seconds, used.machine_busy, rss, written
+    )
 
 
 def _write_register(path: Path, text: str) -> None:
@@ -389,6 +456,9 @@ async def run_all(args: argparse.Namespace) -> list[Run]:
                             run = await broker_alone(device, files, args.messages, qos)
                         elif name == "Python bridge":
                             run = await python_bridge(device, influx, files, args.messages, qos)
+                        elif name == "Node-RED":
+                            workdir = root / f"node-red-q{qos}-{n}"
+                            run = await node_red(device, influx, files, args.messages, qos, workdir)
                         else:
                             workdir = root / f"plantkpi-q{qos}-{n}"
                             run = await plantkpi(
@@ -407,28 +477,25 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+PEERS = ("broker alone", "Python bridge", "Node-RED")
+"""The pipelines every other one's rate is also given as a ratio to."""
+
+
 def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
     rows = [
-        "| QoS | pipeline | msgs/s (median) | vs broker alone | vs Python bridge | stored / sent "
-        "| CPU s per 100k msgs (median) | peak RSS |",
-        "|---|---|---|---|---|---|---|---|",
+        "| QoS | pipeline | msgs/s (median) | vs broker alone | vs Python bridge | vs Node-RED "
+        "| stored / sent | CPU s per 100k msgs (median) | machine busy | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for qos in args.qos:
         of = {name: [r for r in runs if r.qos == qos and r.pipeline == name] for name in PIPELINES}
-        # Ratios pair by pair (run n against run n of the same QoS): the machine drifts.
-        ratios = {
-            name: (
-                _median(
-                    [a.rate / b.rate for a, b in zip(of[name], of["broker alone"], strict=True)]
-                ),
-                _median(
-                    [a.rate / b.rate for a, b in zip(of[name], of["Python bridge"], strict=True)]
-                ),
-            )
-            for name in PIPELINES
-        }
         for name in PIPELINES:
             mine = of[name]
+            # Ratios pair by pair (run n against run n of the same QoS): the machine drifts.
+            ratios = " | ".join(
+                f"{_median([a.rate / b.rate for a, b in zip(mine, of[peer], strict=True)]):.2f}×"
+                for peer in PEERS
+            )
             stored = min(r.stored for r in mine)
             writes = [r.written for r in mine if r.written is not None]
             rewritten = f" (written {max(writes):,})" if writes and max(writes) > stored else ""
@@ -437,14 +504,14 @@ def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
                 for proc in mine[0].cpu_s
             }
             cpu_text = ", ".join(f"{proc} {s:.1f}" for proc, s in cpu.items())
+            busy = _median([r.machine_busy for r in mine])
             rss = ", ".join(
                 f"{proc} {_median([r.peak_rss_mb[proc] for r in mine]):.0f} MB"
                 for proc in mine[0].peak_rss_mb
             )
-            vs_broker, vs_bridge = ratios[name]
             rows.append(
-                f"| {qos} | {name} | {_median([r.rate for r in mine]):,.0f} | {vs_broker:.2f}× "
-                f"| {vs_bridge:.2f}× | {stored:,} / {args.messages:,}{rewritten} | {cpu_text} "
+                f"| {qos} | {name} | {_median([r.rate for r in mine]):,.0f} | {ratios} "
+                f"| {stored:,} / {args.messages:,}{rewritten} | {cpu_text} | {busy:.0%} "
                 f"| {rss or '—'} |"
             )
     return "\n".join(
@@ -453,7 +520,9 @@ def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
             f"{args.messages:,} single-sample JSON messages on {args.topics} topics, "
             f"published with `mosquitto_pub -l` (one per topic, in parallel); {args.runs} runs "
             "per QoS, each pipeline in turn; ratios are medians of the ratios run by run. "
-            "Node-RED is not installed here (issue 13 quotes a figure measured elsewhere).",
+            f"Node-RED {NODE_RED_VERSION} runs `mqtt in` → `join` (5,000 points or 100 ms) → "
+            "`influxdb batch` (`bench/node_red.py`). *Machine busy*: the share of both cores' "
+            "time in use during the run, by any process (publishers and the bench included).",
             "",
             *machine_description(),
             "",

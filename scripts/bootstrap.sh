@@ -29,3 +29,13 @@ if [ -f tests/interop/package.json ] && [ ! -d tests/interop/node_modules/node-o
     echo "bootstrap: npm not found; the node-opcua interoperability test will fail" >&2
   fi
 fi
+
+# Node-RED: the peer flow the MQTT burst benchmark (and its smoke test) compares with.
+if [ -f bench/node_red/package-lock.json ] && [ ! -f bench/node_red/node_modules/node-red/red.js ]; then
+  if command -v npm >/dev/null; then
+    echo "bootstrap: installing Node-RED for the MQTT burst benchmark"
+    (cd bench/node_red && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "bootstrap: npm not found; the MQTT burst benchmark's Node-RED peer will fail" >&2
+  fi
+fi

@@ -20,5 +20,8 @@ async def test_every_pipeline_gets_every_message() -> None:
     plantkpi = runs[-1]
     assert set(plantkpi.peak_rss_mb) == {"edge", "collector"}
     assert plantkpi.cpu_s["edge"] > 0 and plantkpi.cpu_s["collector"] > 0
+    node_red = runs[PIPELINES.index("Node-RED")]
+    assert node_red.cpu_s["Node-RED"] > 0 and node_red.peak_rss_mb["Node-RED"] > 0
+    assert all(0 < r.machine_busy <= 1 for r in runs)
     table = render(runs, args, "test")
-    assert "| 1 | plantkpi |" in table and "600 / 600" in table
+    assert "| 1 | plantkpi |" in table and "| 1 | Node-RED |" in table and "600 / 600" in table
