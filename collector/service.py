@@ -12,6 +12,7 @@ import uvicorn
 from collector.api.app import create_app
 from collector.api.metrics import TimedKpiService
 from collector.ingest.consumer import UplinkConsumer
+from collector.ingest.dead_letters import DeadLetterPublisher
 from collector.ingest.pipeline import IngestPipeline
 from collector.kpi.service import KpiService
 from collector.settings import CollectorSettings
@@ -52,11 +53,12 @@ class Collector:
         self.registers = load_registers(settings)
         self.writer = make_writer(settings.influx, max_lines=settings.write_batch_lines)
         self.reader = InfluxQLReader(settings.influx)
-        self.consumer: UplinkConsumer
+        # Both sides refuse messages; the consumer's connection carries the dead letters.
+        dead_letters = DeadLetterPublisher(settings.topic_prefix)
         self.pipeline = IngestPipeline(
             self.writer,
             self.registers,
-            self._dead_letter,
+            dead_letters.publish,
             max_lines=settings.write_batch_lines,
             limits=settings.limits,
         )
@@ -70,6 +72,7 @@ class Collector:
             share_group=settings.share_group,
             security=settings.broker_security(),
             silence_warning=settings.broker_silence_warning,
+            dead_letters=dead_letters,
         )
         # Timed: /metrics reports how long each KPI computation takes.
         self.kpi: KpiService = TimedKpiService(
@@ -86,9 +89,6 @@ class Collector:
         )
         self.app = create_app(self, settings.api)
         self.api_server: ApiServer | None = None
-
-    async def _dead_letter(self, *args: object) -> None:
-        await self.consumer.dead_letter(*args)  # type: ignore[arg-type]
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(
@@ -109,32 +109,35 @@ class Collector:
             lifespan="off",
         )
         self.api_server = ApiServer(config)
-        tasks = [
-            asyncio.create_task(self.pipeline.run_writer(), name="writer"),
-            asyncio.create_task(self.consumer.run(), name="consumer"),
-            asyncio.create_task(self.kpi.run(), name="kpi"),
-            asyncio.create_task(self.api_server.serve(), name="api"),
-        ]
+        tasks = {
+            name: asyncio.create_task(job, name=name)
+            for name, job in (
+                ("writer", self.pipeline.run_writer()),
+                ("consumer", self.consumer.run()),
+                ("kpi", self.kpi.run()),
+                ("api", self.api_server.serve()),
+            )
+        }
         log.info(
             "API on http://%s:%d (OpenAPI at /docs)", self.settings.api.host, self.settings.api.port
         )
         try:
-            await wait_for_stop_or_failure(stop, tasks)
+            await wait_for_stop_or_failure(stop, list(tasks.values()))
         finally:
             log.info("stopping collector")
             await self._shutdown(tasks)
 
-    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+    async def _shutdown(self, tasks: dict[str, asyncio.Task[None]]) -> None:
         assert self.api_server is not None
         self.api_server.should_exit = True
-        tasks[2].cancel()  # the KPI loop
+        tasks["kpi"].cancel()
         # Take no new batches, but stay connected until the queued ones are written and
         # acknowledged: what is left unacknowledged the broker delivers again after restart.
         self.consumer.pause()
         await self._drain_queue(timeout=20.0)
-        tasks[1].cancel()
-        tasks[0].cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks["consumer"].cancel()
+        tasks["writer"].cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
         await self.writer.close()
         await self.reader.close()
 

@@ -1,4 +1,4 @@
-"""Capped exponential backoff with jitter, for every reconnect loop."""
+"""Capped exponential backoff with jitter, for every reconnect and retry loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import random
 
 
 class Backoff:
-    """Full-jitter backoff capped at ``cap`` seconds (no reconnect storms after an outage)."""
+    """Equal-jitter backoff capped at ``cap`` seconds: the n-th delay is drawn from
+    ``[c/2, c]`` with ``c = min(cap, base·2ⁿ)``, so retries neither come in lockstep (no
+    reconnect storm after an outage) nor come back sooner than half the step."""
 
     def __init__(self, cap: float = 30.0, base: float = 0.5) -> None:
         self.cap = cap

@@ -71,9 +71,13 @@ def read_limited(path: Path, what: str) -> bytes:
             size = os.fstat(file.fileno()).st_size
             if size > REGISTER_MAX_BYTES:
                 raise YamlSourceError(_too_large(path, f"{size:,} bytes"))
-            # A pipe or device reports size 0, and a file may grow after fstat: read no more
-            # than the limit, plus one byte for parse_yaml to notice and refuse.
-            raw = file.read(REGISTER_MAX_BYTES + 1)
+            # What fstat says, plus a byte to see whether there is more: read(n) allocates
+            # n bytes up front, so asking for the limit would take 64 MiB for any file. A
+            # pipe reports size 0 and a file may grow after fstat: then the rest, up to the
+            # limit plus one byte for parse_yaml to notice and refuse.
+            raw = file.read(size + 1)
+            if len(raw) == size + 1:
+                raw += file.read(REGISTER_MAX_BYTES + 1 - len(raw))
     except OSError as exc:
         raise YamlSourceError(f"{path}: cannot read {what}: {exc.strerror}") from exc
     return raw

@@ -21,21 +21,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from collector.ingest.dead_letters import envelope
+from collector.ingest.dead_letters import DeadLetterPublisher
 from collector.ingest.intake import Intake
 from collector.ingest.pipeline import IngestPipeline
 from common import mqtt_client
 from common.backoff import Backoff
 from common.endpoints import BrokerAddress
-from common.mqtt_refusals import RefusalWatch, publish_checked
+from common.mqtt_refusals import RefusalWatch
 from common.mqtt_tls import NOT_AUTHORIZED, LinkSecurity, explain_link_error
-from common.topics import (
-    EdgeTopic,
-    dead_letter_topic,
-    parse_edge_topic,
-    subscription,
-    unknown_dead_letter_topic,
-)
+from common.topics import parse_edge_topic, subscription
 from common.wire import EdgeState
 
 log = logging.getLogger(__name__)
@@ -70,9 +64,11 @@ class UplinkConsumer:
         share_group: str = "",
         security: LinkSecurity | None = None,
         silence_warning: float = 120.0,
+        dead_letters: DeadLetterPublisher | None = None,
     ) -> None:
         """``silence_warning``: seconds after subscribing with no message at all (edges
-        publish health every few seconds) after which the consumer warns."""
+        publish health every few seconds) after which the consumer warns; ``dead_letters``
+        publishes on this consumer's connection (the pipeline's refusals too)."""
         self.security = security or LinkSecurity()
         self.silence_warning = silence_warning
         self.share_group = share_group
@@ -85,31 +81,12 @@ class UplinkConsumer:
         self.reconnect_max_delay = reconnect_max_delay
         self.stats = ConsumerStats()
         self.client: aiomqtt.Client | None = None
-        self.refusals: RefusalWatch | None = None
+        self.dead_letters = dead_letters or DeadLetterPublisher(prefix)
         self.connected = asyncio.Event()
         self.generation = 0
         self.paused = asyncio.Event()
         self.resume = asyncio.Event()  # never set: a paused consumer waits for shutdown
         self._intake: Intake | None = None
-
-    async def dead_letter(
-        self, topic: EdgeTopic | None, topic_name: str, payload: bytes, reason: str
-    ) -> None:
-        client, refusals, intake = self.client, self.refusals, self._intake
-        target = (
-            dead_letter_topic(self.prefix, topic.enterprise, topic.plant, topic.edge)
-            if topic is not None
-            else unknown_dead_letter_topic(self.prefix)
-        )
-        letter = envelope(topic_name, reason, payload)
-        if client is None or refusals is None or intake is None:
-            log.error("dead letter not published (broker down): %s", reason)
-            return
-        try:
-            with intake.reading_for_reply():  # its PUBACK
-                await publish_checked(client, refusals, target, letter)
-        except aiomqtt.MqttError as exc:
-            log.error("dead letter not published (%s): %s", exc, reason)
 
     async def run(self) -> None:
         backoff = Backoff(cap=self.reconnect_max_delay)
@@ -140,7 +117,8 @@ class UplinkConsumer:
                 # Before connecting: a persistent session's queued batches come at once.
                 intake = self._open_intake(client)
                 async with client:
-                    self.client, self.refusals = client, refusals
+                    self.client = client
+                    self.dead_letters.attach(client, refusals, intake)
                     self.generation += 1
                     self.stats.connects += 1
                     with intake.reading_for_reply():  # the SUBACK
@@ -176,7 +154,8 @@ class UplinkConsumer:
                 )
                 log.warning("uplink consumer: %s", self.stats.last_error)
             finally:
-                self.client = self.refusals = None
+                self.client = None
+                self.dead_letters.detach()
                 self.connected.clear()
                 self.stats.state = "disconnected"
             await asyncio.sleep(backoff.next_delay())
@@ -304,7 +283,7 @@ class UplinkConsumer:
         limit = self.pipeline.limits.report_bytes
         if len(payload) > limit:
             # State and health are small; parsing a huge one would cost memory for nothing.
-            self.pipeline.limit_violation(
+            self.pipeline.violations.count(
                 "report_bytes",
                 f"{topic.kind} message of {len(payload)} bytes on {topic_name} is larger than "
                 f"{limit} (COLLECTOR_LIMITS__REPORT_BYTES); ignored",
@@ -327,7 +306,7 @@ class UplinkConsumer:
                 log.warning("bad edge health report on %s", topic_name)
                 return
             if isinstance(health, dict):
-                self.pipeline.edge(topic).health = health
+                self.pipeline.edges.health_arrived(topic, health)
 
 
 def _reason_codes(granted: object) -> list[int]:

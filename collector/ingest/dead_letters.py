@@ -10,6 +10,9 @@ digest and a base64 excerpt of its first ``DEAD_LETTER_EXCERPT_BYTES`` bytes.
 Dead letters go to ``<prefix>/deadletter/v1/<enterprise>/<plant>/<edge>``
 (``common.topics.dead_letter_topic``), outside the ``<prefix>/v1/…`` namespace the
 collector subscribes to, so a dead letter can never be consumed as an uplink message.
+
+:class:`DeadLetterPublisher` owns publishing them: the consumer attaches its connection
+while it has one, the pipeline and the consumer both hand it what they refuse.
 """
 
 from __future__ import annotations
@@ -17,6 +20,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
+
+import aiomqtt
+
+from collector.ingest.intake import Intake
+from common.mqtt_refusals import RefusalWatch, publish_checked
+from common.topics import EdgeTopic, dead_letter_topic, unknown_dead_letter_topic
+
+log = logging.getLogger(__name__)
 
 DEAD_LETTER_EXCERPT_BYTES = 1024
 """Bytes of the refused payload kept (base64) in its dead letter."""
@@ -43,3 +55,41 @@ def envelope(topic: str, reason: str, payload: bytes) -> bytes:
 
 def _cut(text: str, chars: int) -> str:
     return text if len(text) <= chars else f"{text[:chars]}… (cut at {chars} characters)"
+
+
+class DeadLetterPublisher:
+    """Publishes dead letters on the consumer's connection to the broker while it has one;
+    without one, the reason is logged instead (the refused message is acknowledged either
+    way: sending it again would not make it acceptable)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self._link: tuple[aiomqtt.Client, RefusalWatch, Intake] | None = None
+
+    def attach(self, client: aiomqtt.Client, refusals: RefusalWatch, intake: Intake) -> None:
+        """Publish on this connection from now on; ``intake`` is read while the PUBACK of a
+        dead letter is awaited (the consumer may have paused reading)."""
+        self._link = (client, refusals, intake)
+
+    def detach(self) -> None:
+        self._link = None
+
+    async def publish(
+        self, topic: EdgeTopic | None, topic_name: str, payload: bytes, reason: str
+    ) -> None:
+        """The dead letter of ``payload``, refused on ``topic_name`` for ``reason``."""
+        target = (
+            dead_letter_topic(self.prefix, topic.enterprise, topic.plant, topic.edge)
+            if topic is not None
+            else unknown_dead_letter_topic(self.prefix)
+        )
+        letter = envelope(topic_name, reason, payload)
+        if self._link is None:
+            log.error("dead letter not published (broker down): %s", reason)
+            return
+        client, refusals, intake = self._link
+        try:
+            with intake.reading_for_reply():  # its PUBACK
+                await publish_checked(client, refusals, target, letter)
+        except aiomqtt.MqttError as exc:
+            log.error("dead letter not published (%s): %s", exc, reason)

@@ -24,6 +24,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from collector.ingest.ages import SampleAges
+from collector.ingest.edges import EdgeRegistry, EdgeSeen
+from collector.ingest.paced_log import LimitViolations, RejectionLog
 from collector.ingest.resolve import BatchRejected, LimitExceeded, Resolved, resolve_batch
 from collector.ingest.weighted_queue import WeightedQueue
 from collector.storage.errors import (
@@ -41,18 +43,13 @@ from collector.storage.lineprotocol import (
     watermark_line,
 )
 from collector.storage.writer import InfluxWriter, PreparedWrite
+from common.backoff import Backoff
 from common.limits import UplinkLimits
 from common.register_loader import LoadedRegister
 from common.topics import EdgeTopic
 from common.wire import EDGE_SOURCE, EdgeState, WireError, decode_batch
 
 log = logging.getLogger(__name__)
-
-LOGGED_VIOLATIONS = 10
-LOGGED_REJECTIONS_PER_MINUTE = 20
-"""Rejected samples named in the log per minute; a PLC with a wrong clock rejects all of its
-samples, and the counters (``/metrics``) carry the rest."""
-"""Each limit logs its first violations, then every thousandth (a flood must not flood the log)."""
 
 DeadLetter = Callable[[EdgeTopic | None, str, bytes, str], Awaitable[None]]
 """(topic parts, topic, payload, reason) → publish it where an operator can find it."""
@@ -81,29 +78,6 @@ class IngestStats:
     def failure(self, kind: str, message: str) -> None:
         self.write_failures[kind] = self.write_failures.get(kind, 0) + 1
         self.last_error = message
-
-
-@dataclass
-class EdgeSeen:
-    """What the collector knows of one edge agent (for the API and the KPI's edge view)."""
-
-    plant: str
-    enterprise: str
-    online: bool = False
-    last_seen_ns: int = 0
-    last_seq: int = -1
-    boot: int = 0
-    seq_gaps: int = 0
-    """Batches skipped in the edge's sequence when a later one arrived (a skipped batch
-    may still come later, redelivered: then it is also counted below)."""
-    link: int = 0
-    """The uplink connection number of the newest state message (``EdgeState.link``)."""
-    stale_states: int = 0
-    """State messages older than one already seen (a Will delivered after the next birth)."""
-    redeliveries: int = 0
-    """Batches of the same edge boot whose sequence number was not new (a repeat after a
-    reconnect or restart, or a late one): written again as the same points."""
-    health: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,19 +127,26 @@ class IngestPipeline:
         self.max_lines = max_lines
         self.flush_interval = flush_interval
         self.retry_max_delay = retry_max_delay
-        self.limits = limits or UplinkLimits()
         self.clock = clock
-        self.log_clock: Callable[[], float] = time.monotonic
-        """Seconds; paces the rejection log (tests fix it)."""
-        self._rejection_log_minute = 0
-        self._rejections_logged = 0
-        self._rejections_unlogged = 0
         self.queue: WeightedQueue[Pending] = WeightedQueue(queue_lines or 2 * max_lines)
         self.stats = IngestStats()
+        self.violations = LimitViolations(self.stats.limit_violations)
+        self.rejection_log = RejectionLog(self.stats.samples_rejected_by_rule)
+        self.edges = EdgeRegistry(
+            registers, limits or UplinkLimits(), self.violations, self.stats.edges
+        )
         self._preparing = False
         self._in_flight: asyncio.Task[None] | None = None
         self.written = asyncio.Event()
         """Set after every successful write (tests and the KPI loop wait on it)."""
+
+    @property
+    def limits(self) -> UplinkLimits:
+        return self.edges.limits
+
+    @limits.setter
+    def limits(self, limits: UplinkLimits) -> None:
+        self.edges.limits = limits
 
     async def submit_batch(
         self,
@@ -205,13 +186,13 @@ class IngestPipeline:
             done()
             return
         self.stats.batches += 1
-        self._track_sequence(topic, batch.boot, batch.seq)
+        self.edges.batch_arrived(topic, batch.boot, batch.seq)
         if resolved.rejected_samples:
             self.stats.samples_rejected += resolved.rejected_samples
             by_rule = self.stats.samples_rejected_by_rule
             for rule, count in resolved.rejected_by_rule.items():
                 by_rule[rule] = by_rule.get(rule, 0) + count
-            self._log_rejections(resolved.rejections, resolved.rejected_samples)
+            self.rejection_log.rejected(resolved.rejections, resolved.rejected_samples)
         lines, stored_ts = self._serialize(resolved, batch.enterprise, batch.plant, batch.edge)
         if batch.complete_until > 0:
             # In the same write as the batch's samples, after those of earlier batches: the
@@ -294,7 +275,7 @@ class IngestPipeline:
         when they arrived. Only for a plant of a loaded register: anything else would add
         series to InfluxDB for whoever can publish a state topic."""
         online, boot = state.online, state.boot
-        if not self._known_plant(topic):
+        if not self.edges.known_plant(topic):
             self.stats.states_rejected += 1
             log.warning(
                 "ignored edge state on %s/%s/%s: no loaded register has that enterprise and plant",
@@ -305,15 +286,7 @@ class IngestPipeline:
             if on_written is not None:
                 on_written()
             return
-        seen = self.edge(topic)
-        if boot and (boot, state.link) < (seen.boot, seen.link):
-            # A Will of an older connection, delivered late: stored (the KPI orders it by
-            # the edge's history), but this view keeps the newer state.
-            seen.stale_states += 1
-        else:
-            seen.online = online
-            seen.boot, seen.link = boot or seen.boot, state.link
-        seen.last_seen_ns = time.time_ns()
+        seen = self.edges.state_arrived(topic, state)
         if online:
             detail = f"birth (link {state.link})"
         elif state.shutdown:
@@ -338,60 +311,6 @@ class IngestPipeline:
             Pending([line], f"edge {topic.edge} state", topic, "", b"", 0, on_written), 1
         )
 
-    def edge(self, topic: EdgeTopic) -> EdgeSeen:
-        """The state kept for this edge. For an unknown plant, or beyond ``limits.edges``
-        edges, a detached record that is not kept (memory stays bounded)."""
-        key = f"{topic.enterprise}/{topic.plant}/{topic.edge}"
-        seen = self.stats.edges.get(key)
-        if seen is not None:
-            return seen
-        seen = EdgeSeen(topic.plant, topic.enterprise)
-        if not self._known_plant(topic):
-            return seen
-        if len(self.stats.edges) >= self.limits.edges:
-            self._violation(
-                "edges",
-                f"edge {key} not tracked: {self.limits.edges} edges already are "
-                "(COLLECTOR_LIMITS__EDGES); its samples are still stored",
-            )
-            return seen
-        self.stats.edges[key] = seen
-        return seen
-
-    def _known_plant(self, topic: EdgeTopic) -> bool:
-        register = self.registers.get(topic.enterprise)
-        return register is not None and any(p.id == topic.plant for p in register.model.plants)
-
-    def _log_rejections(self, reasons: list[str], count: int) -> None:
-        minute = int(self.log_clock() // 60)
-        if minute != self._rejection_log_minute:
-            if self._rejections_unlogged:
-                log.warning(
-                    "%d more rejected samples were not logged in the last minute; by rule: "
-                    "%s (see plantkpi_samples_rejected_by_rule)",
-                    self._rejections_unlogged,
-                    self.stats.samples_rejected_by_rule,
-                )
-            self._rejection_log_minute = minute
-            self._rejections_logged = self._rejections_unlogged = 0
-        # resolve names at most a few samples per batch; the others count as unlogged.
-        self._rejections_unlogged += max(0, count - len(reasons))
-        for reason in reasons:
-            if self._rejections_logged < LOGGED_REJECTIONS_PER_MINUTE:
-                self._rejections_logged += 1
-                log.warning("rejected sample: %s", reason)
-            else:
-                self._rejections_unlogged += 1
-
-    def limit_violation(self, limit: str, message: str) -> None:
-        """Count (and log, rate-limited) a message refused by one of ``self.limits``."""
-        self._violation(limit, message)
-
-    def _violation(self, limit: str, message: str) -> None:
-        count = self.stats.limit_violations[limit] = self.stats.limit_violations.get(limit, 0) + 1
-        if count <= LOGGED_VIOLATIONS or count % 1000 == 0:
-            log.warning("limit %s exceeded (%d times so far): %s", limit, count, message)
-
     async def _refuse(
         self,
         topic: EdgeTopic,
@@ -403,21 +322,8 @@ class IngestPipeline:
         """A message over a limit: counted, logged, dead-lettered (the envelope is bounded:
         ``collector/ingest/dead_letters.py``)."""
         self.stats.batches_malformed += 1
-        self._violation(limit, message)
+        self.violations.count(limit, message)
         await self.dead_letter(topic, topic_name, payload, message)
-
-    def _track_sequence(self, topic: EdgeTopic, boot: int, seq: int) -> None:
-        seen = self.edge(topic)
-        seen.last_seen_ns = time.time_ns()
-        seen.online = True
-        if boot == seen.boot and seq > seen.last_seq + 1 and seen.last_seq >= 0:
-            seen.seq_gaps += seq - seen.last_seq - 1
-        if boot == seen.boot and 0 <= seq <= seen.last_seq:
-            seen.redeliveries += 1
-        if boot != seen.boot:
-            seen.boot, seen.last_seq, seen.link = boot, seq, 0
-        elif seq > seen.last_seq:
-            seen.last_seq = seq
 
     async def run_writer(self) -> None:
         """Write groups of queued batches, one request at a time and in order (a batch's
@@ -520,7 +426,7 @@ class IngestPipeline:
             item.on_written()
 
     async def _write_retrying(self, prepared: PreparedWrite) -> None:
-        delay = 0.5
+        backoff = Backoff(cap=self.retry_max_delay)
         while True:
             started = time.monotonic()
             try:
@@ -531,11 +437,11 @@ class IngestPipeline:
                 # Never dead-letter for these: the data is fine, the database is not (yet).
                 kind = type(exc).__name__
                 self.stats.failure(kind, str(exc))
+                delay = backoff.next_delay()
                 log.warning("InfluxDB write failed (%s); retrying in %.1fs", exc, delay)
                 if isinstance(exc, DatabaseMissing):
                     try:
                         await self.writer.ensure_database()
                     except Exception as create_exc:
                         log.warning("could not create the database: %s", create_exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.retry_max_delay)
+                await asyncio.sleep(delay)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import errno
 import logging
 import time
@@ -142,7 +143,8 @@ class SampleBuffer:
     liveness_carried: int = 0
     write_errors: int = 0
     last_error: str = ""
-    _pending_samples: list[SampleRecord] = field(default_factory=list)
+    _pending_samples: deque[SampleRecord] = field(default_factory=deque)
+    """A deque: with the disk refusing writes, the oldest is dropped at every new sample."""
     _pending_liveness: list[LivenessEvent] = field(default_factory=list)
     _pending_callbacks: list[Callable[[], None]] = field(default_factory=list)
     _hot: dict[int, Contents] = field(default_factory=dict)
@@ -204,7 +206,7 @@ class SampleBuffer:
             self._commit_now.set()
         if len(self._pending_samples) > self.config.max_samples:
             # Only when the disk refuses writes for long: memory stays bounded too.
-            del self._pending_samples[0]
+            self._pending_samples.popleft()
             self.dropped += 1
 
     def add_liveness(self, event: LivenessEvent) -> None:
@@ -239,10 +241,11 @@ class SampleBuffer:
     async def flush(self) -> None:
         """Write what arrived since the last flush, then tidy the log (drop, delete, cursor)."""
         async with self._flush_lock:
-            samples, liveness = self._pending_samples, self._pending_liveness
+            samples, liveness = list(self._pending_samples), self._pending_liveness
             callbacks, self._pending_callbacks = self._pending_callbacks, []
             if samples or liveness:
-                self._pending_samples, self._pending_liveness = [], []
+                self._pending_samples.clear()
+                self._pending_liveness = []
                 first = self._next_item
                 try:
                     ref, opened = await asyncio.to_thread(
@@ -250,7 +253,7 @@ class SampleBuffer:
                     )
                 except OSError as exc:
                     # Keep them for the next attempt (nothing of the record is on disk).
-                    self._pending_samples[:0] = samples
+                    self._pending_samples.extendleft(reversed(samples))
                     self._pending_liveness[:0] = liveness
                     self._pending_callbacks[:0] = callbacks
                     self._write_failed(exc)
@@ -305,7 +308,7 @@ class SampleBuffer:
             self._cursor_dirty = True
         if not (doomed or self._cursor_dirty):
             return
-        cursor = AckState(**self._acks.__dict__)
+        cursor = dataclasses.replace(self._acks)
         self._cursor_dirty = False
         try:
             await asyncio.to_thread(self._write_persisted, cursor, doomed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.ingest.pipeline import EdgeSeen
+from collector.ingest.edges import EdgeSeen
 from collector.kpi import Window
 from tests.api.conftest import Apps, client
 from tests.kpi.kpi_testkit import at

@@ -3,8 +3,10 @@ and a large register loading whole."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -139,6 +141,31 @@ def test_file_at_the_size_limit_is_read_whole(tmp_path: Path) -> None:
     with path.open("wb") as file:
         file.truncate(REGISTER_MAX_BYTES)
     assert len(read_limited(path, "register")) == REGISTER_MAX_BYTES
+
+
+def test_a_small_file_is_read_without_reserving_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "register.yaml"
+    path.write_text(REGISTER)
+    tracemalloc.start()
+    try:
+        raw = read_limited(path, "register")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert raw == REGISTER.encode()
+    assert peak < 1024**2 < REGISTER_MAX_BYTES
+
+
+def test_a_pipe_is_read_up_to_the_limit(tmp_path: Path) -> None:
+    """A pipe reports size 0: what it carries is read all the same, and refused past the limit."""
+    fifo = tmp_path / "register.fifo"
+    os.mkfifo(fifo)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(fifo.write_bytes, REGISTER.encode())
+        assert read_limited(fifo, "register") == REGISTER.encode()
+        pool.submit(fifo.write_bytes, b"#" * (REGISTER_MAX_BYTES + 10))
+        raw = read_limited(fifo, "register")
+    assert len(raw) == REGISTER_MAX_BYTES + 1
 
 
 def test_size_limit_is_documented() -> None:

@@ -253,7 +253,7 @@ async def test_edge_state_for_an_unknown_plant_is_ignored_and_acked() -> None:
         )
     assert acks == ["ack"] * 100
     assert p.stats.states_rejected == 100 and p.stats.edges == {} and p.queue.qsize() == 0
-    p.edge(EdgeTopic("nobody", "nowhere", "e", "health")).health = {"x": 1}
+    p.edges.health_arrived(EdgeTopic("nobody", "nowhere", "e", "health"), {"x": 1})
     assert p.stats.edges == {}
 
 
@@ -282,9 +282,9 @@ async def test_rejected_samples_are_named_at_a_bounded_rate(
     then says how many more there were; the counters have them all."""
     p = pipeline(Letters())
     now = [0.0]
-    p.log_clock = lambda: now[0]
+    p.rejection_log.clock = lambda: now[0]
     future = str(NOW + 7200 * 10**9)
-    with caplog.at_level("WARNING", logger="collector.ingest.pipeline"):
+    with caplog.at_level("WARNING", logger="collector.ingest.paced_log"):
         for _ in range(50):
             await submit(p, batch_json([(*GOOD, future, "1")]))
         named = caplog.text.count("rejected sample:")
