@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
+import aiomqtt  # noqa: E402
 import httpx  # noqa: E402
 
 from bench.cpu import CpuSnapshot, CpuUsage, peak_rss_mb, snapshot, usage  # noqa: E402
@@ -323,8 +324,23 @@ async def running_plantkpi(
         yield RunningPipeline(stack, database, pids)
     finally:
         await asyncio.to_thread(stack.stop_all)
+        await _forget_device_session(device, f"plantkpi-edge-{PLANT}-{SOURCE}")
         with contextlib.suppress(Exception):
             await asyncio.to_thread(influx.drop_database, database)
+
+
+async def _forget_device_session(device: MosquittoServer, client_id: str) -> None:
+    """Drop the edge's persistent session on the device broker: left there, it would
+    collect every message the next pipelines are sent, and the next plantkpi run (same
+    client id) would start by taking them all."""
+    async with aiomqtt.Client(
+        device.host,
+        device.port,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,
+    ):
+        pass  # a clean start discards the old session; this one expires at disconnect
 
 
 async def plantkpi(

@@ -46,8 +46,8 @@ from bench.scaled_plant import (
     write_plant,
 )
 from collector.storage.influxql import quote_ident, quote_literal, time_range
-from collector.storage.lineprotocol import SAMPLE
 from collector.storage.reader import InfluxQLReader
+from collector.storage.schema import SAMPLE
 from collector.storage.settings import InfluxSettings
 from tests.support.plant import PlantStack
 from tests.support.servers import InfluxServer, MosquittoServer
@@ -339,7 +339,7 @@ def _probes(size: PlantSize) -> dict[str, tuple[str, str]]:
 async def _newest_age_ms(reader: InfluxQLReader, process: str, signal: str) -> float | None:
     """Now minus the source time of the newest stored sample of one signal (None: none)."""
     query = (
-        f"SELECT last({quote_ident('status')}) FROM {quote_ident(SAMPLE)} "
+        f"SELECT last({quote_ident('status')}) FROM {quote_ident(SAMPLE.name)} "
         f"WHERE {quote_ident('process')} = {quote_literal(process)} "
         f"AND {quote_ident('signal')} = {quote_literal(signal)} AND time > now() - 5m"
     )
@@ -396,7 +396,7 @@ async def _count_by_source(reader: InfluxQLReader, start_ns: int, end_ns: int) -
     counts: dict[str, int] = {}
     for source, prefix in SOURCES.items():
         query = (
-            f"SELECT count({quote_ident('status')}) FROM {quote_ident(SAMPLE)} "
+            f"SELECT count({quote_ident('status')}) FROM {quote_ident(SAMPLE.name)} "
             f"WHERE {time_range(start_ns, end_ns)} AND {quote_ident('process')} =~ /^{prefix}/"
         )
         series = await reader.query(query)
@@ -408,7 +408,7 @@ async def _acquisition_latencies(
     reader: InfluxQLReader, prefix: str, start_ns: int, end_ns: int
 ) -> list[float]:
     query = (
-        f"SELECT {quote_ident('recv_ns')} FROM {quote_ident(SAMPLE)} "
+        f"SELECT {quote_ident('recv_ns')} FROM {quote_ident(SAMPLE.name)} "
         f"WHERE {time_range(start_ns, end_ns)} AND {quote_ident('process')} =~ /^{prefix}/"
     )
     return [

@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from collector.kpi.inputs import Window
-from collector.kpi.service import KPI_RATE, PROCESS_STATUS
 from collector.storage.influxql import quote_ident, tag_filter, time_range
 from collector.storage.reader import InfluxQLReader, PointRow
+from collector.storage.schema import KPI_RATE
 
 __all__ = [
-    "KPI_RATE",
-    "PROCESS_STATUS",
     "Grid",
     "Resolution",
     "iter_points",
@@ -44,19 +42,7 @@ DAY = 86400 * S
 Resolution = Literal["window", "hour", "shift", "day"]
 Period = Literal["hour", "shift", "day"]
 
-RATE_FIELDS = (
-    "rate",
-    "numerator",
-    "denominator",
-    "not_scheduled",
-    "provisional",
-    "revision",
-    "reasons",
-    "enterprises",
-    "register_versions",
-    "thresholds",
-    "window_s",
-)
+RATE_FIELDS = tuple(KPI_RATE.fields)
 
 
 @dataclass(frozen=True)
@@ -93,17 +79,10 @@ def _decode(fields: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("reasons"), str):
         # Stored as compact JSON (a Pareto: code → processes); give it back as an object.
         out["reasons"] = json.loads(out["reasons"])
-    for name in (
-        "numerator",
-        "denominator",
-        "not_scheduled",
-        "enterprises",
-        "provisional",
-        "revision",
-    ):
+    for name in KPI_RATE.fields_of_type("integer"):
         if name in out:
             out[name] = int(out[name])
-    for name in ("rate", "window_s"):
+    for name in KPI_RATE.fields_of_type("float"):
         if name in out:
             out[name] = float(out[name])  # JSON drops the ".0" of whole floats
     return out
@@ -133,7 +112,7 @@ async def rate_points(
     A point's time is its window's end; ``rate`` is absent when the denominator was 0.
     """
     rows = await reader.points(
-        KPI_RATE,
+        KPI_RATE.name,
         start_ns,
         end_ns,
         tags=_scope_tags(scope, scope_id, industry, plant),
@@ -189,7 +168,7 @@ async def rate_trend(
     q = (
         f"SELECT mean({rate}) AS rate_mean, min({rate}) AS rate_min, max({rate}) AS rate_max, "
         f"count({den}) AS points, sum({num}) AS numerator, sum({den}) AS denominator "
-        f"FROM {quote_ident(KPI_RATE)} WHERE {where} "
+        f"FROM {quote_ident(KPI_RATE.name)} WHERE {where} "
         f"GROUP BY time({length}ns, {offset}ns), {quote_ident('enterprise')}, "
         f"{quote_ident('plant')} fill(none)"
     )

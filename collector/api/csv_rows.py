@@ -15,37 +15,14 @@ from typing import Any
 
 from collector.api.timerange import iso
 from collector.storage.reader import PointRow
+from collector.storage.schema import KPI_RATE, PROCESS_STATUS
 
-PROCESS_TAGS = ("enterprise", "plant", "line", "process", "industry")
-PROCESS_FIELDS = (
-    "status",
-    "counted",
-    "reasons",
-    "coverage_min",
-    "longest_gap_s",
-    "manual_share",
-    "scheduled_s",
-    "window_s",
-    "register_version",
-    "register_digest",
-    "thresholds",
-    "complete",
-    "revision",
-)
-RATE_TAGS = ("scope", "scope_id", "industry", "enterprise", "plant")
-RATE_FIELDS = (
-    "rate",
-    "numerator",
-    "denominator",
-    "not_scheduled",
-    "enterprises",
-    "reasons",
-    "register_versions",
-    "thresholds",
-    "window_s",
-    "provisional",
-    "revision",
-)
+PROCESS_TAGS = PROCESS_STATUS.tags
+PROCESS_FIELDS = tuple(f for f in PROCESS_STATUS.fields if f not in ("evidence", "outages"))
+"""The per-signal evidence and the outages are JSON documents: the API shows them, a
+spreadsheet row does not."""
+RATE_TAGS = KPI_RATE.tags
+RATE_FIELDS = tuple(KPI_RATE.fields)
 
 
 def _cell(value: Any) -> str:

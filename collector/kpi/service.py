@@ -27,8 +27,9 @@ from collector.kpi.sharding import Shard, owner
 from collector.kpi.slices import SliceGrid
 from collector.kpi.stored_partials import HOUR_NS, decode_partial, partial_line
 from collector.kpi.thresholds import Thresholds
-from collector.storage.lineprotocol import PARTIAL, point_line, replica_line
+from collector.storage.lineprotocol import point_line, replica_line
 from collector.storage.reader import InfluxQLReader
+from collector.storage.schema import KPI_PARTIAL, KPI_RATE, PROCESS_STATUS
 from collector.storage.writer import InfluxWriter
 from common.register_loader import LoadedRegister
 
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 
 REPORT_READ_SPAN_NS = 31 * 86400 * 1_000_000_000
 """Report windows are answered a month of stored hours at a time."""
-PROCESS_STATUS = "process_status"
-KPI_RATE = "kpi_rate"
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,9 @@ class KpiService:
         for register in self.registers:
             enterprise = register.enterprise_id
             lookback = lookback_ns(register, self.thresholds)
-            rows = await self.reader.points(PARTIAL, lo, hi, tags={"enterprise": enterprise})
+            rows = await self.reader.points(
+                KPI_PARTIAL.name, lo, hi, tags={"enterprise": enterprise}
+            )
             hours: dict[tuple[str, int], ProcessPartial] = {}
             decoded: dict[tuple[str, Any], ProcessPartial] = {}
             for row in rows:
@@ -275,7 +276,7 @@ class KpiService:
             if r.model.enterprise.region in mine
         }
         rows = await self.reader.points(
-            KPI_RATE, window.end_ns, window.end_ns + 1, tags={"scope": "enterprise"}
+            KPI_RATE.name, window.end_ns, window.end_ns + 1, tags={"scope": "enterprise"}
         )
         counts: dict[str, dict[str, Counts]] = {}
         thresholds, revision = "", dict.fromkeys(mine, 0)
@@ -326,7 +327,7 @@ class KpiService:
         since = time.time_ns() - self.correction_horizon_ns
         region_of = {r.enterprise_id: r.model.enterprise.region for r in self.registers}
         corrected = await self.reader.revisions(
-            KPI_RATE,
+            KPI_RATE.name,
             since,
             {"scope": "enterprise", "industry": "all"},
             by="enterprise",
@@ -341,7 +342,7 @@ class KpiService:
         if not wanted:
             return 0
         stored = await self.reader.revisions(
-            KPI_RATE,
+            KPI_RATE.name,
             min(end for _, end in wanted),
             {"scope": "region_official", "industry": "all"},
             by="scope_id",
@@ -450,7 +451,7 @@ class KpiService:
         now = time.time_ns()
         for register in self.registers:
             rows = await self.reader.points(
-                PROCESS_STATUS,
+                PROCESS_STATUS.name,
                 now - self.correction_horizon_ns,
                 now,
                 tags={"enterprise": register.enterprise_id},
@@ -570,7 +571,7 @@ def result_lines(result: KpiResult, revision: int = 0) -> list[str]:
                 "process": p.process_id,
                 "industry": p.industry,
             }
-            lines.append(point_line(PROCESS_STATUS, tags, fields, ts))
+            lines.append(point_line(PROCESS_STATUS.name, tags, fields, ts))
     versions = ",".join(sorted({e.register_version for e in result.evaluations}))
     thresholds = result.evaluations[0].thresholds if result.evaluations else ""
     lines += [
@@ -602,7 +603,7 @@ def _rate_line(
         tags["enterprise"] = rate.enterprise_id
     if rate.plant_id:
         tags["plant"] = rate.plant_id
-    return point_line(KPI_RATE, tags, fields, window.end_ns)
+    return point_line(KPI_RATE.name, tags, fields, window.end_ns)
 
 
 def _hours_of(

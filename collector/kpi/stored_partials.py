@@ -15,9 +15,10 @@ import json
 from typing import Any
 
 from collector.kpi.partials import ProcessPartial, SignalPartial
-from collector.storage.lineprotocol import PARTIAL, point_line
+from collector.storage.lineprotocol import point_line
+from collector.storage.schema import KPI_PARTIAL
 
-__all__ = ["HOUR_NS", "PARTIAL", "decode_partial", "partial_line"]
+__all__ = ["HOUR_NS", "decode_partial", "partial_line"]
 
 HOUR_NS = 3600 * 1_000_000_000
 
@@ -39,7 +40,7 @@ def partial_line(
     if partial.manual_ns is not None:
         fields["manual_ns"] = partial.manual_ns
     line = point_line(
-        PARTIAL,
+        KPI_PARTIAL.name,
         {"enterprise": enterprise, "plant": plant, "process": process},
         fields,
         hour_start_ns,

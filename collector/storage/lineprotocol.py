@@ -29,14 +29,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from collector.storage.schema import KPI_REPLICA, LIVENESS, RECONFIRM, SAMPLE, WATERMARK
 from common.wire import LivenessEvent
 
-SAMPLE = "sample"
-LIVENESS = "liveness"
-RECONFIRM = "reconfirm"
-WATERMARK = "watermark"
-REPLICA = "kpi_replica"
-PARTIAL = "kpi_partial"
+_RECONFIRM = RECONFIRM.name
+_SAMPLE_NAME_CHARS = len(SAMPLE.name)
+"""A reconfirm point is its sample's line prefix under the other measurement name."""
 RECONFIRM_MIN_AGE_NS = 1_000_000_000
 """A sample received at least this long after its source time is (also) stored as a
 ``reconfirm`` point at its receive time: a value a source re-sends after an outage (OPC UA
@@ -211,7 +209,7 @@ def _sample_prefix(enterprise: str, plant: str, line: str, process: str, signal:
     # Tag keys in sorted order; the set of signals is bounded by the register, so the
     # cache holds every series once.
     return (
-        f"{SAMPLE},enterprise={escape_key(enterprise, 'tag enterprise value')}"
+        f"{SAMPLE.name},enterprise={escape_key(enterprise, 'tag enterprise value')}"
         f",line={escape_key(line, 'tag line value')}"
         f",plant={escape_key(plant, 'tag plant value')}"
         f",process={escape_key(process, 'tag process value')}"
@@ -360,7 +358,7 @@ def sample_lines_of_columns(
                 else:
                     line = f"{head},server_ns={srv}i{tail} {t}"
                 again = (
-                    f"{RECONFIRM}{prefix[len(SAMPLE) :]}of_ns={t}i,status={st}i {r}"
+                    f"{_RECONFIRM}{prefix[_SAMPLE_NAME_CHARS:]}of_ns={t}i,status={st}i {r}"
                     if r - t >= reconfirm_age
                     else None
                 )
@@ -412,12 +410,12 @@ def _reconfirm_line(prefix: str, ts: int, status: int, recv: int, where: str) ->
         return None
     fields = f"of_ns={_int_field(where, 'ts', ts)},status={_int_field(where, 'status', status)}"
     _check_time(recv, where)
-    return f"{RECONFIRM}{prefix[len(SAMPLE) :]}{fields} {recv}"
+    return f"{_RECONFIRM}{prefix[_SAMPLE_NAME_CHARS:]}{fields} {recv}"
 
 
 def replica_line(replica: int, replicas: int, ts_ns: int) -> str:
     """The heartbeat of KPI replica ``replica`` (of ``replicas``): it evaluates its share."""
-    line = point_line(REPLICA, {"replica": str(replica)}, {"replicas": replicas}, ts_ns)
+    line = point_line(KPI_REPLICA.name, {"replica": str(replica)}, {"replicas": replicas}, ts_ns)
     assert line is not None  # integer fields are always storable
     return line
 
@@ -427,7 +425,7 @@ def watermark_line(
 ) -> str:
     """The ``watermark`` point of one batch: stamped with the edge's ``complete_until``."""
     line = point_line(
-        WATERMARK,
+        WATERMARK.name,
         {"enterprise": enterprise, "plant": plant, "edge": edge},
         {"boot": boot, "seq": seq},
         complete_until,
@@ -464,7 +462,7 @@ def liveness_line(event: StoredLiveness) -> str:
     if event.boot:
         fields.update(boot=event.boot, link=event.link, shutdown=bool(event.shutdown))
     line = point_line(
-        LIVENESS,
+        LIVENESS.name,
         {"enterprise": event.enterprise, "plant": event.plant, "source": event.source},
         fields,
         event.ts_ns,

@@ -32,7 +32,7 @@ from collector.storage.influxql import (
     tag_filter,
     time_range,
 )
-from collector.storage.lineprotocol import LIVENESS, RECONFIRM, REPLICA, SAMPLE, WATERMARK
+from collector.storage.schema import KPI_REPLICA, LIVENESS, RECONFIRM, SAMPLE, WATERMARK
 from collector.storage.settings import InfluxSettings
 from common.garbage import garbage_collector_paused
 from common.quality import BAD
@@ -177,12 +177,12 @@ class InfluxQLReader:
             where += f" AND {quote_ident('process')} =~ {_one_of(processes)}"
         group = f"GROUP BY {quote_ident('process')}, {quote_ident('signal')}"
         statements = [
-            f"SELECT {_SAMPLE_FIELDS} FROM {quote_ident(SAMPLE)} "
+            f"SELECT {_SAMPLE_FIELDS} FROM {quote_ident(SAMPLE.name)} "
             f"WHERE {where} AND {time_range(start_ns, end_ns)} {group}"
         ]
         if lookback_ns > 0:
             statements.append(
-                f"SELECT {_SAMPLE_FIELDS} FROM {quote_ident(SAMPLE)} "
+                f"SELECT {_SAMPLE_FIELDS} FROM {quote_ident(SAMPLE.name)} "
                 f"WHERE {where} AND {time_range(start_ns - lookback_ns, start_ns)} {group} "
                 "ORDER BY time DESC LIMIT 1"
             )
@@ -236,7 +236,7 @@ class InfluxQLReader:
         where = _scope(enterprise, plant)
         group = f"GROUP BY {quote_ident('plant')}, {quote_ident('source')}"
         fields = ", ".join(quote_ident(f) for f in ("up", "detail", "boot", "link", "shutdown"))
-        select = f"SELECT {fields} FROM {quote_ident(LIVENESS)}"
+        select = f"SELECT {fields} FROM {quote_ident(LIVENESS.name)}"
         statements = [f"{select} WHERE {where} AND {time_range(start_ns, end_ns)} {group}"]
         if edge_until_ns is not None and edge_until_ns > end_ns:
             edge = f"{quote_ident('source')} = {quote_literal(EDGE_SOURCE)}"
@@ -281,7 +281,7 @@ class InfluxQLReader:
             where += f" AND {quote_ident('process')} =~ {_one_of(processes)}"
         group = f"GROUP BY {quote_ident('process')}, {quote_ident('signal')}"
         q = (
-            f"SELECT {quote_ident('of_ns')} FROM {quote_ident(RECONFIRM)} "
+            f"SELECT {quote_ident('of_ns')} FROM {quote_ident(RECONFIRM.name)} "
             f"WHERE {where} AND {time_range(start_ns, end_ns)} {group}"
         )
         out: dict[tuple[str, str], list[tuple[int, int]]] = {}
@@ -300,7 +300,7 @@ class InfluxQLReader:
         """Per plant, the latest watermark any of its edges stored at or after ``since_ns``:
         the edge-clock time before which everything it acquired is stored."""
         q = (
-            f"SELECT last({quote_ident('seq')}) FROM {quote_ident(WATERMARK)} "
+            f"SELECT last({quote_ident('seq')}) FROM {quote_ident(WATERMARK.name)} "
             f"WHERE {quote_ident('enterprise')} = {quote_literal(enterprise)} "
             f"AND time >= {int(since_ns)} GROUP BY {quote_ident('plant')}"
         )
@@ -315,7 +315,7 @@ class InfluxQLReader:
     async def replicas(self, since_ns: int) -> set[int]:
         """The KPI replicas whose heartbeat is stored at or after ``since_ns``."""
         q = (
-            f"SELECT last({quote_ident('replicas')}) FROM {quote_ident(REPLICA)} "
+            f"SELECT last({quote_ident('replicas')}) FROM {quote_ident(KPI_REPLICA.name)} "
             f"WHERE time >= {int(since_ns)} GROUP BY {quote_ident('replica')}"
         )
         found: set[int] = set()

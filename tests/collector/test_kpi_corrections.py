@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from collector.kpi import EDGE_SOURCE, SourceEvent, aggregate, evaluate
-from collector.kpi.service import PROCESS_STATUS, KpiResult, KpiService, result_lines
+from collector.kpi.service import KpiResult, KpiService, result_lines
 from collector.storage.lineprotocol import StoredSample, sample_lines, watermark_line
 from collector.storage.reader import InfluxQLReader
+from collector.storage.schema import PROCESS_STATUS
 from collector.storage.settings import InfluxSettings
 from collector.storage.writer import make_writer
 from common.quality import GOOD
@@ -58,7 +59,7 @@ async def test_an_incomplete_window_is_recovered_and_corrected(
         # The backlog arrives: the edge vouches for everything until 120 s.
         await writer.write([watermark_line("ent", "pl", "e", at(120), at(-3600), 9)])
         assert await service.correct_pending() == 1 and service.pending == {}
-        (row,) = await reader.points(PROCESS_STATUS, win.end_ns, win.end_ns + 1)
+        (row,) = await reader.points(PROCESS_STATUS.name, win.end_ns, win.end_ns + 1)
         assert row.fields["status"] == "DIGITALIZED" and row.fields["complete"] is True
         assert row.fields["revision"] == 1
     finally:

@@ -33,9 +33,10 @@ import httpx
 import pytest
 
 from collector.kpi.inputs import Window
-from collector.kpi.service import PROCESS_STATUS, KpiService
+from collector.kpi.service import KpiService
 from collector.kpi.thresholds import Thresholds
 from collector.storage.reader import InfluxQLReader, PointRow
+from collector.storage.schema import PROCESS_STATUS
 from collector.storage.settings import InfluxSettings
 from collector.storage.writer import make_writer
 from common.register_loader import load_register
@@ -298,7 +299,7 @@ async def _query_points(
 
 
 async def _stored_windows(rig: Rig, start: int, end: int) -> list[StoredWindow]:
-    rows = await _query_points(rig, PROCESS_STATUS, start + WINDOW_S * S, end + 1)
+    rows = await _query_points(rig, PROCESS_STATUS.name, start + WINDOW_S * S, end + 1)
     windows: dict[int, StoredWindow] = {}
     for row in rows:
         length = round(float(row.fields["window_s"]) * S)

@@ -12,9 +12,10 @@ from fastapi.responses import StreamingResponse
 from collector.api import csv_rows
 from collector.api.runtime import Runtime, reader_of
 from collector.api.timerange import check_range, iso
-from collector.history import HOUR, KPI_RATE, PROCESS_STATUS, iter_points
+from collector.history import HOUR, iter_points
 from collector.settings import ApiSettings
 from collector.storage.reader import PointRow
+from collector.storage.schema import KPI_RATE, PROCESS_STATUS
 
 _START = Query(description="ISO 8601 with a time zone, e.g. 2026-11-28T00:00:00Z")
 _END = Query(description="ISO 8601 with a time zone; the range is [start, end)")
@@ -73,7 +74,7 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
         start_ns, end_ns = check_range(start, end, settings.max_range, "an export")
         return await _csv(
             runtime,
-            PROCESS_STATUS,
+            PROCESS_STATUS.name,
             start_ns,
             end_ns,
             csv_rows.PROCESS_TAGS,
@@ -90,7 +91,7 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
         start_ns, end_ns = check_range(start, end, settings.max_range, "an export")
         return await _csv(
             runtime,
-            KPI_RATE,
+            KPI_RATE.name,
             start_ns,
             end_ns,
             csv_rows.RATE_TAGS,
