@@ -9,8 +9,10 @@ Reads use InfluxQL over ``/query`` in both modes (2.x serves it through DBRP map
 from __future__ import annotations
 
 import base64
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -41,6 +43,10 @@ class InfluxSettings(BaseModel):
     """Read ``password`` from this file at start-up."""
     timeout: Duration = 10.0
     """Per HTTP request, in seconds (``10s``, ``500ms``)."""
+    gzip: Literal["auto", "on", "off"] = "auto"
+    """Compress write bodies. ``auto``: on, unless the server is on this host (a loopback
+    URL), where compressing costs both sides CPU and saves no network (docs/benchmarks.md,
+    "MQTT device burst")."""
 
     @field_validator("url")
     @classmethod
@@ -79,6 +85,19 @@ class InfluxSettings(BaseModel):
         if (self.username is None) != (self.password is None):
             raise ValueError("give both username and password, or neither")
         return self
+
+    @property
+    def compresses(self) -> bool:
+        """Whether write bodies are gzipped (``gzip``, with ``auto`` resolved)."""
+        if self.gzip != "auto":
+            return self.gzip == "on"
+        host = (urlsplit(self.url).hostname or "").lower()
+        if host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a host name: assume it is another machine
+            return True
 
     @property
     def bucket(self) -> str:

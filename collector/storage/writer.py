@@ -205,10 +205,17 @@ def _gzip_body(lines: Sequence[str]) -> bytes:
     return gzip.compress("\n".join(lines).encode(), compresslevel=1)
 
 
+def _plain_body(lines: Sequence[str]) -> bytes:
+    return "\n".join(lines).encode()
+
+
 class V1Writer(_ChunkingWriter):
-    """InfluxDB 1.x ``POST /write?db=&rp=&precision=ns`` with a gzip body."""
+    """InfluxDB 1.x ``POST /write?db=&rp=&precision=ns``, the body gzipped unless the
+    server is on this host (``InfluxSettings.gzip``)."""
 
     async def _bodies(self, chunks: list[Sequence[str]]) -> list[bytes] | None:
+        if not self.settings.compresses:
+            return [_plain_body(chunk) for chunk in chunks]
         # In a thread: zlib lets go of the GIL, so the event loop decodes the next batches
         # meanwhile (about 4 ms per 5,000 lines, docs/benchmarks.md "Collector ingest").
         return await asyncio.to_thread(lambda: [_gzip_body(chunk) for chunk in chunks])
@@ -218,8 +225,14 @@ class V1Writer(_ChunkingWriter):
         if self.settings.retention_policy:
             params["rp"] = self.settings.retention_policy
         if body is None:
-            body = await asyncio.to_thread(_gzip_body, chunk)
-        headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
+            body = (
+                await asyncio.to_thread(_gzip_body, chunk)
+                if self.settings.compresses
+                else _plain_body(chunk)
+            )
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.settings.compresses:
+            headers["Content-Encoding"] = "gzip"
         try:
             async with self._http().post(
                 f"{self.settings.url}/write", params=params, data=body, headers=headers
@@ -250,13 +263,13 @@ class V2Writer(_ChunkingWriter):
                 token=token.get_secret_value() if token else "",
                 org=self.settings.org,
                 timeout=int(self.settings.timeout * 1000),
-                enable_gzip=True,
+                enable_gzip=self.settings.compresses,
             )
             self._write_api = self._client.write_api()
         return self._write_api
 
     async def _send(self, chunk: Sequence[str], body: bytes | None) -> None:
-        # The client builds (and gzips) its own request.
+        # The client builds (and gzips, unless told not to) its own request.
         try:
             await self._api().write(
                 bucket=self.settings.bucket,

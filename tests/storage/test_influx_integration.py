@@ -237,6 +237,26 @@ async def test_generic_points_with_tag_filter(clients: tuple[InfluxWriter, Influ
     }
 
 
+async def test_gzipped_writes_round_trip(
+    mode: Mode, influx_db: str, settings_for: Callable[[Mode, str], InfluxSettings]
+) -> None:
+    """Loopback servers get plain bodies by default (``gzip: auto``): this is the
+    compressed path a remote InfluxDB gets, against the real server."""
+    settings = settings_for(mode, influx_db).model_copy(update={"gzip": "on"})
+    assert settings.compresses
+    writer, reader = make_writer(settings, max_lines=1000), InfluxQLReader(settings)
+    try:
+        await writer.write(
+            sample_lines(sample("gz", "s", START + i, float(i)) for i in range(2500))
+        )
+        assert writer.stats.batches_written == 3
+        got = await reader.samples(START, END, 0, ENT)
+        assert got[("gz", "s")].value == [float(i) for i in range(2500)]
+    finally:
+        await writer.close()
+        await reader.close()
+
+
 async def test_large_write_is_chunked(clients: tuple[InfluxWriter, InfluxQLReader]) -> None:
     writer, reader = clients
     n = 12_001
