@@ -129,8 +129,8 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _fail(path: str, response: httpx.Response) -> typer.Exit:
-    """Print the API's JSON error (code, the parameter at fault, detail) and exit 4."""
+def _error_text(response: httpx.Response) -> str:
+    """The API's JSON error as one line: status, code, the parameter at fault, detail."""
     try:
         body = response.json()
     except ValueError:
@@ -139,7 +139,12 @@ def _fail(path: str, response: httpx.Response) -> typer.Exit:
     field = body.get("field") if isinstance(body, dict) else None
     code = body.get("error", "") if isinstance(body, dict) else ""
     where = f" [{field}]" if field else ""
-    print(f"kpi: {path}: {response.status_code} {code}{where} {detail}", file=sys.stderr)
+    return f"{response.status_code} {code}{where} {detail}"
+
+
+def _fail(path: str, response: httpx.Response) -> typer.Exit:
+    """Print the API's JSON error and exit 4."""
+    print(f"kpi: {path}: {_error_text(response)}", file=sys.stderr)
     return typer.Exit(4)
 
 
@@ -148,17 +153,39 @@ def _unreachable(api: str, exc: Exception) -> typer.Exit:
     return typer.Exit(3)
 
 
-def _get(api: str, path: str, token: str | None = None, **params: Any) -> Any:
+class _Unreachable(Exception):
+    """The API did not answer (connection refused, timed out)."""
+
+
+class _Refused(Exception):
+    """The API answered with an error (its JSON body says which)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _call(api: str, path: str, token: str | None, timeout: float, **params: Any) -> Any:
+    """One GET of the API: its JSON answer, or :class:`_Unreachable` / :class:`_Refused`."""
     query = {k: v for k, v in params.items() if v is not None}
     try:
         response = httpx.get(
-            f"{api.rstrip('/')}{path}", params=query, headers=_headers(token), timeout=300
+            f"{api.rstrip('/')}{path}", params=query, headers=_headers(token), timeout=timeout
         )
     except httpx.HTTPError as exc:
-        raise _unreachable(api, exc) from None
+        raise _Unreachable(str(exc)) from None
     if response.status_code != 200:
-        raise _fail(path, response)
+        raise _Refused(response)
     return response.json()
+
+
+def _get(api: str, path: str, token: str | None = None, **params: Any) -> Any:
+    try:
+        return _call(api, path, token, 300, **params)
+    except _Unreachable as exc:
+        raise _unreachable(api, exc) from None
+    except _Refused as exc:
+        raise _fail(path, exc.response) from None
 
 
 def parse_when(text: str, now: datetime | None = None) -> str:
@@ -202,6 +229,18 @@ def _progress(enabled: bool, *columns: Any) -> Iterator[Progress]:
         yield progress
 
 
+REASONS_SHOWN = 3
+
+
+def top_reasons(reasons: dict[str, int], shown: int = REASONS_SHOWN) -> str:
+    """The most frequent reason codes with their process counts (``LOW_COVERAGE×4``), and
+    how many codes more there are: a table cell must not hide that it is cut short."""
+    ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = " ".join(f"{code}×{n}" for code, n in ranked[:shown])
+    more = len(ranked) - shown
+    return f"{text} +{more} more" if more > 0 else text
+
+
 def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.1%}"
 
@@ -224,7 +263,6 @@ def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any])
         key=lambda r: (order.get(r["scope"], 9), r["scope_id"]),
     )
     for r in rows:
-        reasons = sorted(r["reasons"].items(), key=lambda kv: -kv[1])[:3]
         table.add_row(
             r["scope"].replace("region_", "region "),
             r["scope_id"],
@@ -232,7 +270,7 @@ def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any])
             f"{r['numerator']}/{r['denominator']}",
             str(r["not_scheduled"]),
             str(r.get("provisional", 0)),
-            " ".join(f"{code}×{n}" for code, n in reasons),
+            top_reasons(r["reasons"]),
         )
     console.print(table)
     if any(r.get("provisional") for r in rows):
@@ -283,21 +321,20 @@ def watch(
 ) -> None:
     """Refresh the KPI table until Ctrl-C."""
     console = Console()
-    headers = _headers(token)
     try:
         while True:
             try:
-                kpi = httpx.get(f"{api}/api/v1/kpi", timeout=10, headers=headers)
-                processes = httpx.get(f"{api}/api/v1/processes", timeout=10, headers=headers)
-            except httpx.HTTPError as exc:
+                kpi = _call(api, "/api/v1/kpi", token, 10)
+                processes = _call(api, "/api/v1/processes", token, 10)
+            except _Unreachable as exc:
                 console.print(f"[yellow]waiting for the collector API at {api}: {exc}[/]")
-                time.sleep(interval)
-                continue
-            if kpi.status_code != 200:
-                console.print(f"[yellow]{kpi.json().get('detail', kpi.text)}[/]")
+            except _Refused as exc:
+                if exc.response.status_code != 503:  # a token or an address to fix
+                    raise _fail("/api/v1/kpi", exc.response) from None
+                console.print(f"[yellow]{_error_text(exc.response)}[/]")  # not ready yet
             else:
                 console.clear()
-                render_kpi(console, kpi.json(), processes.json())
+                render_kpi(console, kpi, processes)
                 console.print(f"API: {api}  (OpenAPI: {api}/docs) — Ctrl-C to stop")
             time.sleep(interval)
     except KeyboardInterrupt:
@@ -416,14 +453,13 @@ def history(
         for column in ("rate", "digitalized/key", "not sched.", "why not"):
             table.add_column(column, justify="right")
         for p in data["points"]:
-            reasons = sorted(p.get("reasons", {}).items(), key=lambda kv: -kv[1])[:3]
             table.add_row(
                 _when(p["time_ns"]),
                 p.get("plant") or "",
                 _pct(p.get("rate")),
                 f"{p['numerator']}/{p['denominator']}",
                 str(p.get("not_scheduled", "")),
-                " ".join(f"{code}×{n}" for code, n in reasons),
+                top_reasons(p.get("reasons", {})),
             )
     else:
         for column in ("mean", "min", "max", "pooled", "windows"):
@@ -479,7 +515,6 @@ def report(
         for r in w["rates"]:
             if r["scope"] != scope or r["industry"] != "all":
                 continue
-            reasons = sorted(r["reasons"].items(), key=lambda kv: -kv[1])[:3]
             table.add_row(
                 _when(w["window"]["start_ns"]),
                 _when(w["window"]["end_ns"]) + (" (partial)" if w["partial"] else ""),
@@ -487,7 +522,7 @@ def report(
                 r["scope_id"],
                 _pct(r["rate"]),
                 f"{r['numerator']}/{r['denominator']}",
-                " ".join(f"{code}×{n}" for code, n in reasons),
+                top_reasons(r["reasons"]),
             )
     Console().print(table)
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import uvicorn
 
 from collector.api.app import create_app
-from collector.api.metrics import TimedKpiService
 from collector.ingest.consumer import UplinkConsumer
 from collector.ingest.dead_letters import DeadLetterPublisher
 from collector.ingest.pipeline import IngestPipeline
 from collector.kpi.service import KpiService
+from collector.kpi.timing import TimedKpiService
 from collector.settings import CollectorSettings
 from collector.storage.reader import InfluxQLReader
 from collector.storage.writer import make_writer

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -17,18 +16,12 @@ from common.register import OpcUaSource as OpcUaSourceConfig
 from common.register_loader import LoadedRegister, load_register
 from common.service import wait_for_stop_or_failure
 from common.topics import edge_topic
-from common.wire import LivenessEvent, Value
 from edge.buffer import BufferConfig, SampleBuffer
-from edge.health import (
-    GOOD_SOURCE_STATES,
-    CountingSink,
-    RateMeter,
-    add_connection_rates,
-    verdict,
-)
+from edge.buffer.sinks import BufferSink, CountingSink
+from edge.health import GOOD_SOURCE_STATES, RateMeter, add_connection_rates, verdict
 from edge.health_server import HealthServer
 from edge.settings import EdgeSettings, check_buffer_dir
-from edge.sources import Source, now_ns
+from edge.sources import Source
 from edge.sources.mqtt.payload import DeviceLimits
 from edge.sources.mqtt.security import build_security
 from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
@@ -38,42 +31,6 @@ from edge.sources.opcua.source import NodeBinding, OpcUaSource
 from edge.uplink import Uplink, UplinkIdentity
 
 log = logging.getLogger(__name__)
-
-
-class BufferSink:
-    """What sources report into: samples and liveness go to the buffer, rejections are counted."""
-
-    def __init__(self, buffer: SampleBuffer, wakeup: asyncio.Event) -> None:
-        self.buffer = buffer
-        self.wakeup = wakeup
-        self.rejected_count = 0
-        self.last_rejections: dict[str, str] = {}
-
-    def sample(
-        self,
-        process: str,
-        signal: str,
-        ts: int,
-        value: Value,
-        status: int,
-        recv: int,
-        server_ts: int | None = None,
-    ) -> None:
-        self.buffer.add_sample((process, signal, ts, value, status, recv, server_ts))
-        self.wakeup.set()
-
-    def liveness(self, source: str, up: bool, detail: str = "") -> None:
-        log.info("source %s is %s: %s", source, "up" if up else "down", detail)
-        self.buffer.add_liveness(LivenessEvent(source=source, ts=now_ns(), up=up, detail=detail))
-        self.wakeup.set()
-
-    def after_durable(self, callback: Callable[[], None]) -> None:
-        self.buffer.after_durable(callback)
-
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
-        self.rejected_count += 1
-        if len(self.last_rejections) < 1000 or culprit in self.last_rejections:
-            self.last_rejections[culprit] = f"{source}: {reason}"
 
 
 def opcua_pki(settings: EdgeSettings) -> ApplicationPki:

@@ -13,46 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.wire import Value
-from edge.sources import SourceSink
-
 GOOD_SOURCE_STATES = frozenset({"subscribed", "polling"})
 BUFFER_WARN_FILL = 0.8
 """Above this share of its byte or sample bound the buffer is about to drop data."""
 FAILED_NODES_NAMED = 5
 """Failed nodes a problem line names; the count says how many there are in all."""
-
-
-class CountingSink:
-    """A source's view of the agent's sink that counts what the source delivers."""
-
-    def __init__(self, sink: SourceSink, source: str, counters: dict[str, int]) -> None:
-        self._sink = sink
-        self._source = source
-        self._counters = counters
-        counters.setdefault(source, 0)
-
-    def sample(
-        self,
-        process: str,
-        signal: str,
-        ts: int,
-        value: Value,
-        status: int,
-        recv: int,
-        server_ts: int | None = None,
-    ) -> None:
-        self._counters[self._source] += 1
-        self._sink.sample(process, signal, ts, value, status, recv, server_ts)
-
-    def liveness(self, source: str, up: bool, detail: str = "") -> None:
-        self._sink.liveness(source, up, detail)
-
-    def after_durable(self, callback: Callable[[], None]) -> None:
-        self._sink.after_durable(callback)
-
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
-        self._sink.rejected(source, culprit, reason)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,8 +14,13 @@ from common.limits import DEVICE_PAYLOAD_MAX_BYTES, FUTURE_TOLERANCE_S, STRING_M
 from common.mqtt_tls import LinkSecurity, link_security
 from common.settings_env import json_errors_named
 from common.topics import DEFAULT_PREFIX
+from edge.buffer.segments import FsyncPolicy
+from edge.buffer.store import BufferConfig
+from edge.sources.opcua.connection import ConnectionOptions
 
 
+# Defaults of the buffer and of OPC UA connections are theirs (``BufferConfig``,
+# ``ConnectionOptions``): a setting only names them for the environment.
 class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EDGE_",
@@ -83,29 +88,29 @@ class EdgeSettings(BaseSettings):
     """With nothing to send for this long, an empty batch carries the edge's watermark
     (everything acquired until now is delivered). Keep it under the collector's
     ``COLLECTOR_KPI__LAG``, or a quiet plant's windows are provisional until it comes."""
-    buffer_max_samples: int = Field(2_000_000, ge=1000)
+    buffer_max_samples: int = Field(BufferConfig.max_samples, ge=1000)
     """Samples held while the uplink is down; the oldest are dropped (and counted) beyond it."""
     buffer_dir: Path | None = None
     """Where the store-and-forward log lives; default ``./edge-buffer-<edge id>``."""
-    buffer_max_bytes: int = Field(1024**3, ge=1024**2)
+    buffer_max_bytes: int = Field(BufferConfig.max_bytes, ge=1024**2)
     """Bytes on disk the buffer may use; the oldest segment is dropped (and counted) beyond it."""
-    buffer_segment_bytes: int = Field(16 * 1024**2, ge=4096)
+    buffer_segment_bytes: int = Field(BufferConfig.segment_bytes, ge=4096)
     """Size of one log file: the unit in which a full buffer drops its oldest data."""
-    buffer_fsync: Literal["batch", "interval", "never"] = "interval"
+    buffer_fsync: FsyncPolicy = BufferConfig.fsync
     """``batch``: fsync every group commit; ``interval``: at most every ``buffer_fsync_interval``;
     ``never``: leave it to the OS. All three survive a crash of the agent (see
     docs/store-and-forward.md for power loss)."""
-    buffer_fsync_interval: Duration = 1.0
-    buffer_commit_interval: Duration = Field(0.1, le=5.0)
+    buffer_fsync_interval: Duration = BufferConfig.fsync_interval
+    buffer_commit_interval: Duration = Field(BufferConfig.commit_interval, le=5.0)
     """Group commit: how often received samples are written to the buffer's disk."""
-    buffer_commit_items: int = Field(1000, ge=1)
+    buffer_commit_items: int = Field(BufferConfig.commit_items, ge=1)
     """Group commit as soon as this many samples (or device acknowledgements) wait."""
-    reconnect_max_delay: Duration = 30.0
-    opcua_timeout: Duration = 4.0
-    opcua_watchdog: Duration = 5.0
+    reconnect_max_delay: Duration = ConnectionOptions.reconnect_max_delay
+    opcua_timeout: Duration = ConnectionOptions.timeout
+    opcua_watchdog: Duration = ConnectionOptions.watchdog
     """A subscription silent for this long (plus its keep-alive) is rebuilt."""
-    monitored_items_per_call: int = Field(500, ge=1)
-    nodes_per_read: int = Field(500, ge=1)
+    monitored_items_per_call: int = Field(ConnectionOptions.items_per_call, ge=1)
+    nodes_per_read: int = Field(ConnectionOptions.nodes_per_read, ge=1)
     status_interval: Duration = 10.0
     """How often a health report is published (and logged)."""
     device_payload_max_bytes: int = Field(DEVICE_PAYLOAD_MAX_BYTES, ge=64)

@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -37,13 +37,13 @@ from cryptography.hazmat.primitives import serialization
 
 from common.quality import BAD_WAITING_FOR_INITIAL_DATA
 from common.register import UpdateKind
+from common.timestamps import ns_to_datetime
 from simulators.ledger import Ledger
 from simulators.machine import Sample, SignalSpec, Value, value_type
 
 log = logging.getLogger(__name__)
 
 _NSU_STRING = re.compile(r"^nsu=([^;]+);s=(.+)$", re.DOTALL)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _YIELD_EVERY = 200
 """Writes (or node creations) between two yields to the event loop."""
 
@@ -153,7 +153,7 @@ def brief_list(names: Sequence[str], limit: int = 8) -> str:
 
 def to_datetime(ns: int) -> ua.DateTime:
     """An aware UTC datetime; exact to the microsecond (what OPC UA clients decode)."""
-    return cast(ua.DateTime, _EPOCH + timedelta(microseconds=ns // 1000))
+    return cast(ua.DateTime, ns_to_datetime(ns))
 
 
 def _node_id(identifier: str, namespace: int) -> ua.NodeId:

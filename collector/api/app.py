@@ -14,6 +14,7 @@ from collector.api.auth import require_token
 from collector.api.routes import export, history, kpi, ops
 from collector.api.runtime import Runtime
 from collector.settings import ApiSettings
+from common.version import VERSION
 
 __all__ = ["Runtime", "create_app"]
 
@@ -22,7 +23,7 @@ def create_app(runtime: Runtime, settings: ApiSettings | None = None) -> FastAPI
     settings = settings or ApiSettings()
     app = FastAPI(
         title="plantkpi collector",
-        version="0.2.0",
+        version=VERSION,
         description=(
             "Telemetry-verified key-process digitalization rate. Errors are "
             '`{"error": code, "detail": text}`; see docs/api.md.'

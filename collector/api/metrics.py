@@ -4,7 +4,7 @@ The ingest and consumer counters already live in the pipeline's and consumer's s
 a custom collector reads them at scrape time instead of instrumenting the hot path a
 second time (and cannot drift from what ``/api/v1/stats`` shows). The one thing the
 stats do not keep, how long KPI computations take, is measured by
-:class:`TimedKpiService` into a histogram.
+``collector/kpi/timing.py``'s :class:`TimedKpiService` into a histogram, exposed here.
 
 Each app gets its own :class:`CollectorRegistry` (several collectors in one test process
 must not collide in the global one).
@@ -12,57 +12,16 @@ must not collide in the global one).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from collector.api.runtime import Runtime
-from collector.kpi.inputs import Window
-from collector.kpi.service import KpiResult, KpiService
-from common.register_loader import LoadedRegister
+from collector.kpi.timing import TimedKpiService
 
-__all__ = ["CONTENT_TYPE_LATEST", "TimedKpiService", "exposition", "make_registry"]
-
-COMPUTE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-
-
-class TimedKpiService(KpiService):
-    """A :class:`KpiService` that records how long each computation (live evaluation from
-    slices, recomputation or report window: the reads from InfluxDB plus the evaluation)
-    takes."""
-
-    compute_seconds: Histogram
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        # Not registered anywhere: the scrape-time collector yields its samples.
-        self.compute_seconds = Histogram(
-            "plantkpi_kpi_compute_seconds",
-            "Duration of one KPI computation (storage read and evaluation)",
-            buckets=COMPUTE_BUCKETS,
-            registry=None,
-        )
-
-    async def compute(self, window: Window) -> KpiResult:
-        started = time.perf_counter()
-        try:
-            return await super().compute(window)
-        finally:
-            self.compute_seconds.observe(time.perf_counter() - started)
-
-    async def evaluate(
-        self, window: Window, registers: list[LoadedRegister] | None = None
-    ) -> KpiResult:
-        if not self.slices.fits(window):
-            return await super().evaluate(window, registers)  # in one pass, timed there
-        started = time.perf_counter()
-        try:
-            return await super().evaluate(window, registers)
-        finally:
-            self.compute_seconds.observe(time.perf_counter() - started)
+__all__ = ["CONTENT_TYPE_LATEST", "exposition", "make_registry"]
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:

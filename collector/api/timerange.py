@@ -6,27 +6,20 @@ which of its arguments to fix.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from collector.api.errors import bad_range
+from common.timestamps import datetime_to_ns, ns_to_datetime
 
 EXAMPLE = "2026-11-28T08:00:00Z"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # InfluxDB stores int64 ns: 1677-09-21 to 2262-04-11. Stay a day inside.
 EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
 LATEST = datetime(2262, 4, 10, tzinfo=UTC)
 
 
-def to_ns(moment: datetime) -> int:
-    """Exact integer ns (no float rounding): whole seconds plus microseconds."""
-    delta = moment - EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
 def iso(ts_ns: int) -> str:
     """ISO 8601 UTC text of an ns timestamp (microsecond precision)."""
-    moment = EPOCH + timedelta(microseconds=ts_ns // 1000)
-    return moment.isoformat().replace("+00:00", "Z")
+    return ns_to_datetime(ts_ns).isoformat().replace("+00:00", "Z")
 
 
 def check_range(start: datetime, end: datetime, max_s: float, what: str) -> tuple[int, int]:
@@ -36,7 +29,7 @@ def check_range(start: datetime, end: datetime, max_s: float, what: str) -> tupl
             raise bad_range(f"{name} needs a time zone, e.g. {EXAMPLE}", name)
         if not EARLIEST <= value <= LATEST:
             raise bad_range(f"{name} must be between {EARLIEST.date()} and {LATEST.date()}", name)
-    start_ns, end_ns = to_ns(start), to_ns(end)
+    start_ns, end_ns = datetime_to_ns(start), datetime_to_ns(end)
     if end_ns <= start_ns:
         raise bad_range(f"end ({end.isoformat()}) must be after start ({start.isoformat()})", "end")
     if (end_ns - start_ns) / 1e9 > max_s:

@@ -48,7 +48,6 @@ import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import compress, count
 from typing import Any, NamedTuple
@@ -62,6 +61,7 @@ from collector.kpi.thresholds import Thresholds
 from common.quality import BAD, GOOD, Quality, classify
 from common.register import Line, Plant, Process, Signal, SignalRole, UpdateKind
 from common.register_loader import LoadedRegister
+from common.timestamps import datetime_to_ns
 from common.wire import EDGE_SOURCE
 
 __all__ = [
@@ -290,7 +290,6 @@ _CLASS_REASON = {
 }
 _NO_NEXT = 1 << 126
 """Sentinel 'next sample' time after the last sample: later than any real timestamp."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def evaluate(
@@ -780,13 +779,7 @@ def _hold_ns(signal: Signal, thresholds: Thresholds) -> int:
 
 
 def _downtime(line: Line) -> iv.Intervals:
-    return iv.normalize((_to_ns(d.start), _to_ns(d.end)) for d in line.downtime)
-
-
-def _to_ns(moment: datetime) -> int:
-    # Exact integer arithmetic: a float timestamp would lose nanoseconds.
-    delta = moment - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return iv.normalize((datetime_to_ns(d.start), datetime_to_ns(d.end)) for d in line.downtime)
 
 
 def _sources_of(process: Process) -> list[str]:

@@ -21,11 +21,11 @@ import yaml
 from fastapi import FastAPI
 
 from collector.api.app import create_app
-from collector.api.metrics import TimedKpiService
 from collector.ingest.consumer import UplinkConsumer
 from collector.ingest.pipeline import IngestPipeline
 from collector.kpi import Thresholds, Window
 from collector.kpi.service import KpiResult, result_lines
+from collector.kpi.timing import TimedKpiService
 from collector.settings import ApiSettings
 from collector.storage.lineprotocol import StoredSample, sample_lines
 from collector.storage.reader import InfluxQLReader

@@ -8,7 +8,9 @@ the test plant; small range limits keep each generated request cheap.
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +41,11 @@ _schema_app = create_app(
     make_runtime(build_register(), InfluxSettings(), None), ApiSettings(**LIMITS)
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", _schema_app)
+
+
+def test_the_api_states_the_version_of_the_installed_package() -> None:
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert _schema_app.openapi()["info"]["version"] == project["project"]["version"]
 
 
 @pytest.fixture(scope="module")

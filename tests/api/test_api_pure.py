@@ -10,11 +10,12 @@ import pytest
 from collector.api.csv_rows import header, rows
 from collector.api.errors import ApiError, excerpt
 from collector.api.routes.ops import ready_reason
-from collector.api.timerange import check_range, iso, to_ns
+from collector.api.timerange import check_range, iso
 from collector.history import Grid, Period, report_windows
 from collector.kpi.inputs import Window
 from collector.settings import ApiSettings
 from collector.storage.reader import PointRow
+from common.timestamps import datetime_to_ns as to_ns
 
 H = 3600 * 10**9
 DAY0 = to_ns(datetime(2026, 11, 28, tzinfo=UTC))

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner, Result
 
-from collector.cli import kpi_app, parse_when
+from collector.cli import kpi_app, parse_when, top_reasons
 from tests.api.conftest import LIVE_ENDS, Apps, Plant
 from tests.support.servers import free_port
 
@@ -106,6 +106,13 @@ async def test_errors_exit_4_naming_the_problem(served: str) -> None:
     assert unknown.exit_code == 4 and "no key process 'p404'" in unknown.stderr
 
 
+async def test_watch_stops_on_an_error_that_waiting_cannot_fix(served: str) -> None:
+    """A wrong token is said once and ends ``kpi watch`` (it used to print it forever)."""
+    wrong = await kpi(served, "watch", "--interval", "0.1", token="wrong")
+    assert wrong.exit_code == 4
+    assert "/api/v1/kpi: 401 unauthorized" in wrong.stderr and "not valid" in wrong.stderr
+
+
 def test_relative_times() -> None:
     from datetime import UTC, datetime
 
@@ -114,3 +121,10 @@ def test_relative_times() -> None:
     assert parse_when("now", now) == "2026-11-28T12:00:00Z"
     assert parse_when("2026-11-28T08:00:00", now) == "2026-11-28T08:00:00Z"
     assert parse_when("2026-11-28T08:00:00+08:00", now) == "2026-11-28T08:00:00+08:00"
+
+
+def test_the_reasons_cell_shows_the_most_frequent_and_says_how_many_more() -> None:
+    reasons = {"STALE_DATA": 2, "LOW_COVERAGE": 5, "OVERRIDDEN": 1, "NO_SIGNAL": 2, "MANUAL": 1}
+    assert top_reasons(reasons) == "LOW_COVERAGE×5 NO_SIGNAL×2 STALE_DATA×2 +2 more"
+    assert top_reasons({"LOW_COVERAGE": 1}) == "LOW_COVERAGE×1"
+    assert top_reasons({}) == ""

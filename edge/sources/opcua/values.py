@@ -12,9 +12,8 @@ from enum import Enum
 from asyncua import ua
 
 from common.limits import value_problem
+from common.timestamps import datetime_to_ns
 from common.wire import Value
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class UnsupportedValue(ValueError):
@@ -34,8 +33,7 @@ def to_ns(moment: datetime | None) -> int | None:
         moment = moment.replace(tzinfo=UTC)
     if not _MIN_VALID < moment < _MAX_VALID:
         return None
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return datetime_to_ns(moment)
 
 
 def scalar(value: object) -> Value:

@@ -1,0 +1,86 @@
+"""Between the sources and the buffer: what a source reports into (``SourceSink``).
+
+:class:`BufferSink` puts samples and liveness events into the buffer and wakes the uplink;
+:class:`CountingSink` is one source's view of it, counting what that source delivers (the
+health report's per-source rates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from common.wire import LivenessEvent, Value
+from edge.buffer.store import SampleBuffer
+from edge.sources import SourceSink, now_ns
+
+log = logging.getLogger(__name__)
+
+
+class BufferSink:
+    """What sources report into: samples and liveness go to the buffer, rejections are counted."""
+
+    def __init__(self, buffer: SampleBuffer, wakeup: asyncio.Event) -> None:
+        self.buffer = buffer
+        self.wakeup = wakeup
+        self.rejected_count = 0
+        self.last_rejections: dict[str, str] = {}
+
+    def sample(
+        self,
+        process: str,
+        signal: str,
+        ts: int,
+        value: Value,
+        status: int,
+        recv: int,
+        server_ts: int | None = None,
+    ) -> None:
+        self.buffer.add_sample((process, signal, ts, value, status, recv, server_ts))
+        self.wakeup.set()
+
+    def liveness(self, source: str, up: bool, detail: str = "") -> None:
+        log.info("source %s is %s: %s", source, "up" if up else "down", detail)
+        self.buffer.add_liveness(LivenessEvent(source=source, ts=now_ns(), up=up, detail=detail))
+        self.wakeup.set()
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        self.buffer.after_durable(callback)
+
+    def rejected(self, source: str, culprit: str, reason: str) -> None:
+        self.rejected_count += 1
+        if len(self.last_rejections) < 1000 or culprit in self.last_rejections:
+            self.last_rejections[culprit] = f"{source}: {reason}"
+
+
+class CountingSink:
+    """A source's view of the agent's sink that counts what the source delivers."""
+
+    def __init__(self, sink: SourceSink, source: str, counters: dict[str, int]) -> None:
+        self._sink = sink
+        self._source = source
+        self._counters = counters
+        counters.setdefault(source, 0)
+
+    def sample(
+        self,
+        process: str,
+        signal: str,
+        ts: int,
+        value: Value,
+        status: int,
+        recv: int,
+        server_ts: int | None = None,
+    ) -> None:
+        self._counters[self._source] += 1
+        self._sink.sample(process, signal, ts, value, status, recv, server_ts)
+
+    def liveness(self, source: str, up: bool, detail: str = "") -> None:
+        self._sink.liveness(source, up, detail)
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        self._sink.after_durable(callback)
+
+    def rejected(self, source: str, culprit: str, reason: str) -> None:
+        self._sink.rejected(source, culprit, reason)
