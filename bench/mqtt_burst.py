@@ -91,7 +91,10 @@ class Run:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
 
-def register_yaml(topics: int, qos: int) -> str:
+def register_yaml(topics: int, qos: int, stamp: str = "device") -> str:
+    """``stamp``: ``device`` takes each sample's time from its message (``ts``), ``edge``
+    leaves it to the edge's receive time."""
+    timestamp = ", timestamp_path: ts" if stamp == "device" else ", timestamp_path: null"
     lines = [
         "version: bench-mqtt-burst",
         f"enterprise: {{id: {ENTERPRISE}, region: Bench, above_designated_size: true}}",
@@ -111,7 +114,7 @@ def register_yaml(topics: int, qos: int) -> str:
             "      industry: discrete",
             "      signals:",
             f"      - {{id: v, role: parameter, source: {SOURCE}, topic: 'burst/t{t}/v',"
-            " path: value, timestamp_path: ts, interval: 1s}",
+            f" path: value{timestamp}, interval: 1s}}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -351,8 +354,9 @@ async def plantkpi(
     messages: int,
     qos: int,
     workdir: Path,
+    stamp: str = "device",
 ) -> Run:
-    register_text = register_yaml(len(files), qos)
+    register_text = register_yaml(len(files), qos, stamp)
     async with running_plantkpi(device, central, influx, register_text, workdir) as pipeline:
         stack, pids = pipeline.stack, pipeline.pids
         async with httpx.AsyncClient() as http:
@@ -478,7 +482,14 @@ async def run_all(args: argparse.Namespace) -> list[Run]:
                         else:
                             workdir = root / f"plantkpi-q{qos}-{n}"
                             run = await plantkpi(
-                                device, central, influx, files, args.messages, qos, workdir
+                                device,
+                                central,
+                                influx,
+                                files,
+                                args.messages,
+                                qos,
+                                workdir,
+                                getattr(args, "stamp", "device"),
                             )
                         print(
                             f"QoS {qos} run {n + 1} {name}: {run.rate:,.0f} msgs/s, "
@@ -493,6 +504,13 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+STAMPS = {
+    "device": "plantkpi takes each sample's time from its message: an hour old when "
+    "published, so every sample is also stored as a `reconfirm` point (docs/schema.md): "
+    "two points per message where the peers write one.",
+    "edge": "plantkpi stamps each sample with the edge's receive time (live data: one point "
+    "per message, like the peers).",
+}
 PEERS = ("broker alone", "Python bridge", "Node-RED")
 """The pipelines every other one's rate is also given as a ratio to."""
 
@@ -538,7 +556,8 @@ def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
             "per QoS, each pipeline in turn; ratios are medians of the ratios run by run. "
             f"Node-RED {NODE_RED_VERSION} runs `mqtt in` → `join` (5,000 points or 100 ms) → "
             "`influxdb batch` (`bench/node_red.py`). *Machine busy*: the share of both cores' "
-            "time in use during the run, by any process (publishers and the bench included).",
+            "time in use during the run, by any process (publishers and the bench included). "
+            + STAMPS[getattr(args, "stamp", "device")],
             "",
             *machine_description(),
             "",
@@ -553,6 +572,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topics", type=int, default=10)
     parser.add_argument("--qos", type=lambda s: [int(q) for q in s.split(",")], default=[0, 1])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--stamp",
+        choices=("device", "edge"),
+        default="device",
+        help="plantkpi's sample times: the messages' own (an hour old when published, so "
+        "every sample is also stored as a reconfirm point, docs/schema.md) or the edge's "
+        "receive time (live data)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     runs = asyncio.run(run_all(args))

@@ -4,10 +4,12 @@ pipeline receives or stores every message. Nothing here asserts a speed."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
-from bench.mqtt_burst import PIPELINES, render, run_all
+from bench.mqtt_burst import PIPELINES, register_yaml, render, run_all
+from common.register_loader import parse_register
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +30,18 @@ async def test_every_pipeline_gets_every_message_run_after_run() -> None:
     assert all(0 < r.machine_busy <= 1 for r in runs)
     table = render(runs, args, "test")
     assert "| 1 | plantkpi |" in table and "| 1 | Node-RED |" in table and "600 / 600" in table
+
+
+def test_the_register_takes_sample_times_from_the_messages_or_the_edge() -> None:
+    for stamp, stamped in (("device", True), ("edge", False)):
+        text = register_yaml(3, 1, stamp)
+        register = parse_register(text.encode(), Path(f"burst-{stamp}.yaml"))
+        signals = [
+            s
+            for p in register.model.plants
+            for line in p.lines
+            for pr in line.processes
+            for s in pr.signals
+        ]
+        assert len(signals) == 3
+        assert all((s.timestamp_path == "ts") is stamped for s in signals)
