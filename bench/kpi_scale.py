@@ -267,7 +267,7 @@ async def run_backlog(influx_url: str, signals: int, window_s: int, period_s: in
             end += period_s * S
             result = await service.evaluate(Window(end - window_s * S, end))
             await writer.write(result_lines(result))
-            service._track(result, revision=0)
+            service.track_incomplete(result, revision=0)
         affected = len(service.pending)
         await _write_period(writer, register, cut, (end - cut) // S)  # the backlog arrives
         await writer.write([watermark_line(ENTERPRISE, PLANT, "e", end + S, 1, 2)])

@@ -545,10 +545,7 @@ def export(
     path = f"/api/v1/export/{what}.csv"
     params = {"start": parse_when(start), "end": parse_when(end)}
     text = _download(api, path, token, params, show=output is not None or as_json)
-    if as_json:
-        out = json.dumps(list(csv.DictReader(io.StringIO(text))), indent=2) + "\n"
-    else:
-        out = text
+    out = json.dumps(list(csv.DictReader(io.StringIO(text))), indent=2) + "\n" if as_json else text
     if output is None:
         sys.stdout.write(out)
     else:

@@ -14,6 +14,7 @@ instead of being dropped by the broker while counted as sent here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -325,12 +326,10 @@ class Uplink:
         client = self.client
         if client is None:
             return
-        try:
+        with contextlib.suppress(aiomqtt.MqttError):  # gone already: the Will says offline
             await client.publish(
                 self.identity.state_topic,
                 self._state(False, shutdown=True),
                 qos=1,
                 retain=True,
             )
-        except aiomqtt.MqttError:
-            pass

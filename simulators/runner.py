@@ -20,6 +20,7 @@ from typing import Any, Self
 
 from common.endpoints import parse_broker_url
 from common.register import MqttSource, OpcUaSource, Source
+from common.register_loader import LoadedRegister
 from simulators.ledger import Ledger
 from simulators.machine import BehaviourPlan, Machine, Sample, SignalSpec
 from simulators.mqtt_devices import MqttBinding, MqttDevices
@@ -56,32 +57,12 @@ class Simulator:
         self.tick = tick
         self.ledger = ledger
         register = scenario.register
-        all_sources: dict[str, Source] = {}
-        owner: dict[str, str] = {}
-        for plant in register.model.plants:
-            for source in plant.sources:
-                if source.id in owner:
-                    # The register allows it (ids are per plant); overrides by id could not.
-                    raise SimulatorError(
-                        f"{register.path.name}: source id {source.id!r} is used by plants "
-                        f"{owner[source.id]} and {plant.id}; the simulator needs unique source ids"
-                    )
-                owner[source.id] = plant.id
-                all_sources[source.id] = source
+        all_sources = _unique_sources(register)
         endpoints = dict(endpoints or {})
         brokers = dict(brokers or {})
         _check_overrides(endpoints, all_sources, OpcUaSource, "endpoint", register.path.name)
         _check_overrides(brokers, all_sources, MqttSource, "broker", register.path.name)
-        for source_id, url in endpoints.items():
-            if not url.startswith("opc.tcp://"):
-                raise SimulatorError(
-                    f"endpoint for {source_id}: {url!r} is not opc.tcp://host:port"
-                )
-        for source_id, url in brokers.items():
-            try:
-                parse_broker_url(url)
-            except ValueError as exc:
-                raise SimulatorError(f"broker for {source_id}: {exc}") from None
+        _check_urls(endpoints, brokers)
         if sources is not None:
             unknown = sorted(set(sources) - set(all_sources))
             if unknown:
@@ -292,6 +273,34 @@ class Simulator:
             self.mqtt[source].submit(items)
         for source, items in opcua.items():
             await self.opcua[source].write(items)
+
+
+def _unique_sources(register: LoadedRegister) -> dict[str, Source]:
+    """Every source of the register by id; ids must be unique across its plants."""
+    sources: dict[str, Source] = {}
+    owner: dict[str, str] = {}
+    for plant in register.model.plants:
+        for source in plant.sources:
+            if source.id in owner:
+                # The register allows it (ids are per plant); overrides by id could not.
+                raise SimulatorError(
+                    f"{register.path.name}: source id {source.id!r} is used by plants "
+                    f"{owner[source.id]} and {plant.id}; the simulator needs unique source ids"
+                )
+            owner[source.id] = plant.id
+            sources[source.id] = source
+    return sources
+
+
+def _check_urls(endpoints: Mapping[str, str], brokers: Mapping[str, str]) -> None:
+    for source_id, url in endpoints.items():
+        if not url.startswith("opc.tcp://"):
+            raise SimulatorError(f"endpoint for {source_id}: {url!r} is not opc.tcp://host:port")
+    for source_id, url in brokers.items():
+        try:
+            parse_broker_url(url)
+        except ValueError as exc:
+            raise SimulatorError(f"broker for {source_id}: {exc}") from None
 
 
 def _check_overrides(

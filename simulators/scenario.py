@@ -262,7 +262,10 @@ def _check_machine(loc: tuple[Any, ...], process: Process, spec: MachineSpec) ->
         targets = [by_id[sid] for sid in simulated]
     if behaviour is Behaviour.MANUAL_MODE and not any(s.role is SignalRole.MODE for s in targets):
         return [(loc, f"manual_mode: process {process.id!r} has no automated mode signal")]
-    if behaviour in QUALITY_STATUS and spec.signals is None:
-        if not any(s.role is SignalRole.PARAMETER for s in targets):
-            return [(loc, f"{behaviour.value}: process {process.id!r} has no automated parameter")]
+    if (
+        behaviour in QUALITY_STATUS
+        and spec.signals is None
+        and not any(s.role is SignalRole.PARAMETER for s in targets)
+    ):
+        return [(loc, f"{behaviour.value}: process {process.id!r} has no automated parameter")]
     return []

@@ -32,6 +32,7 @@ import aiomqtt
 import pysparkplug as spb
 from google.protobuf.message import DecodeError
 
+from common import mqtt_client
 from common.endpoints import parse_broker_url
 from common.register import SPARKPLUG_NAMESPACE
 
@@ -150,7 +151,7 @@ class SparkplugEdgeNode:
         """Drop the connection without DISCONNECT: the broker publishes the NDEATH will."""
         await self._restarted()
         client = self._require()
-        sock = client._client.socket()
+        sock = mqtt_client.paho_client(client).socket()
         if isinstance(sock, socket.socket):
             sock.shutdown(socket.SHUT_RDWR)
         await self._close()

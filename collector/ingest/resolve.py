@@ -114,7 +114,7 @@ def _series(
     return (enterprise, plant, ref.line.id, ref.process.id, ref.signal.id)
 
 
-def resolve_batch(
+def resolve_batch(  # noqa: C901 (one pass over the samples is the hot path: each rule is a branch in it, not a call per sample)
     batch: UplinkBatch,
     topic: EdgeTopic,
     registers: dict[str, LoadedRegister],

@@ -375,7 +375,7 @@ class KpiService:
         registers = await self.owned()
         result = await self.evaluate(window, registers)
         await self.writer.write(result_lines(result))
-        self._track(result, revision=0)
+        self.track_incomplete(result, revision=0)
         await self.store_hours()
         # Keep the slices of the windows still to be corrected and of the hour under way
         # (its partials are stored once it is over), drop the rest.
@@ -385,7 +385,7 @@ class KpiService:
         self.evaluations_run += 1
         return result
 
-    def _track(self, result: KpiResult, revision: int) -> None:
+    def track_incomplete(self, result: KpiResult, revision: int) -> None:
         """Remember a window stored while some plant's data was still on its way."""
         incomplete = _incomplete(result)
         if incomplete:
@@ -433,7 +433,7 @@ class KpiService:
             )
             result = await self.evaluate(window, owned)
             await self.writer.write(result_lines(result, revision=entry.revision + 1))
-            self._track(result, revision=entry.revision + 1)
+            self.track_incomplete(result, revision=entry.revision + 1)
             await self.store_hours()
             done += 1
             self.corrections_run += 1

@@ -353,10 +353,7 @@ def sample_lines_of_columns(
                     if stats is not None:
                         stats.nonfinite_fields += 1
                     head = f"{prefix}status={st}i,recv_ns={r}i"
-                if srv is None:
-                    line = f"{head}{tail} {t}"
-                else:
-                    line = f"{head},server_ns={srv}i{tail} {t}"
+                line = f"{head}{tail} {t}" if srv is None else f"{head},server_ns={srv}i{tail} {t}"
                 again = (
                     f"{_RECONFIRM}{prefix[_SAMPLE_NAME_CHARS:]}of_ns={t}i,status={st}i {r}"
                     if r - t >= reconfirm_age

@@ -289,8 +289,8 @@ async def test_batch_influxdb_refuses_is_dead_lettered_with_its_reason_and_later
 async def _write_raw(influxdb: InfluxServer, database: str, line: str) -> None:
     import aiohttp
 
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{influxdb.url}/write", params={"db": database}, data=line
-        ) as response:
-            assert response.status == 204, await response.text()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{influxdb.url}/write", params={"db": database}, data=line) as response,
+    ):
+        assert response.status == 204, await response.text()

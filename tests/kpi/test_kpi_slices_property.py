@@ -147,7 +147,7 @@ class Edge:
         return ts + delay
 
 
-def storage_for(plan: Plan) -> ModelStorage:
+def storage_for(plan: Plan) -> ModelStorage:  # noqa: C901 (a model of storage and the edge, kept in one piece to read as one)
     store = ModelStorage()
     edge = Edge(plan)
     index = iter(range(len(plan.delays)))

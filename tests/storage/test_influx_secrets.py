@@ -70,7 +70,7 @@ def test_settings_errors_never_echo_secrets(monkeypatch: pytest.MonkeyPatch) -> 
     assert SECRET not in str(failure.value)
     monkeypatch.delenv("COLLECTOR_INFLUX__PASSWORD")
     monkeypatch.setenv("COLLECTOR_API__TOKENS", f'["{SECRET}", ')
-    with pytest.raises(ValueError) as broken:
+    with pytest.raises(ValueError, match="api") as broken:
         CollectorSettings()
     assert "api" in str(broken.value)
     assert SECRET not in str(broken.value)

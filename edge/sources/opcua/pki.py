@@ -44,7 +44,8 @@ def application_uri(edge_id: str) -> str:
 
 def thumbprint(certificate: x509.Certificate) -> str:
     """SHA-1 of the DER form, hex: how OPC UA tools (UaExpert, Kepware, TIA) show a certificate."""
-    return hashlib.sha1(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return hashlib.sha1(der, usedforsecurity=False).hexdigest()  # a name, not a check
 
 
 def load_any_certificate(data: bytes) -> x509.Certificate:
