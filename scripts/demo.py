@@ -26,7 +26,7 @@ def show_kpi(stack: PlantStack, args: argparse.Namespace) -> None:
     import httpx
     from rich.console import Console
 
-    from collector.cli import render_kpi
+    from collector.kpi_cli import render_kpi
 
     console = Console()
     deadline = time.monotonic() + args.duration if args.duration else None

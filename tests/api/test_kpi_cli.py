@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner, Result
 
-from collector.cli import kpi_app, parse_when, top_reasons
+from collector.kpi_cli import kpi_app, parse_when, top_reasons
 from tests.api.conftest import LIVE_ENDS, Apps, Plant
 from tests.support.servers import free_port
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from collector.cli import format_outage, render_kpi
 from collector.kpi import EDGE_SOURCE, SourceEvent, aggregate, evaluate
+from collector.kpi_cli import format_outage, render_kpi
 from tests.kpi.kpi_testkit import DEFAULTS, at, on_change_state, process, register, series, window
 
 

@@ -34,7 +34,7 @@ RUN_S = 45
 def kpi_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The `kpi` command as a user runs it (a wide terminal: no column is cut)."""
     return subprocess.run(
-        [sys.executable, "-c", "from collector.cli import kpi_main; kpi_main()", *args],
+        [sys.executable, "-c", "from collector.kpi_cli import main; main()", *args],
         capture_output=True,
         text=True,
         timeout=60,
