@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -28,8 +27,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-
-log = logging.getLogger(__name__)
 
 kpi_app = typer.Typer(
     add_completion=False,
