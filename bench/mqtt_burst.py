@@ -489,7 +489,7 @@ async def run_all(args: argparse.Namespace) -> list[Run]:
                                 args.messages,
                                 qos,
                                 workdir,
-                                getattr(args, "stamp", "device"),
+                                args.stamp,
                             )
                         print(
                             f"QoS {qos} run {n + 1} {name}: {run.rate:,.0f} msgs/s, "
@@ -557,7 +557,7 @@ def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
             f"Node-RED {NODE_RED_VERSION} runs `mqtt in` → `join` (5,000 points or 100 ms) → "
             "`influxdb batch` (`bench/node_red.py`). *Machine busy*: the share of both cores' "
             "time in use during the run, by any process (publishers and the bench included). "
-            + STAMPS[getattr(args, "stamp", "device")],
+            + STAMPS[args.stamp],
             "",
             *machine_description(),
             "",

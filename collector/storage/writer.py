@@ -224,12 +224,7 @@ class V1Writer(_ChunkingWriter):
         params = {"db": self.settings.database, "precision": "ns"}
         if self.settings.retention_policy:
             params["rp"] = self.settings.retention_policy
-        if body is None:
-            body = (
-                await asyncio.to_thread(_gzip_body, chunk)
-                if self.settings.compresses
-                else _plain_body(chunk)
-            )
+        assert body is not None  # _bodies built it in prepare
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.settings.compresses:
             headers["Content-Encoding"] = "gzip"

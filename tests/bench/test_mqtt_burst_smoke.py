@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_every_pipeline_gets_every_message_run_after_run() -> None:
-    args = argparse.Namespace(messages=600, topics=3, qos=[1], runs=2)
+    args = argparse.Namespace(messages=600, topics=3, qos=[1], runs=2, stamp="device")
     runs = await run_all(args)
     assert [r.pipeline for r in runs] == list(PIPELINES) * 2
     assert all(r.stored == 600 for r in runs)  # distinct points: none overwrote another
