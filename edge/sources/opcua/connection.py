@@ -394,5 +394,9 @@ def _describe(exc: BaseException) -> str:
 
 
 async def _close(client: Client) -> None:
+    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that lands
+    # here (a stop during a failed connect), and the loop then retried forever (seen once:
+    # an edge whose stop never ended).
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(client.disconnect(), 2.0)
+        async with asyncio.timeout(2.0):
+            await client.disconnect()
