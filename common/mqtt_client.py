@@ -141,11 +141,15 @@ async def disconnected(client: aiomqtt.Client) -> None:
     await asyncio.shield(lost)
 
 
-READ_CHUNK = 32_768
-READ_LIMIT = 65_536
-"""Bytes read in one readable event before the event loop runs again (about 2,000 small
-device messages, tens of ms of handling); the kernel keeps the rest (the socket stays
-readable) and TCP flow control holds the broker back."""
+READ_CHUNK = 16_384
+READ_LIMIT = 16_384
+"""Bytes read in one readable event before the event loop runs again (a few hundred small
+device messages, a few ms of handling); the kernel keeps the rest (the socket stays
+readable) and TCP flow control holds the broker back. Kept small for fairness: the edge's
+uplink needs several loop turns per batch (write, PUBACK, the next take), and with 64 KiB
+per turn a device burst stretched each batch's acknowledgement to 0.2-0.7 s, so the
+uplink fell behind acquisition and the backlog went to disk (docs/benchmarks.md, "MQTT
+device burst")."""
 _PUBLISH = 0x30
 _MAX_LENGTH_BYTES = 4
 
