@@ -41,8 +41,8 @@ import aiomqtt  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from bench.scaled_plant import parameter_id, process_id  # noqa: E402
 from common.endpoints import parse_broker_url  # noqa: E402
-from common.wire import SampleColumns, UplinkBatch, decode_batch  # noqa: E402
-from edge.buffer import BufferConfig, FsyncPolicy, SampleBuffer, SampleRecord  # noqa: E402
+from common.wire import Sample, SampleColumns, UplinkBatch, decode_batch  # noqa: E402
+from edge.buffer import BufferConfig, FsyncPolicy, SampleBuffer  # noqa: E402
 from edge.uplink import Uplink, UplinkIdentity  # noqa: E402
 from tests.support.servers import MosquittoServer  # noqa: E402
 
@@ -53,19 +53,19 @@ COMMIT_SAMPLES = 1000
 """Samples per group commit in the write measurement (10,000 samples/s at 100 ms)."""
 
 
-def make_samples(n: int, seed: int = 1) -> list[SampleRecord]:
+def make_samples(n: int, seed: int = 1) -> list[Sample]:
     rng = random.Random(seed)
     names = [(process_id(i // 5), parameter_id(i % 5)) for i in range(SIGNALS)]
     start = time.time_ns() - n // SIGNALS * 100_000_000
-    out: list[SampleRecord] = []
+    out: list[Sample] = []
     for i in range(n):
         process, signal = names[i % SIGNALS]
         ts = start + (i // SIGNALS) * 100_000_000
-        out.append((process, signal, ts, round(rng.gauss(50, 10), 4), 0, ts + 2_000_000, ts))
+        out.append(Sample(process, signal, ts, round(rng.gauss(50, 10), 4), 0, ts + 2_000_000, ts))
     return out
 
 
-async def fill(directory: Path, samples: list[SampleRecord], fsync: FsyncPolicy) -> float:
+async def fill(directory: Path, samples: list[Sample], fsync: FsyncPolicy) -> float:
     """Seconds to write ``samples`` through add_sample and group commits of 1,000."""
     buffer = SampleBuffer.open(
         BufferConfig(directory, max_bytes=64 * 1024**3, max_samples=10**9, fsync=fsync)
@@ -149,13 +149,11 @@ async def drain(broker: MosquittoServer, directory: Path, n: int, run: int) -> f
         await buffer.close()
 
 
-async def baseline(broker: MosquittoServer, samples: list[SampleRecord], run: int) -> float:
+async def baseline(broker: MosquittoServer, samples: list[Sample], run: int) -> float:
     topic = f"bench/baseline/{run}"
     payloads = []
     for seq, start in enumerate(range(0, len(samples), BATCH)):
-        cols = SampleColumns()
-        for record in samples[start : start + BATCH]:
-            cols.append(*record)
+        cols = SampleColumns.of(samples[start : start + BATCH])
         batch = UplinkBatch(
             edge="bench-edge",
             enterprise="bench-enterprise",

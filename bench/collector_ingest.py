@@ -63,7 +63,7 @@ from common.endpoints import parse_broker_url  # noqa: E402
 from common.register import SignalRole  # noqa: E402
 from common.register_loader import LoadedRegister, load_register  # noqa: E402
 from common.topics import DEFAULT_PREFIX, edge_topic  # noqa: E402
-from common.wire import SampleColumns, UplinkBatch, decode_batch  # noqa: E402
+from common.wire import Sample, SampleColumns, UplinkBatch, decode_batch  # noqa: E402
 from tests.support.plant import PlantStack  # noqa: E402
 from tests.support.servers import (  # noqa: E402
     InfluxServer,
@@ -173,7 +173,7 @@ def make_payloads(
             else:
                 value = round(rng.uniform(0.0, 3000.0), 3)
             recv = ts + rng.randrange(20_000_000, 300_000_000)
-            cols.append(ref.process.id, ref.signal.id, ts, value, 0, recv, ts + 1_000_000)
+            cols.append(Sample(ref.process.id, ref.signal.id, ts, value, 0, recv, ts + 1_000_000))
             index += 1
         payloads.append(
             UplinkBatch(

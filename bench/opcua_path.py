@@ -44,7 +44,7 @@ from asyncua.ua.uaerrors import UaError  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from common.register import OpcUaSource as OpcUaSourceConfig  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
-from common.wire import Value  # noqa: E402
+from common.wire import Sample  # noqa: E402
 from edge.sources.opcua.nodes import monitoring_for  # noqa: E402
 from edge.sources.opcua.source import NodeBinding, OpcUaSource  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
@@ -134,16 +134,7 @@ class CountingSink:
         self.count = 0
         self.up = asyncio.Event()
 
-    def sample(
-        self,
-        process: str,
-        signal: str,
-        ts: int,
-        value: Value,
-        status: int,
-        recv: int,
-        server_ts: int | None = None,
-    ) -> None:
+    def sample(self, sample: Sample) -> None:
         self.count += 1
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None:

@@ -10,7 +10,8 @@ source reported a bad status without a value; the raw OPC UA status code is alwa
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Sequence
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
@@ -21,6 +22,23 @@ Value = float | int | bool | str | None
 StrictInt = Annotated[int, Strict()]
 """A JSON integer and nothing else: no ``true``, no ``"12"``, no ``1.0`` (lax pydantic would
 take them as 1 and 12 and 1), so an absurd time or status refuses the batch by name."""
+
+
+class Sample(NamedTuple):
+    """One reading as a source reports it, the edge's buffer keeps it and the uplink carries
+    it (as :class:`SampleColumns`). A tuple, so the edge's hot path pays no object per sample."""
+
+    process: str
+    signal: str
+    ts: int
+    """Source timestamp (ns); the edge's receive time when the source gave none."""
+    value: Value
+    status: int
+    """Raw OPC UA status code (MQTT device qualities are mapped to codes at the edge)."""
+    recv: int
+    """When the edge received it (ns)."""
+    server_ts: int | None = None
+    """OPC UA server timestamp (ns) where the server sent one."""
 
 
 class WireError(ValueError):
@@ -62,23 +80,30 @@ class SampleColumns(BaseModel):
     def __len__(self) -> int:
         return len(self.process)
 
-    def append(
-        self,
-        process: str,
-        signal: str,
-        ts: int,
-        value: Value,
-        status: int,
-        recv: int,
-        server_ts: int | None = None,
-    ) -> None:
-        self.process.append(process)
-        self.signal.append(signal)
-        self.ts.append(ts)
-        self.value.append(value)
-        self.status.append(status)
-        self.recv.append(recv)
-        self.server_ts.append(server_ts)
+    def append(self, sample: Sample) -> None:
+        self.process.append(sample.process)
+        self.signal.append(sample.signal)
+        self.ts.append(sample.ts)
+        self.value.append(sample.value)
+        self.status.append(sample.status)
+        self.recv.append(sample.recv)
+        self.server_ts.append(sample.server_ts)
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> SampleColumns:
+        """The columns of samples this process made itself (not validated again)."""
+        if not samples:
+            return cls()
+        process, signal, ts, value, status, recv, server_ts = map(list, zip(*samples, strict=True))
+        return cls.model_construct(
+            process=process,
+            signal=signal,
+            ts=ts,
+            value=value,
+            status=status,
+            recv=recv,
+            server_ts=server_ts,
+        )
 
 
 class LivenessEvent(BaseModel):

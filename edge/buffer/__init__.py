@@ -1,6 +1,5 @@
 """The edge's durable store-and-forward buffer (see docs/store-and-forward.md)."""
 
-from edge.buffer.records import SampleRecord
 from edge.buffer.segments import BufferDirError, FsyncPolicy
 from edge.buffer.store import BufferConfig, BufferStats, SampleBuffer, Taken
 
@@ -10,6 +9,5 @@ __all__ = [
     "BufferStats",
     "FsyncPolicy",
     "SampleBuffer",
-    "SampleRecord",
     "Taken",
 ]

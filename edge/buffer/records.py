@@ -28,10 +28,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from common.wire import LivenessEvent, Value
-
-SampleRecord = tuple[str, str, int, Value, int, int, int | None]
-"""(process, signal, ts, value, status, recv, server_ts)"""
+from common.wire import LivenessEvent, Sample
 
 MARKER = b"PKR1"
 HEADER = struct.Struct("<IIQIIq")
@@ -76,11 +73,11 @@ class RecordHeader:
 
 @dataclass(frozen=True)
 class Contents:
-    samples: list[SampleRecord]
+    samples: list[Sample]
     liveness: list[LivenessEvent]
 
 
-def encode(first: int, samples: list[SampleRecord], liveness: list[LivenessEvent]) -> bytes:
+def encode(first: int, samples: list[Sample], liveness: list[LivenessEvent]) -> bytes:
     payload = zlib.compress(
         json.dumps(
             {"s": samples, "l": [e.model_dump() for e in liveness]}, separators=(",", ":")
@@ -140,8 +137,9 @@ def decode_payload(data: bytes, offset: int, header: RecordHeader) -> Contents:
     """The samples and liveness events of an already checked record."""
     start = offset + header.header_size
     doc = json.loads(zlib.decompress(data[start : start + header.length]))
-    samples: list[SampleRecord] = [
-        (p, s, ts, v, status, recv, server_ts) for p, s, ts, v, status, recv, server_ts in doc["s"]
+    samples = [
+        Sample(p, s, ts, v, status, recv, server_ts)
+        for p, s, ts, v, status, recv, server_ts in doc["s"]
     ]
     liveness = [LivenessEvent.model_validate(e) for e in doc["l"]]
     if len(samples) != header.n_samples or len(liveness) != header.n_liveness:

@@ -26,13 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from common.wire import LivenessEvent
+from common.wire import LivenessEvent, Sample
 from edge.buffer.acks import AckState
 from edge.buffer.records import (
     Contents,
     RecordError,
     RecordHeader,
-    SampleRecord,
     check,
     decode_payload,
     encode,
@@ -271,7 +270,7 @@ class SegmentLog:
     # -- writing --------------------------------------------------------------------------
 
     def append(
-        self, first: int, samples: list[SampleRecord], liveness: list[LivenessEvent]
+        self, first: int, samples: list[Sample], liveness: list[LivenessEvent]
     ) -> tuple[RecordRef, Segment | None]:
         """Write one record; returns it and the segment it opened (if it opened one).
 

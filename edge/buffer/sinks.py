@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from common.wire import LivenessEvent, Value
+from common.wire import LivenessEvent, Sample
 from edge.buffer.store import SampleBuffer
 from edge.sources import SourceSink, now_ns
 
@@ -27,17 +27,8 @@ class BufferSink:
         self.rejected_count = 0
         self.last_rejections: dict[str, str] = {}
 
-    def sample(
-        self,
-        process: str,
-        signal: str,
-        ts: int,
-        value: Value,
-        status: int,
-        recv: int,
-        server_ts: int | None = None,
-    ) -> None:
-        self.buffer.add_sample((process, signal, ts, value, status, recv, server_ts))
+    def sample(self, sample: Sample) -> None:
+        self.buffer.add_sample(sample)
         self.wakeup.set()
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None:
@@ -63,18 +54,9 @@ class CountingSink:
         self._counters = counters
         counters.setdefault(source, 0)
 
-    def sample(
-        self,
-        process: str,
-        signal: str,
-        ts: int,
-        value: Value,
-        status: int,
-        recv: int,
-        server_ts: int | None = None,
-    ) -> None:
+    def sample(self, sample: Sample) -> None:
         self._counters[self._source] += 1
-        self._sink.sample(process, signal, ts, value, status, recv, server_ts)
+        self._sink.sample(sample)
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None:
         self._sink.liveness(source, up, detail)

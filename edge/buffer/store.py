@@ -33,9 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.wire import LivenessEvent, SampleColumns
+from common.wire import LivenessEvent, Sample, SampleColumns
 from edge.buffer.acks import AckState, Stream
-from edge.buffer.records import Contents, SampleRecord
+from edge.buffer.records import Contents
 from edge.buffer.segments import FsyncPolicy, RecordRef, Segment, SegmentLog
 
 log = logging.getLogger(__name__)
@@ -46,14 +46,11 @@ ERROR_LOG_INTERVAL = 10.0
 
 @dataclass
 class Taken:
-    samples: list[SampleRecord]
+    samples: list[Sample]
     liveness: list[LivenessEvent]
 
     def columns(self) -> SampleColumns:
-        cols = SampleColumns()
-        for record in self.samples:
-            cols.append(*record)
-        return cols
+        return SampleColumns.of(self.samples)
 
     def __bool__(self) -> bool:
         return bool(self.samples or self.liveness)
@@ -143,7 +140,7 @@ class SampleBuffer:
     liveness_carried: int = 0
     write_errors: int = 0
     last_error: str = ""
-    _pending_samples: deque[SampleRecord] = field(default_factory=deque)
+    _pending_samples: deque[Sample] = field(default_factory=deque)
     """A deque: with the disk refusing writes, the oldest is dropped at every new sample."""
     _pending_liveness: list[LivenessEvent] = field(default_factory=list)
     _pending_callbacks: list[Callable[[], None]] = field(default_factory=list)
@@ -199,7 +196,7 @@ class SampleBuffer:
 
     # -- acquisition side (synchronous, never blocks) -------------------------------------
 
-    def add_sample(self, record: SampleRecord) -> None:
+    def add_sample(self, record: Sample) -> None:
         self._pending_samples.append(record)
         self.accepted += 1
         if len(self._pending_samples) >= self.config.commit_items:
@@ -439,7 +436,7 @@ class SampleBuffer:
         if cold:
             read = await asyncio.to_thread(self._log.read, cold)
             contents_of.update(zip((r.first for r in cold), read, strict=True))
-        samples: list[SampleRecord] = []
+        samples: list[Sample] = []
         liveness: list[LivenessEvent] = []
         for ref in refs:
             contents = contents_of[ref.first]

@@ -12,22 +12,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from common.backoff import Backoff
-from common.wire import Value
+from common.wire import Sample
 
 __all__ = ["Backoff", "Source", "SourceSink", "now_ns"]
 
 
 class SourceSink(Protocol):
-    def sample(
-        self,
-        process: str,
-        signal: str,
-        ts: int,
-        value: Value,
-        status: int,
-        recv: int,
-        server_ts: int | None = None,
-    ) -> None: ...
+    def sample(self, sample: Sample) -> None: ...
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None: ...
 

@@ -21,7 +21,7 @@ from collector.storage.reader import InfluxQLReader
 from collector.storage.settings import InfluxSettings
 from common.endpoints import parse_broker_url
 from common.topics import edge_topic
-from common.wire import SampleColumns, UplinkBatch
+from common.wire import Sample, SampleColumns, UplinkBatch
 from tests.support.plant import PlantStack
 from tests.support.servers import InfluxServer, MosquittoServer, free_port
 
@@ -38,7 +38,9 @@ def make_batches(start_ns: int, batches: int = BATCHES) -> list[bytes]:
         cols = SampleColumns()
         for i in range(PER_BATCH):
             ts = start_ns + (seq * PER_BATCH + i) * 1_000_000
-            cols.append("a1-turning", "spindle_speed", ts, float(seq * PER_BATCH + i), 0, ts + 1)
+            cols.append(
+                Sample("a1-turning", "spindle_speed", ts, float(seq * PER_BATCH + i), 0, ts + 1)
+            )
         payloads.append(
             UplinkBatch(
                 edge="edge-plant-a",

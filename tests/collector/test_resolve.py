@@ -12,7 +12,7 @@ from collector.ingest.resolve import BatchRejected, resolve_batch
 from common.limits import timestamp_problem, value_problem
 from common.register_loader import load_register
 from common.topics import EdgeTopic
-from common.wire import LivenessEvent, SampleColumns, UplinkBatch, Value
+from common.wire import LivenessEvent, Sample, SampleColumns, UplinkBatch, Value
 from tests.fuzz.profiles import fuzz
 
 REGISTER = load_register(Path(__file__).parents[2] / "examples" / "demo" / "register.yaml")
@@ -24,7 +24,7 @@ TOPIC = EdgeTopic(E, "plant-a", "edge-plant-a", "samples")
 def make(samples: list[tuple[str, str]], **overrides: object) -> UplinkBatch:
     cols = SampleColumns()
     for i, (process, signal) in enumerate(samples):
-        cols.append(process, signal, 100 + i, 1.0, 0, 200 + i)
+        cols.append(Sample(process, signal, 100 + i, 1.0, 0, 200 + i))
     fields: dict[str, object] = {
         "edge": "edge-plant-a",
         "enterprise": E,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from common.topics import edge_topic, parse_edge_topic
-from common.wire import SampleColumns, UplinkBatch, WireError, decode_batch
+from common.wire import Sample, SampleColumns, UplinkBatch, WireError, decode_batch
 
 
 def batch() -> UplinkBatch:
     cols = SampleColumns()
-    cols.append("a1-turning", "state", 10, "RUNNING", 0, 11)
-    cols.append("a1-turning", "spindle_speed", 20, 1200.5, 0x40000000, 21, 19)
+    cols.append(Sample("a1-turning", "state", 10, "RUNNING", 0, 11))
+    cols.append(Sample("a1-turning", "spindle_speed", 20, 1200.5, 0x40000000, 21, 19))
     return UplinkBatch(
         edge="edge-a",
         enterprise="e",

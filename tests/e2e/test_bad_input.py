@@ -26,7 +26,7 @@ from common.endpoints import parse_broker_url
 from common.register import MqttSource, OpcUaSource
 from common.register_loader import load_register
 from common.topics import edge_topic
-from common.wire import SampleColumns, UplinkBatch
+from common.wire import Sample, SampleColumns, UplinkBatch
 from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
 from edge.sources.opcua.source import NodeBinding
 from edge.sources.opcua.source import OpcUaSource as OpcUaReader
@@ -68,7 +68,7 @@ def batch(
 ) -> UplinkBatch:
     cols = SampleColumns()
     for process, signal, ts, value in samples:
-        cols.append(process, signal, ts, value, 0, ts + 1000, extra.pop("server_ts", None))
+        cols.append(Sample(process, signal, ts, value, 0, ts + 1000, extra.pop("server_ts", None)))
     return UplinkBatch(
         edge=f"edge-{plant}",
         enterprise=ENTERPRISE,

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from common.wire import LivenessEvent
+from common.wire import LivenessEvent, Sample
 from edge.buffer import BufferConfig, BufferDirError, SampleBuffer, Taken
 from edge.buffer.acks import AckState
 from edge.buffer.records import HEADER, check, decode_payload
 
 
-def record(i: int, signal: str = "s") -> tuple[str, str, int, float, int, int, None]:
-    return ("p", signal, i, float(i), 0, i, None)
+def record(i: int, signal: str = "s") -> Sample:
+    return Sample("p", signal, i, float(i), 0, i)
 
 
 def config(path: Path, **overrides: object) -> BufferConfig:
@@ -240,7 +240,9 @@ async def test_disk_bound_drops_oldest(tmp_path: Path) -> None:
     cfg = config(tmp_path, segment_bytes=8192, max_bytes=256 * 1024)
     buffer = SampleBuffer.open(cfg)
     for i in range(60_000):
-        buffer.add_sample(("process-with-a-long-name", f"signal-{i % 97}", i, i * 1.5, 0, i, i))
+        buffer.add_sample(
+            Sample("process-with-a-long-name", f"signal-{i % 97}", i, i * 1.5, 0, i, i)
+        )
         if i % 500 == 499:
             await buffer.flush()
     stats = buffer.stats()

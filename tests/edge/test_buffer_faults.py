@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from common.wire import Sample
 from edge.buffer import BufferConfig, SampleBuffer
 from edge.buffer.records import MARKER, check
 from edge.buffer.segments import QUARANTINE
@@ -41,9 +42,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
 
 
-def noisy(i: int) -> tuple[str, str, int, str, int, int, None]:
+def noisy(i: int) -> Sample:
     """A sample that does not compress (random text): fills a disk fast."""
-    return ("p", "s", i, os.urandom(60).hex(), 0, i, None)
+    return Sample("p", "s", i, os.urandom(60).hex(), 0, i)
 
 
 def config(directory: Path, **overrides: object) -> BufferConfig:

@@ -7,8 +7,8 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.wire import LivenessEvent
-from edge.buffer.records import SampleRecord, check, decode_payload, encode
+from common.wire import LivenessEvent, Sample
+from edge.buffer.records import check, decode_payload, encode
 from tests.fuzz.profiles import fuzz
 
 values = st.one_of(
@@ -19,7 +19,8 @@ values = st.one_of(
     st.text(),  # lone surrogates included
 )
 samples = st.lists(
-    st.tuples(
+    st.builds(
+        Sample,
         st.text(min_size=1, max_size=8),
         st.text(min_size=1, max_size=8),
         st.integers(min_value=0, max_value=2**62),
@@ -40,7 +41,7 @@ def _same(a: object, b: object) -> bool:
 
 @fuzz
 @given(samples)
-def test_a_record_reads_back_as_written(written: list[SampleRecord]) -> None:
+def test_a_record_reads_back_as_written(written: list[Sample]) -> None:
     liveness = [LivenessEvent(source="opc", ts=1, up=False, detail="lost")]
     data = encode(7, written, liveness)
     header = check(data, 0)

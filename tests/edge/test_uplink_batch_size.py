@@ -15,7 +15,7 @@ import pytest
 
 from common.register import MqttSource
 from common.register_loader import load_register
-from common.wire import decode_batch
+from common.wire import Sample, decode_batch
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
 from tests.edge.mqtt.helpers import eventually
@@ -74,7 +74,7 @@ async def test_large_batches_are_split_under_the_byte_limit(
         await watch.subscribe(agent.uplink.identity.samples_topic, qos=1)
         now = time.time_ns()
         for i, value in enumerate(values):
-            agent.sink.sample("a1-turning", "spindle_speed", now + i, value, 0, now + i)
+            agent.sink.sample(Sample("a1-turning", "spindle_speed", now + i, value, 0, now + i))
         async with running_uplink(agent):
             async with asyncio.timeout(30):
                 async for message in watch.messages:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from common.limits import FUTURE_TOLERANCE_S, value_problem
-from common.wire import UplinkBatch, decode_batch
+from common.wire import Sample, UplinkBatch, decode_batch
 from edge.buffer import records
 from edge.sources.mqtt.payload import PayloadError, parse_payload
 from tests.fuzz.profiles import fuzz
@@ -35,13 +35,13 @@ def check(payload: bytes, path: str) -> None:
     assert isinstance(ts, int) and 0 <= ts <= RECV + FUTURE_TOLERANCE_S * 1e9
     assert 0 <= status <= 0xFFFFFFFF
     # The edge can buffer it and send it, and the collector reads back the same value.
-    sample = ("p", "s", ts, value, status, RECV, None)
+    sample = Sample("p", "s", ts, value, status, RECV)
     header, _ = records.parse_header(records.encode(0, [sample], []))
     assert header.min_ts == ts
     batch = UplinkBatch(
         edge="e", enterprise="x", plant="p", register_version="v", boot=1, seq=0, sent=RECV
     )
-    batch.samples.append("p", "s", ts, value, status, RECV)
+    batch.samples.append(sample)
     decoded = decode_batch(batch.encode(), "t")
     assert decoded.samples.value == [value] and decoded.samples.ts == [ts]
 

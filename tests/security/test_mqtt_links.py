@@ -28,7 +28,7 @@ from common.endpoints import parse_broker_url
 from common.register import MqttSource
 from common.register_loader import load_register
 from common.topics import dead_letter_topic, edge_topic
-from common.wire import SampleColumns, UplinkBatch
+from common.wire import Sample, SampleColumns, UplinkBatch
 from edge.agent import EdgeAgent
 from edge.health import verdict
 from edge.settings import EdgeSettings
@@ -117,7 +117,7 @@ async def running_uplink(settings: EdgeSettings) -> AsyncIterator[EdgeAgent]:
 def feed(agent: EdgeAgent, values: list[float]) -> None:
     now = time.time_ns()
     for i, value in enumerate(values):
-        agent.sink.sample("a1-turning", "spindle_speed", now + i, value, 0, now + i)
+        agent.sink.sample(Sample("a1-turning", "spindle_speed", now + i, value, 0, now + i))
 
 
 def collector_settings(
@@ -284,7 +284,7 @@ async def test_batch_claiming_another_plant_on_an_allowed_topic_is_dead_lettered
     topic = edge_topic("plantkpi", ENTERPRISE, "plant-a", "edge-plant-a", "samples")
     cols = SampleColumns()
     now = time.time_ns()
-    cols.append("b1-assembly", "running", now, 1.0, 0, now)
+    cols.append(Sample("b1-assembly", "running", now, 1.0, 0, now))
     forged = UplinkBatch(
         edge="edge-plant-b",
         enterprise=ENTERPRISE,

@@ -23,6 +23,7 @@ from paho.mqtt.properties import Properties
 from common import mqtt_client
 from common.endpoints import parse_broker_url
 from common.register import MqttSource as MqttSourceConfig
+from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns
 from edge.sources.mqtt.payload import (
     DEFAULT_LIMITS,
@@ -321,7 +322,7 @@ class MqttDeviceSource:
             except PayloadError as exc:
                 self._reject(sink, topic, str(exc), exc.rule)
                 continue
-            sink.sample(binding.process, signal.id, ts, value, status, recv, None)
+            sink.sample(Sample(binding.process, signal.id, ts, value, status, recv))
 
     def _reject(self, sink: SourceSink, topic: str, reason: str, rule: str = "payload") -> None:
         self.stats.rejected += 1

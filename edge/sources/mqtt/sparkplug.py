@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from common.quality import BAD, BAD_NO_COMMUNICATION, GOOD
 from common.register import SPARKPLUG_NAMESPACE, SparkplugGroup
-from common.wire import Value
+from common.wire import Sample, Value
 from edge.sources import SourceSink
 from edge.sources.mqtt.payload import MAX_STRING
 from edge.sources.mqtt.routing import TopicBinding
@@ -436,7 +436,7 @@ class SparkplugReader:
                 self.reject(sink, topic, f"metric {metric.name!r}: {exc}")
                 continue
             for process, signal in targets:
-                sink.sample(process, signal, ts, value, status, recv, None)
+                sink.sample(Sample(process, signal, ts, value, status, recv))
         if birth:
             where = f"{node_id}/{device}" if device else node_id
             for key in self.bindings:
@@ -453,7 +453,7 @@ class SparkplugReader:
         for key in keys:
             for process, signal in self.bindings[key]:
                 self.stats.stale_marked += 1
-                sink.sample(process, signal, ts, None, STALE, recv, None)
+                sink.sample(Sample(process, signal, ts, None, STALE, recv))
 
 
 def _ms_to_ns(ms: int | None) -> int | None:

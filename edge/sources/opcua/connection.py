@@ -25,6 +25,7 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 
 from common.register import OpcUaSecurity
 from common.register import OpcUaSource as OpcUaSourceConfig
+from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns
 from edge.sources.opcua.addressing import resolve_addresses
 from edge.sources.opcua.limits import OperationLimits, RequestSize, read_operation_limits
@@ -324,7 +325,7 @@ class OpcUaConnection:
             return
         self.stats.notifications += 1
         for binding in bindings:
-            sink.sample(binding.process, binding.signal, ts, value, status, recv, server_ts)
+            sink.sample(Sample(binding.process, binding.signal, ts, value, status, recv, server_ts))
 
     async def _watch(self, subscription: Subscription, lost: asyncio.Event) -> None:
         """Return when the connection is lost or the subscription went silent."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.wire import Sample
 from tests.support.pki import make_pki
 from tests.support.servers import LOOPBACK, MosquittoServer
 
@@ -23,12 +24,12 @@ PASSWORD = "s3cret-Pa55"
 
 class RecordingSink:
     def __init__(self) -> None:
-        self.samples: list[tuple[Any, ...]] = []
+        self.samples: list[Sample] = []
         self.events: list[tuple[str, bool, str]] = []
         self.rejections: list[tuple[str, str, str]] = []
 
-    def sample(self, *args: Any) -> None:
-        self.samples.append(args)
+    def sample(self, sample: Sample) -> None:
+        self.samples.append(sample)
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None:
         self.events.append((source, up, detail))

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from common.register_loader import load_register
-from common.wire import Value
+from common.wire import Sample
 from edge.agent import build_sources
 from edge.settings import EdgeSettings
 from edge.sources.opcua.source import OpcUaSource
@@ -27,16 +27,6 @@ SIM_URI = "urn:test:edge"
 EXTRA_URI = "urn:aaa:first"
 """Sorts before SIM_URI: a simulator whose register also names it registers it first, so
 SIM_URI's namespace index shifts by one."""
-
-
-class Received(NamedTuple):
-    process: str
-    signal: str
-    ts: int
-    value: Value
-    status: int
-    recv: int
-    server_ts: int | None
 
 
 @dataclass
@@ -52,21 +42,12 @@ class RecordingSink:
     """Records what a source reports; the source itself talks to a real server."""
 
     def __init__(self) -> None:
-        self.samples: list[Received] = []
+        self.samples: list[Sample] = []
         self.events: list[Event] = []
         self.rejections: list[tuple[str, str, str]] = []
 
-    def sample(
-        self,
-        process: str,
-        signal: str,
-        ts: int,
-        value: Value,
-        status: int,
-        recv: int,
-        server_ts: int | None = None,
-    ) -> None:
-        self.samples.append(Received(process, signal, ts, value, status, recv, server_ts))
+    def sample(self, sample: Sample) -> None:
+        self.samples.append(sample)
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None:
         self.events.append(Event(source, up, detail, len(self.samples)))
@@ -89,7 +70,7 @@ class RecordingSink:
         first_up = next((i for i, e in enumerate(self.events) if e.up), len(self.events))
         return self.events[first_up:]
 
-    def after(self, event: Event) -> list[Received]:
+    def after(self, event: Event) -> list[Sample]:
         return self.samples[event.samples_before :]
 
 
