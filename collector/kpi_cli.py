@@ -28,6 +28,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from collector.api.models import (
+    BucketHistoryOut,
+    KpiOut,
+    OutageOut,
+    ProcessesOut,
+    ProcessOut,
+    ReportPlanOut,
+    ReportWindowOut,
+    WindowHistoryOut,
+)
+
 kpi_app = typer.Typer(
     add_completion=False,
     invoke_without_command=True,
@@ -163,10 +174,10 @@ def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.1%}"
 
 
-def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any]) -> None:
-    window = kpi["window"]
-    seconds = (window["end_ns"] - window["start_ns"]) / 1e9
-    end = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(window["end_ns"] / 1e9))
+def render_kpi(console: Console, kpi: KpiOut, processes: ProcessesOut) -> None:
+    window = kpi.window
+    seconds = (window.end_ns - window.start_ns) / 1e9
+    end = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(window.end_ns / 1e9))
     table = Table(title=f"Key-process digitalization rate — window {seconds:.0f}s ending {end}")
     table.add_column("scope")
     table.add_column("id")
@@ -177,21 +188,21 @@ def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any])
     table.add_column("why not (processes)")
     order = {"region_official": 0, "region_pooled": 1, "enterprise": 2, "plant": 3, "line": 4}
     rows = sorted(
-        (r for r in kpi["rates"] if r["industry"] == "all"),
-        key=lambda r: (order.get(r["scope"], 9), r["scope_id"]),
+        (r for r in kpi.rates if r.industry == "all"),
+        key=lambda r: (order.get(r.scope, 9), r.scope_id),
     )
     for r in rows:
         table.add_row(
-            r["scope"].replace("region_", "region "),
-            r["scope_id"],
-            _pct(r["rate"]),
-            f"{r['numerator']}/{r['denominator']}",
-            str(r["not_scheduled"]),
-            str(r.get("provisional", 0)),
-            top_reasons(r["reasons"]),
+            r.scope.replace("region_", "region "),
+            r.scope_id,
+            _pct(r.rate),
+            f"{r.numerator}/{r.denominator}",
+            str(r.not_scheduled),
+            str(r.provisional),
+            top_reasons(r.reasons),
         )
     console.print(table)
-    if any(r.get("provisional") for r in rows):
+    if any(r.provisional for r in rows):
         console.print(
             "provisional: data for these processes is still on its way from the plant's edge "
             "(uplink outage, backlog draining); they leave the rate until it has arrived"
@@ -199,15 +210,15 @@ def render_kpi(console: Console, kpi: dict[str, Any], processes: dict[str, Any])
     failing = Table(title="Key processes that do not count, and why")
     for column in ("process", "plant/line", "status", "reasons", "worst coverage"):
         failing.add_column(column)
-    for p in processes["processes"]:
-        if p["status"] == "DIGITALIZED":
+    for p in processes.processes:
+        if p.status == "DIGITALIZED":
             continue
-        coverage = min((s["good"] for s in p["signals"]), default=None)
+        coverage = min((s.good for s in p.signals), default=None)
         failing.add_row(
-            p["process_id"],
-            f"{p['plant_id']}/{p['line_id']}",
-            p["status"],
-            ", ".join(p["reasons"]) or "—",
+            p.process_id,
+            f"{p.plant_id}/{p.line_id}",
+            p.status,
+            ", ".join(p.reasons) or "—",
             "—" if coverage is None else f"{coverage:.0%}",
         )
     console.print(failing)
@@ -228,7 +239,7 @@ def kpi_current(
     if as_json:
         print(json.dumps({"kpi": kpi, "processes": processes["processes"]}, indent=2))
         return
-    render_kpi(Console(), kpi, processes)
+    render_kpi(Console(), KpiOut.model_validate(kpi), ProcessesOut.model_validate(processes))
 
 
 @kpi_app.command()
@@ -252,7 +263,9 @@ def watch(
                 console.print(f"[yellow]{_error_text(exc.response)}[/]")  # not ready yet
             else:
                 console.clear()
-                render_kpi(console, kpi, processes)
+                render_kpi(
+                    console, KpiOut.model_validate(kpi), ProcessesOut.model_validate(processes)
+                )
                 console.print(f"API: {api}  (OpenAPI: {api}/docs) — Ctrl-C to stop")
             time.sleep(interval)
     except KeyboardInterrupt:
@@ -267,14 +280,15 @@ def process_detail(
     as_json: JsonOption = False,
 ) -> None:
     """Why one process does (not) count: every failing rule and the evidence per signal."""
-    p = _get(api, f"/api/v1/processes/{process_id}", token)
+    answer = _get(api, f"/api/v1/processes/{process_id}", token)
     if as_json:
-        print(json.dumps(p, indent=2))
+        print(json.dumps(answer, indent=2))
         return
+    p = ProcessOut.model_validate(answer)
     console = Console()
     console.print(
-        f"[bold]{p['process_id']}[/] ({p['plant_id']}/{p['line_id']}, {p['industry']}): "
-        f"[bold]{p['status']}[/] {', '.join(p['reasons'])}"
+        f"[bold]{p.process_id}[/] ({p.plant_id}/{p.line_id}, {p.industry}): "
+        f"[bold]{p.status}[/] {', '.join(p.reasons)}"
     )
     table = Table()
     for column in (
@@ -290,28 +304,27 @@ def process_detail(
         "reasons",
     ):
         table.add_column(column)
-    for s in p["signals"]:
+    for s in p.signals:
         table.add_row(
-            s["signal_id"],
-            s["role"],
-            f"{s['good']:.0%}",
-            f"{s['unknown']:.0%}",
-            f"{s['bad']:.0%}",
-            f"{s['uncertain']:.0%}",
-            f"{s['overridden']:.0%}",
-            f"{s['longest_gap_s']:.0f}s",
-            str(s["samples"]),
-            ", ".join(s["reasons"]),
+            s.signal_id,
+            s.role,
+            f"{s.good:.0%}",
+            f"{s.unknown:.0%}",
+            f"{s.bad:.0%}",
+            f"{s.uncertain:.0%}",
+            f"{s.overridden:.0%}",
+            f"{s.longest_gap_s:.0f}s",
+            str(s.samples),
+            ", ".join(s.reasons),
         )
     console.print(table)
-    start_ns = p["window"]["start_ns"]
-    for outage in p.get("outages", []):
-        console.print(f"outage: {format_outage(outage, start_ns)}")
-    if p.get("outages_more"):
-        console.print(f"(+{p['outages_more']} more outages)")
-    if p.get("manual_share") is not None:
-        console.print(f"manual mode share: {p['manual_share']:.0%}")
-    console.print(f"register {p['register_version']}, thresholds {p['thresholds']}")
+    for outage in p.outages:
+        console.print(f"outage: {format_outage(outage, p.window.start_ns)}")
+    if p.outages_more:
+        console.print(f"(+{p.outages_more} more outages)")
+    if p.manual_share is not None:
+        console.print(f"manual mode share: {p.manual_share:.0%}")
+    console.print(f"register {p.register_version}, thresholds {p.thresholds}")
 
 
 StartOption = Annotated[
@@ -320,13 +333,13 @@ StartOption = Annotated[
 EndOption = Annotated[str, typer.Option(help="Like --start; the range is [start, end)")]
 
 
-def format_outage(outage: dict[str, Any], window_start_ns: int) -> str:
+def format_outage(outage: OutageOut, window_start_ns: int) -> str:
     """``opc1: connection lost: transport lost, 35.2–58.8 s`` (seconds into the window;
     "until the window's end" when it did not come back within it)."""
-    down = (outage["down_ns"] - window_start_ns) / 1e9
-    up = outage.get("up_ns")
+    down = (outage.down_ns - window_start_ns) / 1e9
+    up = outage.up_ns
     span = f"{down:.1f}–{(up - window_start_ns) / 1e9:.1f} s" if up else f"from {down:.1f} s on"
-    return f"{outage['source']}: {outage['detail'] or 'lost'}, {span} ({_when(outage['down_ns'])})"
+    return f"{outage.source}: {outage.detail or 'lost'}, {span} ({_when(outage.down_ns)})"
 
 
 def _when(ns: int) -> str:
@@ -370,27 +383,27 @@ def history(
     if resolution == "window":
         for column in ("rate", "digitalized/key", "not sched.", "why not"):
             table.add_column(column, justify="right")
-        for p in data["points"]:
+        for p in WindowHistoryOut.model_validate(data).points:
             table.add_row(
-                _when(p["time_ns"]),
-                p.get("plant") or "",
-                _pct(p.get("rate")),
-                f"{p['numerator']}/{p['denominator']}",
-                str(p.get("not_scheduled", "")),
-                top_reasons(p.get("reasons", {})),
+                _when(p.time_ns),
+                p.plant or "",
+                _pct(p.rate),
+                f"{p.numerator}/{p.denominator}",
+                "" if p.not_scheduled is None else str(p.not_scheduled),
+                top_reasons(p.reasons or {}),
             )
     else:
         for column in ("mean", "min", "max", "pooled", "windows"):
             table.add_column(column, justify="right")
-        for p in data["points"]:
+        for b in BucketHistoryOut.model_validate(data).points:
             table.add_row(
-                _when(p["time_ns"]),
-                p.get("plant") or "",
-                _pct(p["rate_mean"]),
-                _pct(p["rate_min"]),
-                _pct(p["rate_max"]),
-                _pct(p["rate_pooled"]),
-                str(p["points"]),
+                _when(b.time_ns),
+                b.plant or "",
+                _pct(b.rate_mean),
+                _pct(b.rate_min),
+                _pct(b.rate_max),
+                _pct(b.rate_pooled),
+                str(b.points),
             )
     Console().print(table)
 
@@ -406,41 +419,44 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """The rate per hour / shift / day, each window recomputed from the raw samples."""
-    plan = _get(
-        api,
-        "/api/v1/report/windows",
-        token,
-        start=parse_when(start),
-        end=parse_when(end),
-        window=window,
+    plan = ReportPlanOut.model_validate(
+        _get(
+            api,
+            "/api/v1/report/windows",
+            token,
+            start=parse_when(start),
+            end=parse_when(end),
+            window=window,
+        )
     )
     windows: list[dict[str, Any]] = []
     # One request per window: the server's bound on windows per request holds, and the
     # progress bar moves as each recomputation finishes.
     with _progress(not as_json, BarColumn(), MofNCompleteColumn()) as progress:
-        task = progress.add_task("recomputing windows", total=len(plan["windows"]))
-        for w in plan["windows"]:
-            got = _get(api, "/api/v1/report", token, start=w["start"], end=w["end"], window=window)
+        task = progress.add_task("recomputing windows", total=len(plan.windows))
+        for w in plan.windows:
+            got = _get(api, "/api/v1/report", token, start=w.start, end=w.end, window=window)
             windows.extend(got["windows"])
             progress.advance(task)
     if as_json:
-        print(json.dumps({"period": plan["period"], "windows": windows}, indent=2))
+        print(json.dumps({"period": plan.period, "windows": windows}, indent=2))
         return
-    table = Table(title=f"Key-process digitalization rate per {plan['period']} (recomputed)")
+    table = Table(title=f"Key-process digitalization rate per {plan.period} (recomputed)")
     for column in ("start (UTC)", "end", "scope", "id", "rate", "digitalized/key", "why not"):
         table.add_column(column)
-    for w in windows:
-        for r in w["rates"]:
-            if r["scope"] != scope or r["industry"] != "all":
+    for entry in windows:
+        recomputed = ReportWindowOut.model_validate(entry)
+        for r in recomputed.rates:
+            if r.scope != scope or r.industry != "all":
                 continue
             table.add_row(
-                _when(w["window"]["start_ns"]),
-                _when(w["window"]["end_ns"]) + (" (partial)" if w["partial"] else ""),
-                r["scope"],
-                r["scope_id"],
-                _pct(r["rate"]),
-                f"{r['numerator']}/{r['denominator']}",
-                top_reasons(r["reasons"]),
+                _when(recomputed.window.start_ns),
+                _when(recomputed.window.end_ns) + (" (partial)" if recomputed.partial else ""),
+                r.scope,
+                r.scope_id,
+                _pct(r.rate),
+                f"{r.numerator}/{r.denominator}",
+                top_reasons(r.reasons),
             )
     Console().print(table)
 

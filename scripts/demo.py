@@ -26,6 +26,7 @@ def show_kpi(stack: PlantStack, args: argparse.Namespace) -> None:
     import httpx
     from rich.console import Console
 
+    from collector.api.models import KpiOut, ProcessesOut
     from collector.kpi_cli import render_kpi
 
     console = Console()
@@ -34,10 +35,14 @@ def show_kpi(stack: PlantStack, args: argparse.Namespace) -> None:
         stack.check_alive()
         kpi = httpx.get(f"{stack.api_url}/api/v1/kpi", timeout=10)
         if kpi.status_code == 200:
-            processes = httpx.get(f"{stack.api_url}/api/v1/processes", timeout=10).json()
+            processes = httpx.get(f"{stack.api_url}/api/v1/processes", timeout=10)
             if console.is_terminal:
                 console.clear()
-            render_kpi(console, kpi.json(), processes)
+            render_kpi(
+                console,
+                KpiOut.model_validate(kpi.json()),
+                ProcessesOut.model_validate(processes.json()),
+            )
             console.print(
                 f"API {stack.api_url} · OpenAPI {stack.api_url}/docs · "
                 f"try: .venv/bin/kpi process a1-grinding --api {stack.api_url} · Ctrl-C stops"

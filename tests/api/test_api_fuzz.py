@@ -1,4 +1,5 @@
-"""Property-based run against the OpenAPI schema (schemathesis): no input gives a 5xx.
+"""Property-based run against the OpenAPI schema (schemathesis): no input gives a 5xx,
+and every answer, success or error, matches the schema documented for its status.
 
 Bounded and deterministic: at most ``MAX_EXAMPLES`` per operation, derandomized. Each
 example runs in-process over ASGI (httpx) against an app over the real influxd holding
@@ -19,6 +20,7 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from collector.api.app import create_app
 from collector.settings import ApiSettings
@@ -86,7 +88,20 @@ def test_no_input_gives_a_server_error(case: Any, fuzz_app: tuple[asyncio.Runner
         # /ready's answer while not ready (no broker here), not a server error.
         assert response.json()["ready"] is False
         return
-    case.validate_response(response, checks=[not_a_server_error])
+    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
     if response.status_code >= 400 and case.path != "/metrics":
         body = response.json()
         assert set(body) >= {"error", "detail"}, body
+
+
+def test_every_json_route_documents_its_answer_and_its_errors() -> None:
+    text_routes = {"/metrics", "/api/v1/export/processes.csv", "/api/v1/export/rates.csv"}
+    for path, operations in _schema_app.openapi()["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            if path not in text_routes:
+                schema = responses["200"]["content"]["application/json"]["schema"]
+                assert "$ref" in schema or "anyOf" in schema, f"{method} {path}: {schema}"
+            if path.startswith("/api/"):
+                error = responses["422"]["content"]["application/json"]["schema"]
+                assert error == {"$ref": "#/components/schemas/ErrorOut"}, f"{method} {path}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from collector.api.models import KpiOut, OutageOut, ProcessesOut
 from collector.kpi import EDGE_SOURCE, SourceEvent, aggregate, evaluate
 from collector.kpi_cli import format_outage, render_kpi
 from tests.kpi.kpi_testkit import DEFAULTS, at, on_change_state, process, register, series, window
@@ -20,8 +21,16 @@ def test_the_table_counts_provisional_processes_and_says_why() -> None:
     evaluation = evaluate(
         reg, window(), samples, {("pl", EDGE_SOURCE): [will]}, DEFAULTS, {"pl": at(40)}
     )
-    kpi = {"window": window().to_dict(), "rates": [r.to_dict() for r in aggregate([evaluation])]}
-    processes = {"processes": [p.to_dict() for p in evaluation.processes]}
+    kpi = KpiOut.model_validate(
+        {
+            "window": window().to_dict(),
+            "computed_at_ns": at(60),
+            "rates": [r.to_dict() for r in aggregate([evaluation])],
+        }
+    )
+    processes = ProcessesOut.model_validate(
+        {"window": window().to_dict(), "processes": [p.to_dict() for p in evaluation.processes]}
+    )
     console = Console(record=True, width=200)
     render_kpi(console, kpi, processes)
     text = console.export_text()
@@ -33,14 +42,11 @@ def test_the_table_counts_provisional_processes_and_says_why() -> None:
 
 def test_an_outage_reads_as_source_reason_and_span_in_the_window() -> None:
     start = window().start_ns
-    outage = {
-        "source": "opc1",
-        "down_ns": at(35.2),
-        "up_ns": at(58.8),
-        "detail": "connection lost: transport lost",
-    }
+    outage = OutageOut(
+        source="opc1", down_ns=at(35.2), up_ns=at(58.8), detail="connection lost: transport lost"
+    )
     assert format_outage(outage, start).startswith(
         "opc1: connection lost: transport lost, 35.2–58.8 s ("
     )
-    ongoing = {**outage, "up_ns": None}
+    ongoing = outage.model_copy(update={"up_ns": None})
     assert "from 35.2 s on" in format_outage(ongoing, start)

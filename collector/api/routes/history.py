@@ -9,6 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from collector.api.errors import ApiError, excerpt
+from collector.api.models import (
+    BucketHistoryOut,
+    RecomputeOut,
+    ReportOut,
+    ReportPlanOut,
+    WindowHistoryOut,
+)
 from collector.api.runtime import Runtime, reader_of
 from collector.api.scopes import (
     check_industry,
@@ -105,7 +112,7 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
             Query(description="window: every stored point; hour/shift/day: aggregated"),
         ] = "window",
         plant: Annotated[str | None, Query(description="for a line: its plant")] = None,
-    ) -> dict[str, Any]:
+    ) -> WindowHistoryOut | BucketHistoryOut:
         """The stored trend of one scope's rate (``kpi_rate`` points the live loop wrote).
 
         ``window`` returns every stored point (one per evaluation, stamped with its
@@ -133,16 +140,19 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
             raise unknown_scope_id(scope, scope_id, runtime.kpi.registers)
         for point in points:
             point["time"] = iso(point["time_ns"])
-        return {
-            "scope": scope,
-            "scope_id": scope_id,
-            "industry": industry,
-            "resolution": resolution,
-            "start_ns": start_ns,
-            "end_ns": end_ns,
-            "source": "stored kpi_rate points",
-            "points": points,
-        }
+        model = WindowHistoryOut if resolution == "window" else BucketHistoryOut
+        return model.model_validate(
+            {
+                "scope": scope,
+                "scope_id": scope_id,
+                "industry": industry,
+                "resolution": resolution,
+                "start_ns": start_ns,
+                "end_ns": end_ns,
+                "source": "stored kpi_rate points",
+                "points": points,
+            }
+        )
 
     def _plan(start: datetime, end: datetime, window: str) -> tuple[list[Window], Period]:
         period = parse_period(window, settings)
@@ -174,23 +184,25 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
         start: Annotated[datetime, _START],
         end: Annotated[datetime, _END],
         window: Annotated[str, Query(description="hour, shift or day (or 1h, 8h, 1d)")] = "shift",
-    ) -> dict[str, Any]:
+    ) -> ReportPlanOut:
         """The windows ``/report`` would compute for this range, without computing them
         (the ``kpi report`` CLI requests them one by one to show progress)."""
         windows, period = _plan(start, end, window)
         length, _ = grid.period(period)
-        return {
-            "period": period,
-            "windows": [
-                {
-                    **w.to_dict(),
-                    "start": iso(w.start_ns),
-                    "end": iso(w.end_ns),
-                    "partial": w.duration_ns != length,
-                }
-                for w in windows
-            ],
-        }
+        return ReportPlanOut.model_validate(
+            {
+                "period": period,
+                "windows": [
+                    {
+                        **w.to_dict(),
+                        "start": iso(w.start_ns),
+                        "end": iso(w.end_ns),
+                        "partial": w.duration_ns != length,
+                    }
+                    for w in windows
+                ],
+            }
+        )
 
     @r.get("/report")
     async def report(
@@ -199,7 +211,7 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
         window: Annotated[str, Query(description="hour, shift or day (or 1h, 8h, 1d)")] = "shift",
         scope: Annotated[str | None, Query(description="only rates of this scope kind")] = None,
         industry: Annotated[str | None, Query(description="only this industry split")] = None,
-    ) -> dict[str, Any]:
+    ) -> ReportOut:
         """The KPI per hour / shift / day, each window what ``/recompute`` gives for it:
         auditable figures, not an average of the live windows. Whole windows on the hour
         grid are combined from the hourly partials the live loop stored; others (and hours
@@ -220,17 +232,17 @@ def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
             entries.append(
                 _report_entry(result, w.duration_ns != length, scope, industry, declared)
             )
-        return {"period": period, "windows": entries}
+        return ReportOut.model_validate({"period": period, "windows": entries})
 
     @r.get("/recompute")
     async def recompute(
         start: Annotated[datetime, _START], end: Annotated[datetime, _END]
-    ) -> dict[str, Any]:
+    ) -> RecomputeOut:
         """Recompute a past window from the raw samples stored in InfluxDB (nothing is
         written): the same read and evaluation the live loop runs, so it gives the live
         answer for a live window."""
         start_ns, end_ns = check_range(start, end, settings.max_recompute, "a recomputation")
         result = await runtime.kpi.compute(Window(start_ns, end_ns))
-        return result.to_dict()
+        return RecomputeOut.model_validate(result.to_dict())
 
     return r

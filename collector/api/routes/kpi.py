@@ -3,11 +3,18 @@ processes with their reasons and evidence."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
 from collector.api.errors import ApiError, excerpt
+from collector.api.models import (
+    EnterprisesOut,
+    KpiOut,
+    ProcessesOut,
+    ProcessOut,
+    ScopeKpiOut,
+)
 from collector.api.runtime import Runtime
 from collector.api.scopes import (
     check_industry,
@@ -35,7 +42,7 @@ def router(runtime: Runtime) -> APIRouter:
     async def current_kpi(
         scope: Annotated[str | None, Query(description=", ".join(SCOPES))] = None,
         industry: Annotated[str | None, Query(description="all, discrete or process")] = None,
-    ) -> dict[str, Any]:
+    ) -> KpiOut:
         """Current rates of every scope, each split by industry, with the counts and the
         reason-code Pareto behind it; enterprise rates also carry the declared rate."""
         if scope is not None:
@@ -50,11 +57,13 @@ def router(runtime: Runtime) -> APIRouter:
             if (scope is None or rate.scope == scope)
             and (industry is None or rate.industry == industry)
         ]
-        return {
-            "window": result.window.to_dict(),
-            "computed_at_ns": result.computed_at_ns,
-            "rates": rates,
-        }
+        return KpiOut.model_validate(
+            {
+                "window": result.window.to_dict(),
+                "computed_at_ns": result.computed_at_ns,
+                "rates": rates,
+            }
+        )
 
     @r.get("/scopes/{scope}/{scope_id}")
     async def one_scope(
@@ -63,7 +72,7 @@ def router(runtime: Runtime) -> APIRouter:
         plant: Annotated[
             str | None, Query(description="line ids are unique per plant only: pick one")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> ScopeKpiOut:
         """One scope's current rate, split by industry (a line id shared by several plants
         gives one entry per plant unless ``plant`` picks one)."""
         check_scope(scope, status=404)
@@ -78,16 +87,18 @@ def router(runtime: Runtime) -> APIRouter:
         ]
         if not rates:
             raise unknown_scope_id(scope, scope_id, runtime.kpi.registers)
-        return {
-            "scope": scope,
-            "scope_id": scope_id,
-            "window": result.window.to_dict(),
-            "computed_at_ns": result.computed_at_ns,
-            "rates": rates,
-        }
+        return ScopeKpiOut.model_validate(
+            {
+                "scope": scope,
+                "scope_id": scope_id,
+                "window": result.window.to_dict(),
+                "computed_at_ns": result.computed_at_ns,
+                "rates": rates,
+            }
+        )
 
     @r.get("/enterprises")
-    async def enterprises() -> dict[str, Any]:
+    async def enterprises() -> EnterprisesOut:
         """Each enterprise's measured rate beside the rate it declared in its
         self-assessment (register ``enterprise.declared_rate``)."""
         result = latest(runtime.kpi)
@@ -122,12 +133,14 @@ def router(runtime: Runtime) -> APIRouter:
                     "reasons": dict(rate.reasons) if rate else {},
                 }
             )
-        return {"window": result.window.to_dict(), "enterprises": items}
+        return EnterprisesOut.model_validate(
+            {"window": result.window.to_dict(), "enterprises": items}
+        )
 
     @r.get("/processes")
     async def processes(
         status: str | None = None, plant: str | None = None, line: str | None = None
-    ) -> dict[str, Any]:
+    ) -> ProcessesOut:
         """Status of every key process in the current window, with its reasons and evidence."""
         result = latest(runtime.kpi)
         items = [
@@ -138,17 +151,17 @@ def router(runtime: Runtime) -> APIRouter:
             and (plant is None or p.plant_id == plant)
             and (line is None or p.line_id == line)
         ]
-        return {"window": result.window.to_dict(), "processes": items}
+        return ProcessesOut.model_validate({"window": result.window.to_dict(), "processes": items})
 
     @r.get("/processes/{process_id}")
-    async def process(process_id: str) -> dict[str, Any]:
+    async def process(process_id: str) -> ProcessOut:
         """One key process: status, every failing rule's reason code, the evidence per
         signal, and the register version and thresholds it was computed with (R7)."""
         result = latest(runtime.kpi)
         for evaluation in result.evaluations:
             for p in evaluation.processes:
                 if p.process_id == process_id:
-                    return p.to_dict()
+                    return ProcessOut.model_validate(p.to_dict())
         raise ApiError(
             404,
             "unknown_process",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict
-from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from collector.api.metrics import CONTENT_TYPE_LATEST, exposition, make_registry
+from collector.api.models import EdgesOut, HealthOut, ReadyOut, StatsOut
 from collector.api.runtime import Runtime
 
 _ERROR_CLASS = re.compile(r"([A-Za-z_]\w*): ")
@@ -44,23 +44,27 @@ def open_router(runtime: Runtime) -> APIRouter:
     registry = make_registry(runtime)
 
     @router.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health() -> HealthOut:
         """The process is alive."""
-        return {"status": "ok"}
+        return HealthOut(status="ok")
 
-    @router.get("/ready")
+    @router.get(
+        "/ready",
+        response_model=ReadyOut,
+        responses={503: {"model": ReadyOut, "description": "Not ready (the body says why)"}},
+    )
     async def ready() -> JSONResponse:
         """Ready when subscribed to the broker and the last KPI evaluation succeeded. Open:
         a failure is named by its kind only (the details are in the log)."""
         broker_ok = runtime.consumer.connected.is_set()
         kpi_ok = runtime.kpi.latest is not None and not runtime.kpi.last_error
-        body = {
-            "ready": broker_ok and kpi_ok,
-            "broker": runtime.consumer.stats.state,
-            "kpi_error": ready_reason(runtime.kpi.last_error),
-            "kpi_evaluated": runtime.kpi.latest is not None,
-        }
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+        body = ReadyOut(
+            ready=broker_ok and kpi_ok,
+            broker=runtime.consumer.stats.state,
+            kpi_error=ready_reason(runtime.kpi.last_error),
+            kpi_evaluated=runtime.kpi.latest is not None,
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
     @router.get("/metrics", response_class=Response)
     async def metrics() -> Response:
@@ -74,36 +78,40 @@ def api_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["ops"])
 
     @router.get("/edges")
-    async def edges() -> dict[str, Any]:
+    async def edges() -> EdgesOut:
         """Edge agents seen: online, last seen, sequence gaps and their latest health report."""
         now = time.time_ns()
-        return {
-            "edges": {
-                key: {**asdict(seen), "seconds_since_seen": (now - seen.last_seen_ns) / 1e9}
-                for key, seen in runtime.pipeline.stats.edges.items()
+        return EdgesOut.model_validate(
+            {
+                "edges": {
+                    key: {**asdict(seen), "seconds_since_seen": (now - seen.last_seen_ns) / 1e9}
+                    for key, seen in runtime.pipeline.stats.edges.items()
+                }
             }
-        }
+        )
 
     @router.get("/stats")
-    async def stats() -> dict[str, Any]:
+    async def stats() -> StatsOut:
         """Ingest counters: batches, samples written and rejected, write failures."""
         s = runtime.pipeline.stats
-        return {
-            "batches": s.batches,
-            "samples_written": s.samples_written,
-            "samples_rejected": s.samples_rejected,
-            "batches_malformed": s.batches_malformed,
-            "batches_dead_lettered": s.batches_dead_lettered,
-            "limit_violations": s.limit_violations,
-            "samples_rejected_by_rule": s.samples_rejected_by_rule,
-            "states_rejected": s.states_rejected,
-            "write_failures": s.write_failures,
-            "last_write_latency_s": s.last_write_latency_s,
-            "sample_age_at_write": s.sample_ages.summary(),
-            "last_error": s.last_error,
-            "consumer": asdict(runtime.consumer.stats),
-            "kpi_evaluations": runtime.kpi.evaluations_run,
-            "queue_depth": runtime.pipeline.queue.qsize(),
-        }
+        return StatsOut.model_validate(
+            {
+                "batches": s.batches,
+                "samples_written": s.samples_written,
+                "samples_rejected": s.samples_rejected,
+                "batches_malformed": s.batches_malformed,
+                "batches_dead_lettered": s.batches_dead_lettered,
+                "limit_violations": s.limit_violations,
+                "samples_rejected_by_rule": s.samples_rejected_by_rule,
+                "states_rejected": s.states_rejected,
+                "write_failures": s.write_failures,
+                "last_write_latency_s": s.last_write_latency_s,
+                "sample_age_at_write": s.sample_ages.summary(),
+                "last_error": s.last_error,
+                "consumer": asdict(runtime.consumer.stats),
+                "kpi_evaluations": runtime.kpi.evaluations_run,
+                "queue_depth": runtime.pipeline.queue.qsize(),
+            }
+        )
 
     return router
