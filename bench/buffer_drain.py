@@ -33,7 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiomqtt  # noqa: E402
@@ -44,7 +45,7 @@ from common.endpoints import parse_broker_url  # noqa: E402
 from common.wire import Sample, SampleColumns, UplinkBatch, decode_batch  # noqa: E402
 from edge.buffer import BufferConfig, FsyncPolicy, SampleBuffer  # noqa: E402
 from edge.uplink import Uplink, UplinkIdentity  # noqa: E402
-from tests.support.servers import MosquittoServer  # noqa: E402
+from harness.servers import MosquittoServer  # noqa: E402
 
 SECTION = "Store-and-forward"
 BATCH = 5000

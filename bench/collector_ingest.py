@@ -13,7 +13,7 @@ Starts a real mosquitto and influxd and, in one run on one machine, measures:
 - a naive bridge: a paho-mqtt ``on_message`` callback on paho's own network thread that
   builds influxdb-client ``Point`` objects per sample and writes each message with the
   synchronous write API. influxd 1.6.7 has no ``/api/v2/write``, so it writes through
-  ``tests.support.v2_proxy`` (InfluxDB 1.8's compatibility API, a Python process in front
+  ``harness.v2_proxy`` (InfluxDB 1.8's compatibility API, a Python process in front
   of influxd); that hop costs CPU on the same cores and is reported.
 
 Every run writes into a fresh database, counted with InfluxQL at the end and dropped.
@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiomqtt  # noqa: E402
@@ -64,8 +65,8 @@ from common.register import SignalRole  # noqa: E402
 from common.register_loader import LoadedRegister, load_register  # noqa: E402
 from common.topics import DEFAULT_PREFIX, edge_topic  # noqa: E402
 from common.wire import Sample, SampleColumns, UplinkBatch, decode_batch  # noqa: E402
-from tests.support.plant import PlantStack  # noqa: E402
-from tests.support.servers import (  # noqa: E402
+from harness.plant import PlantStack  # noqa: E402
+from harness.servers import (  # noqa: E402
     InfluxServer,
     MosquittoServer,
     V2ProxyServer,
@@ -670,7 +671,7 @@ def render_section(results: IngestResults) -> str:
         "- *naive bridge*: a paho-mqtt `on_message` callback on paho's network thread "
         "(`loop_start`) building an influxdb-client `Point` per sample and writing each "
         "message with `write_api(write_options=SYNCHRONOUS)`. influxd 1.6.7 has no "
-        "`/api/v2/write`, so it writes through `tests/support/v2_proxy.py` (InfluxDB 1.8's "
+        "`/api/v2/write`, so it writes through `harness/v2_proxy.py` (InfluxDB 1.8's "
         "compatibility API, a Python process in front of influxd): that extra hop shares "
         "the cores and is listed in the CPU column. Its clock starts at the first message.",
         "- *CPU*: utime + stime from `/proc` over the timed part (all threads).",

@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.pipeline_run import (  # noqa: E402
@@ -41,7 +42,7 @@ from bench.pipeline_run import (  # noqa: E402
 from bench.raw_write import RawWriteResult, make_bodies, send_bodies  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from bench.scaled_plant import PlantSize  # noqa: E402
-from tests.support.servers import InfluxServer, MosquittoServer  # noqa: E402
+from harness.servers import InfluxServer, MosquittoServer  # noqa: E402
 
 SECTION = "End-to-end throughput"
 DEFAULT_SIGNALS = (100, 500)
@@ -415,7 +416,7 @@ def render_section(results: BenchResults) -> str:
         "",
         "One plant, one OPC UA source (subscription) and one MQTT device source, processes "
         "split evenly between them, each with an on-change `state` and 5 periodic "
-        "parameters; every component a real process (`tests.support.plant.PlantStack`); "
+        "parameters; every component a real process (`harness.plant.PlantStack`); "
         f"collector in v1 mode; the KPI loop idle during the window. Window ≈ {window:.0f} s "
         "after warm-up.",
         "",

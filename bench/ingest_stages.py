@@ -33,7 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.report import machine_description, replace_section  # noqa: E402

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.cpu import process_cpu_s  # noqa: E402
@@ -55,8 +56,8 @@ from collector.storage.settings import InfluxSettings  # noqa: E402
 from collector.storage.writer import InfluxWriter, make_writer  # noqa: E402
 from common.garbage import tune_for_service  # noqa: E402
 from common.register_loader import LoadedRegister, parse_register  # noqa: E402
-from tests.support.counting_reader import CountingReader  # noqa: E402
-from tests.support.servers import InfluxServer  # noqa: E402
+from harness.counting_reader import CountingReader  # noqa: E402
+from harness.servers import InfluxServer  # noqa: E402
 
 S = 1_000_000_000
 HOUR = 3600 * S

@@ -39,7 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiomqtt  # noqa: E402
@@ -50,8 +51,8 @@ from bench.node_red import MEASUREMENT as NODE_RED_MEASUREMENT  # noqa: E402
 from bench.node_red import VERSION as NODE_RED_VERSION  # noqa: E402
 from bench.node_red import running_node_red  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
-from tests.support.plant import PlantStack  # noqa: E402
-from tests.support.servers import LOOPBACK, InfluxServer, MosquittoServer, free_port  # noqa: E402
+from harness.plant import PlantStack  # noqa: E402
+from harness.servers import LOOPBACK, InfluxServer, MosquittoServer, free_port  # noqa: E402
 
 SECTION = "MQTT device burst (device path against its peers)"
 ENTERPRISE, PLANT, SOURCE = "burst", "burst-plant", "devices"

@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
@@ -41,7 +42,7 @@ from bench.mqtt_burst import _written, count, running_plantkpi  # noqa: E402
 from bench.mqtt_burst import register_yaml as burst_register  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from collector.ingest.ages import AGE_BUCKETS, SampleAges  # noqa: E402
-from tests.support.servers import InfluxServer, MosquittoServer  # noqa: E402
+from harness.servers import InfluxServer, MosquittoServer  # noqa: E402
 
 SECTION = "Device path latency (source time to stored)"
 AGES = "plantkpi_sample_age_at_write_seconds"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import free_port
+from harness.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "bench" / "node_red"

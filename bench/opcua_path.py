@@ -33,7 +33,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from asyncua import ua  # noqa: E402
@@ -47,7 +48,7 @@ from common.register_loader import load_register  # noqa: E402
 from common.wire import Sample  # noqa: E402
 from edge.sources.opcua.nodes import monitoring_for  # noqa: E402
 from edge.sources.opcua.source import NodeBinding, OpcUaSource  # noqa: E402
-from tests.support.servers import free_port  # noqa: E402
+from harness.servers import free_port  # noqa: E402
 
 SECTION = "OPC UA path"
 SOURCE = "bench-ua"

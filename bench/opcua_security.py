@@ -31,7 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pydantic import SecretStr  # noqa: E402
@@ -53,6 +54,7 @@ from common.register_loader import load_register  # noqa: E402
 from edge.sources.opcua.pki import ApplicationPki  # noqa: E402
 from edge.sources.opcua.security import build_client_security  # noqa: E402
 from edge.sources.opcua.source import NodeBinding, OpcUaSource  # noqa: E402
+from harness.servers import free_port  # noqa: E402
 from tests.edge.opcua.security_kit import (  # noqa: E402
     PASSWORD,
     USER,
@@ -61,7 +63,6 @@ from tests.edge.opcua.security_kit import (  # noqa: E402
     policy_type,
     trust,
 )
-from tests.support.servers import free_port  # noqa: E402
 
 SECTION = "OPC UA security cost"
 DEFAULT_RUNS = ("1000@1000", "1000@500", "3000@1000", "3000@500")

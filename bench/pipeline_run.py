@@ -1,6 +1,6 @@
 """One end-to-end run: simulators → edge → mosquitto → collector → InfluxDB, measured.
 
-Every component is a real process started by :class:`tests.support.plant.PlantStack`,
+Every component is a real process started by :class:`harness.plant.PlantStack`,
 against already-running mosquitto and influxd. After a warm-up, a window of ``seconds``
 is measured:
 
@@ -49,8 +49,8 @@ from collector.storage.influxql import quote_ident, quote_literal, time_range
 from collector.storage.reader import InfluxQLReader
 from collector.storage.schema import SAMPLE
 from collector.storage.settings import InfluxSettings
-from tests.support.plant import PlantStack
-from tests.support.servers import InfluxServer, MosquittoServer
+from harness.plant import PlantStack
+from harness.servers import InfluxServer, MosquittoServer
 
 SOURCES = {OPCUA_SOURCE: OPCUA_PREFIX, MQTT_SOURCE: MQTT_PREFIX}
 """Source id → prefix of the process ids it carries."""

@@ -29,7 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.report import machine_description, replace_section  # noqa: E402
@@ -43,7 +44,7 @@ from collector.storage.reader import InfluxQLReader  # noqa: E402
 from collector.storage.settings import InfluxSettings  # noqa: E402
 from collector.storage.writer import InfluxWriter, make_writer  # noqa: E402
 from common.register_loader import LoadedRegister, parse_register  # noqa: E402
-from tests.support.servers import InfluxServer  # noqa: E402
+from harness.servers import InfluxServer  # noqa: E402
 
 S = 1_000_000_000
 TITLE = "KPI for a region: many enterprise registers in one collector"

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: make the project importable
+# Run as a script: this checkout first, for `bench.*` and so a worktree measures its own code.
+if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.kpi_scale import register_yaml  # noqa: E402
@@ -38,7 +39,7 @@ from collector.storage.reader import InfluxQLReader  # noqa: E402
 from collector.storage.settings import InfluxSettings  # noqa: E402
 from collector.storage.writer import make_writer  # noqa: E402
 from common.register_loader import parse_register  # noqa: E402
-from tests.support.servers import InfluxServer  # noqa: E402
+from harness.servers import InfluxServer  # noqa: E402
 
 TITLE = "A year of daily reports from stored hourly partials"
 DAY_NS = 24 * HOUR_NS

@@ -46,7 +46,7 @@ def run(
     if register:
         overrides["registers"] = register
     if broker:
-        overrides["broker"] = broker
+        overrides["broker"] = {"url": broker}
     try:
         settings = CollectorSettings(**overrides)
         collector = Collector(settings)

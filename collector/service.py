@@ -18,7 +18,6 @@ from collector.kpi.timing import TimedKpiService
 from collector.settings import CollectorSettings
 from collector.storage.reader import InfluxQLReader
 from collector.storage.writer import make_writer
-from common.endpoints import parse_broker_url
 from common.register_loader import LoadedRegister, RegisterError, load_register
 from common.service import wait_for_stop_or_failure
 
@@ -64,7 +63,7 @@ class Collector:
         )
         self.consumer = UplinkConsumer(
             self.pipeline,
-            parse_broker_url(settings.broker),
+            settings.broker.address,
             prefix=settings.topic_prefix,
             client_id=settings.client_id,
             session_expiry=settings.session_expiry,
@@ -94,7 +93,7 @@ class Collector:
         log.info(
             "collector: registers %s, broker %s, InfluxDB %s",
             ", ".join(f"{r.enterprise_id}@{r.version}" for r in self.registers.values()),
-            self.settings.broker,
+            self.settings.broker.url,
             self.settings.influx.describe(),
         )
         try:

@@ -1,24 +1,25 @@
 """The collector's one settings object (env prefix ``COLLECTOR_``; nested with ``__``).
 
-Example: ``COLLECTOR_REGISTERS='["plant.yaml"]' COLLECTOR_INFLUX__URL=http://influx:8086``.
+Example: ``COLLECTOR_REGISTERS='["plant.yaml"]' COLLECTOR_INFLUX__URL=http://influx:8086
+COLLECTOR_BROKER__URL=mqtts://broker:8883``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from collector.kpi.sharding import Shard, replica_from_hostname
 from collector.kpi.thresholds import Thresholds
 from collector.storage.settings import InfluxSettings
+from common.broker_link import BrokerLinkSettings, renamed_link_settings
 from common.durations import Duration
-from common.endpoints import parse_broker_url
 from common.limits import UplinkLimits
-from common.mqtt_tls import LinkSecurity, link_security
-from common.settings_env import json_errors_named
+from common.mqtt_tls import LinkSecurity
+from common.settings_env import ServiceSettings
 from common.topics import DEFAULT_PREFIX
 
 
@@ -92,7 +93,7 @@ class ApiSettings(BaseModel):
         return int(hours) * 3600 + int(minutes) * 60
 
 
-class CollectorSettings(BaseSettings):
+class CollectorSettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_prefix="COLLECTOR_",
         env_nested_delimiter="__",
@@ -104,21 +105,11 @@ class CollectorSettings(BaseSettings):
 
     registers: list[Path]
     """Register files, one per enterprise."""
-    broker: str = "mqtt://127.0.0.1:1883"
-    """The central broker (``mqtts://`` for TLS)."""
-    broker_username: str | None = None
-    broker_password: SecretStr | None = None
-    """From the environment only (``COLLECTOR_BROKER_PASSWORD``); never logged."""
-    broker_password_file: Path | None = None
-    """Or a file holding it (Docker/Kubernetes secrets); read at start-up."""
-    broker_ca_file: Path | None = None
-    """CA the broker's certificate is verified against (default: the system CAs)."""
-    broker_cert_file: Path | None = None
-    """Client certificate, where the broker asks for one."""
-    broker_key_file: Path | None = None
+    broker: BrokerLinkSettings = Field(default_factory=BrokerLinkSettings)
+    """The central broker: ``COLLECTOR_BROKER__URL`` (``mqtts://`` for TLS),
+    ``…__USERNAME``, ``…__PASSWORD`` / ``…__PASSWORD_FILE``, ``…__CA_FILE``,
+    ``…__CERT_FILE``, ``…__KEY_FILE``, ``…__CLIENT_ID`` (common/broker_link.py)."""
     topic_prefix: str = DEFAULT_PREFIX
-    client_id: str = "plantkpi-collector"
-    """Stable: the broker keeps this client's session (and queued batches) across restarts."""
     session_expiry: int = Field(3600, ge=0)
     receive_maximum: int = Field(8, ge=1, le=1000)
     """Uplink batches the broker may send before the collector acknowledged one (MQTT 5
@@ -131,7 +122,7 @@ class CollectorSettings(BaseSettings):
     few seconds): no edge publishes, or the broker's ACL does not let the collector read."""
     share_group: str = Field("", pattern=r"^[A-Za-z0-9_-]*$")
     """Set the same group on several collectors to split the uplink between them (MQTT 5
-    shared subscription); each needs its own ``client_id``."""
+    shared subscription); each needs its own ``COLLECTOR_BROKER__CLIENT_ID``."""
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
@@ -139,29 +130,23 @@ class CollectorSettings(BaseSettings):
     limits: UplinkLimits = Field(default_factory=UplinkLimits)
     """What an edge may send (``COLLECTOR_LIMITS__PAYLOAD_BYTES`` ...; docs/hostile-input.md)."""
 
-    def __init__(self, **values: Any) -> None:
-        # pydantic-settings names only the top-level field of a value that is not JSON.
-        with json_errors_named(type(self), values):
-            super().__init__(**values)
+    RENAMED_SETTINGS: ClassVar[dict[str, str]] = renamed_link_settings(
+        "COLLECTOR_BROKER_",
+        "COLLECTOR_BROKER__",
+        url="COLLECTOR_BROKER",
+        client_id="COLLECTOR_CLIENT_ID",
+    )
+    """Names the broker link's settings had before they were one model (still read)."""
 
-    @field_validator("broker")
-    @classmethod
-    def _broker_url(cls, value: str) -> str:
-        parse_broker_url(value)
-        return value
+    @property
+    def client_id(self) -> str:
+        """Stable: the broker keeps this client's session (and queued batches) across
+        restarts."""
+        return self.broker.client_id or "plantkpi-collector"
 
     def broker_security(self) -> LinkSecurity:
         """Login and TLS for the broker; raises ValueError naming the setting at fault."""
-        return link_security(
-            parse_broker_url(self.broker),
-            env_prefix="COLLECTOR_BROKER_",
-            username=self.broker_username,
-            password=self.broker_password,
-            password_file=self.broker_password_file,
-            ca_file=self.broker_ca_file,
-            cert_file=self.broker_cert_file,
-            key_file=self.broker_key_file,
-        )
+        return self.broker.security("COLLECTOR_BROKER__")
 
     @field_validator("registers")
     @classmethod

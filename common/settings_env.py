@@ -10,6 +10,11 @@ messages out); :func:`settings_environment`, :func:`warn_unknown_settings` and
 :func:`json_errors_named` wire them to the process. No message ever quotes a value: the
 environment holds passwords and tokens.
 
+A setting that was renamed keeps working under its earlier name: a settings class lists
+``RENAMED_SETTINGS`` (earlier name → current name), :func:`apply_renamed_settings` hands
+each earlier name's value to the current one before pydantic-settings reads it, and
+:func:`renamed_settings` says at start-up what to rename.
+
 Names are compared case-insensitively, as pydantic-settings does with the models'
 default ``case_sensitive=False``.
 """
@@ -21,14 +26,14 @@ import json
 import logging
 import os
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, Union, get_args, get_origin
+from typing import Any, ClassVar, Final, Union, get_args, get_origin
 
 from dotenv import dotenv_values
 from pydantic import BaseModel
-from pydantic_settings import BaseSettings, SettingsError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
 MODEL_ENV_FILE: Final = object()
 """Read the ``.env`` file the model names (pydantic-settings' default for ``_env_file``)."""
@@ -36,6 +41,58 @@ NOT_A_SETTING: Final = object()
 """What :func:`setting_type` answers for a name that sets nothing."""
 _CONTAINERS = (list, set, frozenset, tuple, dict, Sequence, Mapping)
 """Origins of the types pydantic-settings reads as JSON from a variable."""
+
+
+def _renamed(settings: type[BaseSettings]) -> Mapping[str, str]:
+    """The settings' ``RENAMED_SETTINGS``: earlier variable name → current one."""
+    renamed: Mapping[str, str] = getattr(settings, "RENAMED_SETTINGS", {})
+    return renamed
+
+
+def _earlier_name(variable: str, value: str | None, settings: type[BaseSettings]) -> str | None:
+    """The current name ``variable`` is an earlier name of, or None. An earlier name that
+    is now a nested model's own (``COLLECTOR_BROKER`` was the URL, is now the JSON of the
+    whole link) is earlier only for a value that is not a JSON object."""
+    current = {old.upper(): new for old, new in _renamed(settings).items()}.get(variable.upper())
+    if current is None:
+        return None
+    if setting_type(variable, settings) is not NOT_A_SETTING and (value or "").lstrip()[:1] == "{":
+        return None
+    return current
+
+
+def apply_renamed_settings(
+    settings: type[BaseSettings], *sources: PydanticBaseSettingsSource
+) -> None:
+    """In the environment and ``.env`` sources (``settings_customise_sources``), move each
+    earlier name's value to its current name. Both names given in one source is an error
+    naming them: which one was meant is not for us to guess."""
+    for source in sources:
+        env_vars = getattr(source, "env_vars", None)
+        if not isinstance(env_vars, MutableMapping):
+            continue
+        sensitive = bool(getattr(source, "case_sensitive", False))
+        for variable in list(env_vars):
+            current = _earlier_name(variable, env_vars[variable], settings)
+            if current is None:
+                continue
+            key = current if sensitive else current.lower()
+            if key in env_vars:
+                raise SettingsError(
+                    f"{variable.upper()} and {current} are both set; {variable.upper()} is the "
+                    f"earlier name of {current}: keep {current}"
+                )
+            env_vars[key] = env_vars.pop(variable)
+
+
+def renamed_settings(environ: Mapping[str, str], settings: type[BaseSettings]) -> list[str]:
+    """One message per variable set under an earlier name, naming the current one."""
+    messages = []
+    for variable, value in sorted(environ.items()):
+        current = _earlier_name(variable, value, settings)
+        if current is not None:
+            messages.append(f"{variable} is now {current}: the earlier name still works; rename it")
+    return messages
 
 
 def _prefix(settings: type[BaseSettings]) -> str:
@@ -141,6 +198,8 @@ def unknown_settings(environ: Mapping[str, str], settings: type[BaseSettings]) -
             continue
         if setting_type(variable, settings) is not NOT_A_SETTING:
             continue
+        if _earlier_name(variable, environ[variable], settings) is not None:
+            continue
         close = difflib.get_close_matches(variable.upper()[len(prefix) :], known, n=1)
         hint = f" (did you mean {known[close[0]]}?)" if close else ""
         messages.append(f"{variable} is not a setting{hint}")
@@ -156,6 +215,8 @@ def bad_json_settings(environ: Mapping[str, str], settings: type[BaseSettings]) 
     for variable, value in sorted(environ.items()):
         annotation = setting_type(variable, settings)
         if annotation is NOT_A_SETTING or not _is_json(annotation):
+            continue
+        if _earlier_name(variable, value, settings) is not None:
             continue
         # pydantic-settings leaves an empty nested variable unset rather than decode it.
         if not value and delimiter and delimiter in variable.upper():
@@ -202,8 +263,10 @@ def _env_files(env_file: object) -> list[Path]:
 
 
 def warn_unknown_settings(settings: type[BaseSettings], log: logging.Logger) -> None:
-    """Log each variable with the service's prefix that sets nothing (start-up)."""
-    for message in unknown_settings(settings_environment(settings), settings):
+    """Log each variable with the service's prefix that sets nothing, and each set under
+    an earlier name (start-up)."""
+    environ = settings_environment(settings)
+    for message in unknown_settings(environ, settings) + renamed_settings(environ, settings):
         log.warning("%s", message)
 
 
@@ -224,3 +287,28 @@ def json_errors_named(
         if not problems:
             raise
         raise SettingsError("; ".join(problems)) from None
+
+
+class ServiceSettings(BaseSettings):
+    """The base of each service's one settings object: an error for a value that is not
+    JSON names its variable (pydantic-settings names only the top-level field), and
+    ``RENAMED_SETTINGS`` are read under their earlier names too."""
+
+    RENAMED_SETTINGS: ClassVar[dict[str, str]] = {}
+    """Earlier variable name → current name, for settings that were renamed."""
+
+    def __init__(self, **values: Any) -> None:
+        with json_errors_named(type(self), values):
+            super().__init__(**values)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        apply_renamed_settings(settings_cls, env_settings, dotenv_settings)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings

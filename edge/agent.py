@@ -172,13 +172,14 @@ class EdgeAgent:
                 health_topic=topic("health"),
                 sources=tuple(s.id for s in self.sources),
             ),
-            parse_broker_url(settings.uplink_broker),
+            settings.uplink.address,
             self.buffer,
             batch_max_samples=settings.batch_max_samples,
             batch_max_bytes=settings.batch_max_bytes,
             flush_interval=settings.flush_interval,
             reconnect_max_delay=settings.reconnect_max_delay,
             security=settings.uplink_security(),
+            client_id=settings.uplink_client_id,
             heartbeat_interval=settings.heartbeat_interval,
         )
         self.sink = BufferSink(self.buffer, self.uplink.wakeup)
@@ -245,7 +246,7 @@ class EdgeAgent:
             self.plant.id,
             self.register.version,
             len(self.sources),
-            self.settings.uplink_broker,
+            self.settings.uplink.url,
         )
         if self.health_server is not None:
             # First: a port clash is a configuration error and must stop the start-up.

@@ -34,7 +34,7 @@ def run(
     ] = None,
     plant: Annotated[str | None, typer.Option(help="Plant id to serve (env EDGE_PLANT)")] = None,
     uplink_broker: Annotated[
-        str | None, typer.Option(help="Central broker mqtt://host:port")
+        str | None, typer.Option(help="Central broker mqtt://host:port (env EDGE_UPLINK__URL)")
     ] = None,
     edge_id: Annotated[str | None, typer.Option(help="Edge id (default edge-<plant>)")] = None,
     endpoint: Annotated[
@@ -59,11 +59,12 @@ def run(
         for key, value in {
             "register_file": register,
             "plant": plant,
-            "uplink_broker": uplink_broker,
             "edge_id": edge_id,
         }.items()
         if value is not None
     }
+    if uplink_broker is not None:
+        overrides["uplink"] = {"url": uplink_broker}
     try:
         if endpoint:
             overrides["endpoints"] = parse_overrides(endpoint, "endpoint")

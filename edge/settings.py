@@ -1,18 +1,20 @@
-"""The edge agent's one settings object (env prefix ``EDGE_``, ``.env`` or a secrets folder)."""
+"""The edge agent's one settings object (env prefix ``EDGE_``, nested with ``__``; ``.env`` or a
+secrets folder)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from common.broker_link import BrokerLinkSettings, renamed_link_settings
 from common.durations import Duration
 from common.endpoints import check_opcua_endpoint, parse_broker_url
 from common.limits import DEVICE_PAYLOAD_MAX_BYTES, FUTURE_TOLERANCE_S, STRING_MAX_CHARS
-from common.mqtt_tls import LinkSecurity, link_security
-from common.settings_env import json_errors_named
+from common.mqtt_tls import LinkSecurity
+from common.settings_env import ServiceSettings
 from common.topics import DEFAULT_PREFIX
 from edge.buffer.segments import FsyncPolicy
 from edge.buffer.store import BufferConfig
@@ -21,9 +23,10 @@ from edge.sources.opcua.connection import ConnectionOptions
 
 # Defaults of the buffer and of OPC UA connections are theirs (``BufferConfig``,
 # ``ConnectionOptions``): a setting only names them for the environment.
-class EdgeSettings(BaseSettings):
+class EdgeSettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_prefix="EDGE_",
+        env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
         secrets_dir=None,
@@ -37,22 +40,12 @@ class EdgeSettings(BaseSettings):
     """Which plant of the register this agent serves."""
     edge_id: str = ""
     """Defaults to ``edge-<plant>``."""
-    uplink_broker: str = "mqtt://127.0.0.1:1883"
-    """The central broker the collector listens on (``mqtts://`` for TLS)."""
-    uplink_username: str | None = None
-    """Login at the central broker; the default ACL (``plantkpi-collector acl``) expects the
-    edge id."""
-    uplink_password: SecretStr | None = None
-    """From the environment only (``EDGE_UPLINK_PASSWORD``); never logged or reported."""
-    uplink_password_file: Path | None = None
-    """Or a file holding it (Docker/Kubernetes secrets); read at start-up."""
-    uplink_ca_file: Path | None = None
-    """CA certificate(s) the central broker's certificate is verified against (default: the
-    system CAs). Only with an ``mqtts://`` uplink broker."""
-    uplink_cert_file: Path | None = None
-    """Client certificate, where the broker asks for one."""
-    uplink_key_file: Path | None = None
-    """Its private key (unencrypted PEM; may also be inside ``uplink_cert_file``)."""
+    uplink: BrokerLinkSettings = Field(default_factory=BrokerLinkSettings)
+    """The central broker the collector listens on: ``EDGE_UPLINK__URL`` (``mqtts://`` for
+    TLS), ``…__USERNAME`` (the default ACL, ``plantkpi-collector acl``, expects the edge
+    id), ``…__PASSWORD`` / ``…__PASSWORD_FILE``, ``…__CA_FILE``, ``…__CERT_FILE``,
+    ``…__KEY_FILE``, ``…__CLIENT_ID`` (default ``plantkpi-<edge id>``;
+    common/broker_link.py)."""
     topic_prefix: str = DEFAULT_PREFIX
     endpoints: dict[str, str] = Field(default_factory=dict)
     """Override OPC UA endpoints by source id (JSON in env: ``{"line1": "opc.tcp://..."}``)."""
@@ -126,16 +119,10 @@ class EdgeSettings(BaseSettings):
     health_port: int = Field(8081, ge=0, le=65535)
     """0 lets the OS choose (the log line says which)."""
 
-    def __init__(self, **values: Any) -> None:
-        # pydantic-settings names only the top-level field of a value that is not JSON.
-        with json_errors_named(type(self), values):
-            super().__init__(**values)
-
-    @field_validator("uplink_broker")
-    @classmethod
-    def _broker_url(cls, value: str) -> str:
-        parse_broker_url(value)
-        return value
+    RENAMED_SETTINGS: ClassVar[dict[str, str]] = renamed_link_settings(
+        "EDGE_UPLINK_", "EDGE_UPLINK__", url="EDGE_UPLINK_BROKER"
+    )
+    """Names the uplink's settings had before they were one model (still read)."""
 
     @field_validator("endpoints")
     @classmethod
@@ -169,16 +156,11 @@ class EdgeSettings(BaseSettings):
 
     def uplink_security(self) -> LinkSecurity:
         """Login and TLS for the uplink; raises ValueError naming the setting at fault."""
-        return link_security(
-            parse_broker_url(self.uplink_broker),
-            env_prefix="EDGE_UPLINK_",
-            username=self.uplink_username,
-            password=self.uplink_password,
-            password_file=self.uplink_password_file,
-            ca_file=self.uplink_ca_file,
-            cert_file=self.uplink_cert_file,
-            key_file=self.uplink_key_file,
-        )
+        return self.uplink.security("EDGE_UPLINK__")
+
+    @property
+    def uplink_client_id(self) -> str:
+        return self.uplink.client_id or f"plantkpi-{self.resolved_edge_id}"
 
     @property
     def resolved_edge_id(self) -> str:

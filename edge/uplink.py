@@ -5,7 +5,7 @@ the head of the buffer and is sent again after reconnecting, in order. The edge'
 message is retained on its state topic, and its death is the Last Will, so the collector
 knows when an edge is gone even if it dies without a word.
 
-The link logs in and verifies the broker's certificate as configured (``EDGE_UPLINK_*``).
+The link logs in and verifies the broker's certificate as configured (``EDGE_UPLINK__*``).
 It speaks MQTT 5 so that a publish the broker's ACL refuses comes back as "Not
 authorized": the batch then stays in the buffer and the error names the topic and the user,
 instead of being dropped by the broker while counted as sent here.
@@ -80,12 +80,14 @@ class Uplink:
         security: LinkSecurity | None = None,
         batch_max_bytes: int = BATCH_MAX_BYTES,
         heartbeat_interval: float = 2.0,
+        client_id: str | None = None,
     ) -> None:
         """``heartbeat_interval``: seconds without a batch after which an empty one carries
         the watermark (the KPI waits for it before calling a window final)."""
         self.identity = identity
         self.broker = broker
         self.security = security or LinkSecurity()
+        self.client_id = client_id or f"plantkpi-{identity.edge}"
         self.buffer = buffer
         self.batch_max_samples = batch_max_samples
         self.batch_max_bytes = batch_max_bytes
@@ -137,7 +139,7 @@ class Uplink:
                     username=self.security.username,
                     password=self.security.plain_password(),
                     tls_context=self.security.tls,
-                    identifier=f"plantkpi-{self.identity.edge}",
+                    identifier=self.client_id,
                     protocol=aiomqtt.ProtocolVersion.V5,
                     will=will,
                     keepalive=10,
@@ -186,17 +188,17 @@ class Uplink:
             return (
                 f"{head}: {exc} for {who}; the broker's ACL must let this edge publish under "
                 f"its plant's topics (`plantkpi-collector acl`), or check EDGE_PLANT, "
-                f"EDGE_EDGE_ID and EDGE_UPLINK_USERNAME"
+                f"EDGE_EDGE_ID and EDGE_UPLINK__USERNAME"
             )
         return explain_link_error(
             exc,
             head,
             self.security,
             login_hint=(
-                "EDGE_UPLINK_USERNAME and EDGE_UPLINK_PASSWORD / EDGE_UPLINK_PASSWORD_FILE, "
+                "EDGE_UPLINK__USERNAME and EDGE_UPLINK__PASSWORD / EDGE_UPLINK__PASSWORD_FILE, "
                 "and the broker's ACL for this edge's topics"
             ),
-            ca_hint="EDGE_UPLINK_CA_FILE",
+            ca_hint="EDGE_UPLINK__CA_FILE",
         )
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:

@@ -14,11 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness.plant import PlantStack
+from harness.servers import InfluxServer, MosquittoServer
 
-from tests.support.plant import PlantStack  # noqa: E402
-from tests.support.servers import InfluxServer, MosquittoServer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def show_kpi(stack: PlantStack, args: argparse.Namespace) -> None:

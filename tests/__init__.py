@@ -1,1 +1,1 @@
-"""Test suite; a package so that ``tests.support`` imports from the repository root."""
+"""Test suite; a package so that tests share helpers (``tests.registers``) by import."""

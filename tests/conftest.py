@@ -3,9 +3,9 @@
 Session-scoped (one per test run, shared — do not stop them; use the ``private_*``
 fixtures to crash or restart a server):
 
-- ``mosquitto``: :class:`~tests.support.servers.MosquittoServer` (``.url``, ``.port``)
-- ``influxdb``: :class:`~tests.support.servers.InfluxServer` (``.url``, ``.query()``)
-- ``v2_proxy``: :class:`~tests.support.servers.V2ProxyServer`, the InfluxDB 1.8-style
+- ``mosquitto``: :class:`~harness.servers.MosquittoServer` (``.url``, ``.port``)
+- ``influxdb``: :class:`~harness.servers.InfluxServer` (``.url``, ``.query()``)
+- ``v2_proxy``: :class:`~harness.servers.V2ProxyServer`, the InfluxDB 1.8-style
   ``/api/v2/write`` endpoint in front of ``influxdb`` (``.url``)
 
 Function-scoped:
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.servers import InfluxServer, MosquittoServer, ServerError, V2ProxyServer
+from harness.servers import InfluxServer, MosquittoServer, ServerError, V2ProxyServer
 
 
 @pytest.fixture(scope="session")

@@ -306,7 +306,7 @@ def test_collector_points_at_influxdb_and_broker(
     assert env["COLLECTOR_INFLUX__MODE"] == "v2"
     assert env["COLLECTOR_INFLUX__ORG"] == example_env["PLANTKPI_INFLUX_ORG"]
     assert env["COLLECTOR_INFLUX__TOKEN"] == example_env["PLANTKPI_INFLUX_ADMIN_TOKEN"]
-    assert env["COLLECTOR_BROKER"] == "mqtt://mosquitto:1883"
+    assert env["COLLECTOR_BROKER__URL"] == "mqtt://mosquitto:1883"
     assert env["COLLECTOR_API__HOST"] == "0.0.0.0"
     port = int(env.get("COLLECTOR_API__PORT", "8080"))
     assert {"published": 8080, "target": port} in collector["ports"]
@@ -447,7 +447,7 @@ def test_one_edge_per_plant_reaching_the_simulators_and_the_broker(
 ) -> None:
     register = _demo_register(services)
     ports = _simulator_ports(services)
-    collector_broker = _environment(services["collector"])["COLLECTOR_BROKER"]
+    collector_broker = _environment(services["collector"])["COLLECTOR_BROKER__URL"]
     register_paths = set()
     plants_served = set()
     for name in sorted(s for s in services if s.startswith("edge-")):
@@ -489,7 +489,7 @@ def test_brokers_use_the_mosquitto_listener(services: dict[str, dict[str, Any]])
         for v in volumes
         if not v.startswith("/")
     ), f"no volume holds mosquitto's persistence_location {location.group(1)}"
-    urls = [_environment(services["collector"])["COLLECTOR_BROKER"]]
+    urls = [_environment(services["collector"])["COLLECTOR_BROKER__URL"]]
     for name in ("simulators", "edge-plant-a", "edge-plant-b"):
         command = _command(services[name])
         urls += list(_overrides(command, "--broker").values())

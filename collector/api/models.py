@@ -3,7 +3,7 @@ check that a route answers what it documents, and what the ``kpi`` CLI parses.
 
 The KPI's domain objects keep their own JSON form (``to_dict``, also what storage and the
 tests compare); these models validate it. Unknown keys are ignored, so a CLI parses the
-answer of a newer collector; ``tests/api/test_api_models.py`` holds every model to the
+answer of a newer collector; ``tests/collector/api/test_api_models.py`` holds every model to the
 domain's JSON, key for key, so nothing the domain writes goes undocumented.
 """
 

@@ -3,7 +3,7 @@
 MQTT 5 with a stable client id, clean start off and a session expiry interval, so the
 broker keeps our subscription and queues QoS 1 batches while the collector restarts.
 Subscriptions are renewed on every connect (a broker restart may have lost them).
-Login and TLS come from ``COLLECTOR_BROKER_*``; a refused login, an unverifiable broker
+Login and TLS come from ``COLLECTOR_BROKER__*``; a refused login, an unverifiable broker
 certificate or a subscription the broker's ACL refuses is logged naming the broker and the
 user, and retried with backoff: the consumer never stalls silently.
 """
@@ -147,10 +147,10 @@ class UplinkConsumer:
                     f"broker {self.broker}",
                     self.security,
                     login_hint=(
-                        "COLLECTOR_BROKER_USERNAME and COLLECTOR_BROKER_PASSWORD / "
-                        "COLLECTOR_BROKER_PASSWORD_FILE"
+                        "COLLECTOR_BROKER__USERNAME and COLLECTOR_BROKER__PASSWORD / "
+                        "COLLECTOR_BROKER__PASSWORD_FILE"
                     ),
-                    ca_hint="COLLECTOR_BROKER_CA_FILE",
+                    ca_hint="COLLECTOR_BROKER__CA_FILE",
                 )
                 log.warning("uplink consumer: %s", self.stats.last_error)
             finally:

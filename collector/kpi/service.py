@@ -3,7 +3,7 @@
 ``compute`` reads a window's raw samples and evaluates them in one pass: the reference
 (``/api/v1/recompute``, reports, audits). The live loop and its corrections go through
 ``evaluate``: the same reads and the same pure rules, slice by slice, each slice read once
-(``collector/kpi/live.py``); the two agree exactly (tests/kpi/test_kpi_slices_property.py
+(``collector/kpi/live.py``); the two agree exactly (tests/collector/kpi/test_kpi_slices_property.py
 and the fault suite hold them to it), and neither depends on which collector received
 which batch.
 """

@@ -3,7 +3,7 @@
 
 Pure functions, no I/O. Every line produced is valid line protocol, or the function
 raises :class:`LineProtocolError` naming the culprit; nothing is silently written wrong.
-The rules (round-trips checked against influxd 1.6.7 in ``tests/storage``):
+The rules (round-trips checked against influxd 1.6.7 in ``tests/collector/storage``):
 
 - measurement: ``,`` and space are escaped; it must not start with ``#`` (a comment line);
 - tag keys, tag values, field keys: ``,``, ``=`` and space are escaped;

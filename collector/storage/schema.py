@@ -4,7 +4,7 @@ fields with their types, declared once.
 The line builders (``lineprotocol.py``, ``collector/kpi/service.py``,
 ``collector/kpi/stored_partials.py``) write these names and the readers
 (``reader.py``, ``collector/history.py``, the exports) read them; tests hold both sides and
-docs/schema.md to this declaration (``tests/storage/test_schema.py``). A field keeps one
+docs/schema.md to this declaration (``tests/collector/storage/test_schema.py``). A field keeps one
 type forever: InfluxDB refuses a write whose field type differs from what a shard holds.
 """
 

@@ -17,7 +17,7 @@ from bench.e2e_throughput import BenchResults, measure_baseline, render_section
 from bench.pipeline_run import RunTiming, run_pipeline
 from bench.report import machine_description
 from bench.scaled_plant import PlantSize
-from tests.support.servers import InfluxServer, MosquittoServer
+from harness.servers import InfluxServer, MosquittoServer
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.collector_ingest import BATCH_SAMPLES, render_section, run_benchmark
-from tests.support.servers import InfluxServer, MosquittoServer
+from harness.servers import InfluxServer, MosquittoServer
 
 pytestmark = pytest.mark.integration
 

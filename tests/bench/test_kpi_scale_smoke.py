@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench.kpi_scale import render, run_backlog, run_size
-from tests.support.servers import InfluxServer
+from harness.servers import InfluxServer
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.report_year import render, run
-from tests.support.servers import InfluxServer
+from harness.servers import InfluxServer
 
 pytestmark = pytest.mark.integration
 

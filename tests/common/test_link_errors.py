@@ -9,7 +9,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from common.mqtt_tls import LinkSecurity, connect_error_kind, explain_link_error
 
-HINTS = {"login_hint": "EDGE_UPLINK_USERNAME", "ca_hint": "EDGE_UPLINK_CA_FILE"}
+HINTS = {"login_hint": "EDGE_UPLINK__USERNAME", "ca_hint": "EDGE_UPLINK__CA_FILE"}
 
 
 def test_a_broker_that_stopped_is_not_a_refused_login() -> None:
@@ -18,7 +18,7 @@ def test_a_broker_that_stopped_is_not_a_refused_login() -> None:
     gone = aiomqtt.MqttCodeError(4, "publish")
     assert connect_error_kind(gone) == "other"
     text = explain_link_error(gone, "central broker mqtt://127.0.0.1:1883", LinkSecurity(), **HINTS)
-    assert "login refused" not in text and "EDGE_UPLINK_USERNAME" not in text
+    assert "login refused" not in text and "EDGE_UPLINK__USERNAME" not in text
     assert "not currently connected" in text
 
 
@@ -31,4 +31,4 @@ def test_a_connack_refusal_is_a_refused_login_naming_the_user() -> None:
         text = explain_link_error(
             refusal, "central broker", LinkSecurity(username="edge-pa"), **HINTS
         )
-        assert "login refused for user 'edge-pa'" in text and "EDGE_UPLINK_USERNAME" in text
+        assert "login refused for user 'edge-pa'" in text and "EDGE_UPLINK__USERNAME" in text

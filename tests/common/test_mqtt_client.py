@@ -16,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from common import mqtt_client
-from tests.support.servers import MosquittoServer
+from harness.servers import MosquittoServer
 
 
 async def test_the_private_parts_used_are_there() -> None:

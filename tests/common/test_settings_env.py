@@ -15,6 +15,7 @@ from pydantic_settings import SettingsError
 from collector.settings import CollectorSettings
 from common.settings_env import (
     bad_json_settings,
+    renamed_settings,
     setting_names,
     unknown_settings,
     warn_unknown_settings,
@@ -32,7 +33,7 @@ def test_a_misspelt_setting_is_named_with_the_one_meant() -> None:
         "COLLECTOR_BROKER_PASWORD": SECRET,
     }
     assert unknown_settings(environ, CollectorSettings) == [
-        "COLLECTOR_BROKER_PASWORD is not a setting (did you mean COLLECTOR_BROKER_PASSWORD?)",
+        "COLLECTOR_BROKER_PASWORD is not a setting (did you mean COLLECTOR_BROKER__PASSWORD?)",
         "COLLECTOR_BROKR is not a setting (did you mean COLLECTOR_BROKER?)",
         "COLLECTOR_INFLUX_DATABASE is not a setting (did you mean COLLECTOR_INFLUX__DATABASE?)",
     ]
@@ -45,15 +46,15 @@ def test_nested_settings_are_known_and_a_misspelt_nested_key_is_not() -> None:
         "COLLECTOR_KPI__THRESHOLDS__COVERAGE_MIN": "0.9",
         "COLLECTOR_KPI": '{"period": "30s"}',  # a nested model as one JSON value
         "COLLECTOR_LIMITS__PAYLOAD_BYTES": "1000000",
-        "collector_broker": "mqtt://x",  # pydantic-settings matches names in any case
+        "collector_broker__url": "mqtt://x",  # pydantic-settings matches names in any case
     }
     assert unknown_settings(valid, CollectorSettings) == []
     assert unknown_settings({"COLLECTOR_KPI__WINDOWW": "1h"}, CollectorSettings) == [
         "COLLECTOR_KPI__WINDOWW is not a setting (did you mean COLLECTOR_KPI__WINDOW?)"
     ]
     # Below a plain setting there is nothing to set.
-    assert unknown_settings({"COLLECTOR_BROKER__HOST": "x"}, CollectorSettings) == [
-        "COLLECTOR_BROKER__HOST is not a setting (did you mean COLLECTOR_BROKER?)"
+    assert unknown_settings({"COLLECTOR_SHARE_GROUP__NAME": "x"}, CollectorSettings) == [
+        "COLLECTOR_SHARE_GROUP__NAME is not a setting (did you mean COLLECTOR_SHARE_GROUP?)"
     ]
 
 
@@ -62,17 +63,80 @@ def test_only_the_services_prefix_is_checked_and_far_names_get_no_guess() -> Non
     assert unknown_settings(environ, CollectorSettings) == ["COLLECTOR_QWERTY is not a setting"]
 
 
-def test_the_edge_has_no_nested_settings() -> None:
+def test_the_edges_nested_settings_are_known() -> None:
     environ = {
         "EDGE_PLANTT": "plant-a",
-        "EDGE_ENDPOINTS__LINE1": "opc.tcp://plc:4840",  # the edge takes JSON: EDGE_ENDPOINTS
+        "EDGE_ENDPOINTS__LINE1": "opc.tcp://plc:4840",  # one key of a mapping
         "EDGE_ENDPOINTS": '{"line1": "opc.tcp://plc:4840"}',
-        "EDGE_UPLINK_PASSWORD": SECRET,
+        "EDGE_UPLINK__PASSWORD": SECRET,
+        "EDGE_UPLINK__PASWORD": SECRET,
     }
     assert unknown_settings(environ, EdgeSettings) == [
-        "EDGE_ENDPOINTS__LINE1 is not a setting (did you mean EDGE_ENDPOINTS?)",
         "EDGE_PLANTT is not a setting (did you mean EDGE_PLANT?)",
+        "EDGE_UPLINK__PASWORD is not a setting (did you mean EDGE_UPLINK__PASSWORD?)",
     ]
+
+
+def test_a_setting_under_its_earlier_name_is_read_and_named_for_renaming(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker links' settings were flat (``EDGE_UPLINK_BROKER``, ``COLLECTOR_BROKER``,
+    ``COLLECTOR_CLIENT_ID``, …) before they were one nested model: a plant's deployment
+    keeps working, told what to rename."""
+    (clean_env / ".env").write_text("EDGE_UPLINK_CA_FILE=/etc/ca.pem\n")
+    environ = {
+        "EDGE_UPLINK_BROKER": "mqtts://central:8883",
+        "EDGE_UPLINK_USERNAME": "edge-plant-a",
+        "EDGE_UPLINK_PASSWORD": SECRET,
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    settings = EdgeSettings(register_file=Path("r.yaml"), plant="plant-a")
+    assert settings.uplink.url == "mqtts://central:8883"
+    assert settings.uplink.username == "edge-plant-a"
+    assert settings.uplink.password is not None
+    assert settings.uplink.password.get_secret_value() == SECRET
+    assert settings.uplink.ca_file == Path("/etc/ca.pem")  # from the .env file
+    assert unknown_settings(environ, EdgeSettings) == []
+    assert renamed_settings(environ, EdgeSettings) == [
+        "EDGE_UPLINK_BROKER is now EDGE_UPLINK__URL: the earlier name still works; rename it",
+        "EDGE_UPLINK_PASSWORD is now EDGE_UPLINK__PASSWORD: the earlier name still works; "
+        "rename it",
+        "EDGE_UPLINK_USERNAME is now EDGE_UPLINK__USERNAME: the earlier name still works; "
+        "rename it",
+    ]
+
+    for name, value in {
+        "COLLECTOR_BROKER": "mqtt://central:1883",
+        "COLLECTOR_CLIENT_ID": "collector-2",
+        "COLLECTOR_BROKER_USERNAME": "plantkpi-collector",
+    }.items():
+        monkeypatch.setenv(name, value)
+    collector = CollectorSettings(registers=[Path("r.yaml")])
+    assert collector.broker.url == "mqtt://central:1883"
+    assert collector.client_id == "collector-2"
+    assert collector.broker.username == "plantkpi-collector"
+
+
+def test_a_setting_under_both_names_is_refused_naming_both(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGE_UPLINK_USERNAME", "edge-a")
+    monkeypatch.setenv("EDGE_UPLINK__USERNAME", "edge-b")
+    with pytest.raises(SettingsError, match="EDGE_UPLINK_USERNAME and EDGE_UPLINK__USERNAME"):
+        EdgeSettings(_env_file=None, register_file=Path("r.yaml"), plant="plant-a")
+
+
+def test_the_collector_broker_as_json_is_the_whole_link_not_its_earlier_name(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = '{"url": "mqtt://central:1884", "client_id": "c-1"}'
+    monkeypatch.setenv("COLLECTOR_BROKER", link)
+    monkeypatch.setenv("COLLECTOR_BROKER__USERNAME", "plantkpi-collector")
+    settings = CollectorSettings(_env_file=None, registers=[Path("r.yaml")])
+    assert (settings.broker.url, settings.client_id) == ("mqtt://central:1884", "c-1")
+    assert settings.broker.username == "plantkpi-collector"
+    assert renamed_settings({"COLLECTOR_BROKER": link}, CollectorSettings) == []
 
 
 @pytest.mark.parametrize("settings", [CollectorSettings, EdgeSettings])
@@ -86,7 +150,7 @@ def test_a_value_that_is_not_json_names_its_variable_and_never_the_value() -> No
         "COLLECTOR_REGISTERS": "[bad",
         "COLLECTOR_KPI__THRESHOLDS": '{"coverage_min": 0.9,',
         "COLLECTOR_API__TOKENS": f'["{SECRET}",',
-        "COLLECTOR_BROKER": "mqtt://not-json-and-need-not-be",
+        "COLLECTOR_BROKER": "mqtt://not-json-and-need-not-be",  # the URL's earlier name
         "COLLECTOR_INFLUX": '{"url": "http://influx:8086"}',
     }
     messages = bad_json_settings(environ, CollectorSettings)

@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from collector.storage.settings import InfluxSettings
+from harness.plant import PlantStack
+from harness.servers import InfluxServer, MosquittoServer, V2ProxyServer
 from simulators.ledger import read_ledger
-from tests.support.plant import PlantStack
-from tests.support.servers import InfluxServer, MosquittoServer, V2ProxyServer
 
 DEMO = Path(__file__).parents[2] / "examples" / "demo"
 RUN_S = 45

@@ -30,9 +30,9 @@ from common.wire import Sample, SampleColumns, UplinkBatch
 from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
 from edge.sources.opcua.source import NodeBinding
 from edge.sources.opcua.source import OpcUaSource as OpcUaReader
+from harness.servers import InfluxServer, MosquittoServer, free_port
 from simulators import Simulator, load_scenario
 from tests.edge.mqtt.helpers import RecordingSink, eventually
-from tests.support.servers import InfluxServer, MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,7 @@ async def collector(
 ) -> AsyncIterator[Collector]:
     settings = CollectorSettings(
         registers=[DEMO / "register.yaml"],
-        broker=mosquitto.url,
-        client_id=f"test-collector-{uuid.uuid4().hex[:6]}",
+        broker={"url": mosquitto.url, "client_id": f"test-collector-{uuid.uuid4().hex[:6]}"},
         influx=InfluxSettings(url=influxdb.url, database=influx_db),
         api=ApiSettings(port=free_port()),
         kpi=KpiSettings(period=3600, window=60),

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.browser import Shown, by_testid, dump_dom, screenshot
+from harness.browser import Shown, by_testid, dump_dom, screenshot
 
 ROOT = Path(__file__).parents[2]
 STATIC = ROOT / "collector" / "api" / "static"

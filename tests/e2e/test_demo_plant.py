@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from collector.storage.reader import InfluxQLReader
+from harness.plant import PlantStack
 from tests.e2e.conftest import kpi_cli
-from tests.support.plant import PlantStack
 
 pytestmark = pytest.mark.integration
 

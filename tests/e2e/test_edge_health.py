@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.register import OpcUaSource
-from tests.support.plant import PlantStack
+from harness.plant import PlantStack
 
 pytestmark = pytest.mark.integration
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -26,48 +27,60 @@ from common.topics import DEFAULT_PREFIX, edge_topic
 from common.wire import decode_batch
 from edge.buffer.acks import AckState
 from edge.buffer.records import RecordError, check, decode_payload
-from tests.support.servers import MosquittoServer
+from harness.servers import MosquittoServer
+from tests import registers
 
 pytestmark = pytest.mark.integration
 
-REGISTER = """\
-enterprise: {id: sf-ent, region: Test, above_designated_size: true}
-plants:
-- id: p1
-  sources:
-  - {id: dev, kind: mqtt, broker: "mqtt://127.0.0.1:1"}
-  lines:
-  - id: l1
-    processes:
-    - id: d1
-      name: Screwing
-      key: true
-      industry: discrete
-      signals:
-      - {id: state, role: state, source: dev, topic: sf/d1/state, interval: 100ms, update: on_change}
-      - {id: torque, role: parameter, source: dev, topic: sf/d1/torque, interval: 100ms}
-      - {id: angle, role: parameter, source: dev, topic: sf/d1/angle, interval: 100ms}
-      - {id: p0, role: parameter, source: dev, topic: sf/d1/p0, interval: 100ms}
-      - {id: p1, role: parameter, source: dev, topic: sf/d1/p1, interval: 100ms}
-      - {id: p2, role: parameter, source: dev, topic: sf/d1/p2, interval: 100ms}
-      - {id: p3, role: parameter, source: dev, topic: sf/d1/p3, interval: 100ms}
-      - {id: p4, role: parameter, source: dev, topic: sf/d1/p4, interval: 100ms}
-      - {id: p5, role: parameter, source: dev, topic: sf/d1/p5, interval: 100ms}
-    - id: d2
-      name: Mixing
-      key: true
-      industry: process
-      signals:
-      - {id: state, role: state, source: dev, topic: sf/d2/state, interval: 100ms, update: on_change}
-      - {id: viscosity, role: parameter, source: dev, topic: sf/d2/viscosity, interval: 100ms}
-      - {id: speed, role: parameter, source: dev, topic: sf/d2/speed, interval: 100ms}
-      - {id: q0, role: parameter, source: dev, topic: sf/d2/q0, interval: 100ms}
-      - {id: q1, role: parameter, source: dev, topic: sf/d2/q1, interval: 100ms}
-      - {id: q2, role: parameter, source: dev, topic: sf/d2/q2, interval: 100ms}
-      - {id: q3, role: parameter, source: dev, topic: sf/d2/q3, interval: 100ms}
-      - {id: q4, role: parameter, source: dev, topic: sf/d2/q4, interval: 100ms}
-      - {id: q5, role: parameter, source: dev, topic: sf/d2/q5, interval: 100ms}
-"""
+
+def _machine(process_id: str, name: str, industry: str, parameters: list[str]) -> dict[str, Any]:
+    """A state (on change) and ``parameters``, every 100 ms, on topics ``sf/<id>/<signal>``."""
+    signals = [
+        registers.sig(
+            signal_id,
+            "state" if signal_id == "state" else "parameter",
+            "dev",
+            "on_change" if signal_id == "state" else "periodic",
+            "100ms",
+            topic=f"sf/{process_id}/{signal_id}",
+        )
+        for signal_id in ["state", *parameters]
+    ]
+    return registers.process(process_id, signals, industry=industry, name=name)
+
+
+REGISTER = registers.to_yaml(
+    registers.document(
+        [
+            registers.plant(
+                "p1",
+                [registers.mqtt_source("dev", "mqtt://127.0.0.1:1")],
+                [
+                    registers.line(
+                        "l1",
+                        [
+                            _machine(
+                                "d1",
+                                "Screwing",
+                                "discrete",
+                                ["torque", "angle", *(f"p{i}" for i in range(6))],
+                            ),
+                            _machine(
+                                "d2",
+                                "Mixing",
+                                "process",
+                                ["viscosity", "speed", *(f"q{i}" for i in range(6))],
+                            ),
+                        ],
+                    )
+                ],
+            )
+        ],
+        enterprise="sf-ent",
+        region="Test",
+        version=None,
+    )
+)
 SCENARIO = "seed: 7\nregister: register.yaml\nmachines: {}\n"
 EDGE = "edge-p1"
 SAMPLES_TOPIC = edge_topic(DEFAULT_PREFIX, "sf-ent", "p1", EDGE, "samples")

@@ -18,8 +18,8 @@ from common.register_loader import load_register
 from common.wire import Sample, decode_batch
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
+from harness.servers import REPO_ROOT, MosquittoServer, free_port
 from tests.edge.mqtt.helpers import eventually
-from tests.support.servers import REPO_ROOT, MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ def settings(tmp_path: Path, broker: str) -> EdgeSettings:
         register_file=DEMO,
         plant="plant-a",
         edge_id=f"edge-split-{uuid.uuid4().hex[:6]}",
-        uplink_broker=broker,
+        uplink={"url": broker},
         endpoints=endpoints,
         brokers=brokers,
         buffer_dir=tmp_path / "buffer",

@@ -4,7 +4,7 @@
         (ledger)                                                               │ disk buffer
     InfluxDB ◄── collector ◄──persistent session, ack after write── central mosquitto ◄┘
 
-Every box is a real process: mosquitto and influxd through ``tests.support.servers``, the
+Every box is a real process: mosquitto and influxd through ``harness.servers``, the
 project's own services through their command lines. During the stream the collector, the
 edge agent, the central mosquitto and influxd are killed with SIGKILL in the order of
 :func:`~tests.fault.schedule.make_schedule` and restarted after a pause: the services as new
@@ -34,6 +34,9 @@ from typing import Any
 
 import httpx
 
+from harness.broker_config import CENTRAL, shipped_lines
+from harness.servers import LOOPBACK, InfluxServer, MosquittoServer, free_port
+from tests import registers
 from tests.fault.compare import (
     Comparison,
     FaultTimes,
@@ -44,15 +47,13 @@ from tests.fault.compare import (
     read_ledger,
 )
 from tests.fault.schedule import Fault, make_schedule
-from tests.support.broker_config import CENTRAL, shipped_lines
-from tests.support.servers import LOOPBACK, InfluxServer, MosquittoServer, free_port
 
 ENTERPRISE = "fault-ent"
 PLANT = "p1"
 EDGE = f"edge-{PLANT}"
 SOURCE = "dev"
 DATABASE = "fault"
-COLLECTOR_CLIENT_ID = "plantkpi-collector-fault"
+COLLECTOR_BROKER__CLIENT_ID = "plantkpi-collector-fault"
 CENTRAL_PERSISTENCE = shipped_lines(CENTRAL)
 """The shipped central broker's persistence and queueing lines (deploy/mosquitto), not a
 copy: they save the in-memory database after every loop that queued a message, changed a
@@ -64,36 +65,38 @@ POLL_S = 0.3
 
 def register_yaml(processes: int) -> str:
     """One plant, one MQTT device source with a persistent session, ``processes`` machines
-    of 9 signals each: a state (on change) and 8 parameters, half at 100 ms, half at 200 ms."""
+    of 9 signals each: a state (on change) and 8 parameters, half at 100 ms, half at 200 ms;
+    two machines per line."""
+
+    def machine(number: int) -> dict[str, Any]:
+        pid = f"m{number}"
+        state = registers.sig(
+            "state", "state", SOURCE, "on_change", "100ms", topic=f"fault/{pid}/state"
+        )
+        parameters = [
+            registers.sig(
+                name,
+                source=SOURCE,
+                interval="100ms" if i % 2 == 0 else "200ms",
+                topic=f"fault/{pid}/{name}",
+            )
+            for i, name in enumerate(PARAMETERS)
+        ]
+        return registers.process(pid, [state, *parameters], name=f"Machine {number}")
+
     lines = [
-        f"enterprise: {{id: {ENTERPRISE}, region: Test, above_designated_size: true}}",
-        "plants:",
-        f"- id: {PLANT}",
-        "  sources:",
-        f"  - {{id: {SOURCE}, kind: mqtt, broker: 'mqtt://127.0.0.1:1', qos: 1,"
-        " persistent_session: true, session_expiry: 1h}",
-        "  lines:",
+        registers.line(
+            f"l{line_no}",
+            [machine(n) for n in range(line_no * 2, min(processes, line_no * 2 + 2))],
+        )
+        for line_no in range((processes + 1) // 2)
     ]
-    for line_no in range((processes + 1) // 2):
-        lines += [f"  - id: l{line_no}", "    processes:"]
-        for proc_no in range(line_no * 2, min(processes, line_no * 2 + 2)):
-            pid = f"m{proc_no}"
-            lines += [
-                f"    - id: {pid}",
-                f"      name: Machine {proc_no}",
-                "      key: true",
-                "      industry: discrete",
-                "      signals:",
-                f"      - {{id: state, role: state, source: {SOURCE}, topic: fault/{pid}/state,"
-                " interval: 100ms, update: on_change}",
-            ]
-            for i, sig in enumerate(PARAMETERS):
-                interval = "100ms" if i % 2 == 0 else "200ms"
-                lines.append(
-                    f"      - {{id: {sig}, role: parameter, source: {SOURCE},"
-                    f" topic: fault/{pid}/{sig}, interval: {interval}}}"
-                )
-    return "\n".join(lines) + "\n"
+    source = registers.mqtt_source(
+        SOURCE, "mqtt://127.0.0.1:1", qos=1, persistent_session=True, session_expiry="1h"
+    )
+    plant = registers.plant(PLANT, [source], lines)
+    doc = registers.document([plant], enterprise=ENTERPRISE, region="Test", version=None)
+    return registers.to_yaml(doc)
 
 
 @dataclass(frozen=True)
@@ -264,8 +267,8 @@ class FaultRig:
             ["-m", "collector", "run"],
             {
                 "COLLECTOR_REGISTERS": json.dumps([register]),
-                "COLLECTOR_BROKER": self.central.url,
-                "COLLECTOR_CLIENT_ID": COLLECTOR_CLIENT_ID,
+                "COLLECTOR_BROKER__URL": self.central.url,
+                "COLLECTOR_BROKER__CLIENT_ID": COLLECTOR_BROKER__CLIENT_ID,
                 "COLLECTOR_INFLUX__URL": self.influx.url,
                 "COLLECTOR_INFLUX__DATABASE": DATABASE,
                 "COLLECTOR_INFLUX__MODE": "v1",

@@ -40,9 +40,10 @@ from collector.storage.schema import PROCESS_STATUS
 from collector.storage.settings import InfluxSettings
 from collector.storage.writer import make_writer
 from common.register_loader import load_register
-from tests.support.broker_config import CENTRAL, shipped_lines
-from tests.support.plant import PlantStack
-from tests.support.servers import InfluxServer, MosquittoServer
+from harness.broker_config import CENTRAL, shipped_lines
+from harness.plant import PlantStack
+from harness.servers import InfluxServer, MosquittoServer
+from tests import registers
 
 S = 1_000_000_000
 WINDOW_S, PERIOD_S, LAG_S = 20, 2, 3
@@ -50,32 +51,55 @@ OUTAGE_S = 30
 ENTERPRISE, PLANT = "faulty-ent", "pf"
 CENTRAL_PERSISTENCE = shipped_lines(CENTRAL)
 
-REGISTER = f"""
-version: faults-1
-enterprise: {{id: {ENTERPRISE}, region: Test, above_designated_size: true}}
-plants:
-- id: {PLANT}
-  sources:
-  - {{id: opc, kind: opcua, endpoint: 'opc.tcp://127.0.0.1:1', security: {{policy: None, mode: None}}}}
-  - {{id: dev, kind: mqtt, broker: 'mqtt://127.0.0.1:1', qos: 1, persistent_session: true}}
-  lines:
-  - id: l1
-    processes:
-    - id: m-opc
-      name: Machine on OPC UA
-      key: true
-      industry: discrete
-      signals:
-      - {{id: state, role: state, source: opc, node: 'nsu=urn:faults;s=m-opc.state', interval: 1s, update: on_change}}
-      - {{id: speed, role: parameter, source: opc, node: 'nsu=urn:faults;s=m-opc.speed', interval: 1s}}
-    - id: m-dev
-      name: Machine on MQTT
-      key: true
-      industry: discrete
-      signals:
-      - {{id: state, role: state, source: dev, topic: faults/m-dev/state, interval: 1s, update: on_change}}
-      - {{id: speed, role: parameter, source: dev, topic: faults/m-dev/speed, interval: 1s}}
-"""
+
+def _machine(process_id: str, name: str, source: str, **address: str) -> dict[str, Any]:
+    """A state (on change) and a speed, each addressed by ``address`` (``node``/``topic``
+    with ``{}`` for the signal id)."""
+    signals = [
+        registers.sig(
+            signal_id,
+            signal_id if signal_id == "state" else "parameter",
+            source,
+            "on_change" if signal_id == "state" else "periodic",
+            **{key: value.format(signal_id) for key, value in address.items()},
+        )
+        for signal_id in ("state", "speed")
+    ]
+    return registers.process(process_id, signals, name=name)
+
+
+REGISTER = registers.to_yaml(
+    registers.document(
+        [
+            registers.plant(
+                PLANT,
+                [
+                    registers.opcua_source("opc", "opc.tcp://127.0.0.1:1"),
+                    registers.mqtt_source(
+                        "dev", "mqtt://127.0.0.1:1", qos=1, persistent_session=True
+                    ),
+                ],
+                [
+                    registers.line(
+                        "l1",
+                        [
+                            _machine(
+                                "m-opc",
+                                "Machine on OPC UA",
+                                "opc",
+                                node="nsu=urn:faults;s=m-opc.{}",
+                            ),
+                            _machine("m-dev", "Machine on MQTT", "dev", topic="faults/m-dev/{}"),
+                        ],
+                    )
+                ],
+            )
+        ],
+        enterprise=ENTERPRISE,
+        region="Test",
+        version="faults-1",
+    )
+)
 
 SCENARIO = """
 seed: 7

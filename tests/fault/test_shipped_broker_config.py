@@ -19,8 +19,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.support.broker_config import CENTRAL, CENTRAL_SECURE, shipped_lines
-from tests.support.servers import LOOPBACK, MosquittoServer
+from harness.broker_config import CENTRAL, CENTRAL_SECURE, shipped_lines
+from harness.servers import LOOPBACK, MosquittoServer
 
 MESSAGES = 100
 

@@ -12,33 +12,61 @@ import pytest
 
 from collector.storage.reader import InfluxQLReader, SignalColumns
 from collector.storage.settings import InfluxSettings
-from tests.support.plant import PlantStack
-from tests.support.servers import InfluxServer, MosquittoServer, free_port
+from harness.plant import PlantStack
+from harness.servers import InfluxServer, MosquittoServer, free_port
+from tests import registers
 
 pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).parent
 
-REGISTER = """\
-version: interop-1
-enterprise: {id: interop-co, region: Test, above_designated_size: false}
-plants:
-  - id: p1
-    sources:
-      - {id: press-plc, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840", publishing_interval: 200ms,
-         security: {policy: None, mode: None}}
-    lines:
-      - id: l1
-        processes:
-          - id: press1
-            name: Press
-            key: true
-            industry: discrete
-            signals:
-              - {id: state, role: state, source: press-plc, node: "nsu=urn:plantkpi:interop;s=Press1.State", update: on_change}
-              - {id: force, role: parameter, source: press-plc, node: "nsu=urn:plantkpi:interop;s=Press1.Force", interval: 500ms}
-              - {id: count, role: parameter, source: press-plc, node: "nsu=urn:plantkpi:interop;s=Press1.Count", interval: 500ms}
-"""
+NODE = "nsu=urn:plantkpi:interop;s=Press1.{}"
+REGISTER = registers.to_yaml(
+    registers.document(
+        [
+            registers.plant(
+                "p1",
+                [registers.opcua_source("press-plc", publishing_interval="200ms")],
+                [
+                    registers.line(
+                        "l1",
+                        [
+                            registers.process(
+                                "press1",
+                                [
+                                    registers.sig(
+                                        "state",
+                                        "state",
+                                        "press-plc",
+                                        "on_change",
+                                        node=NODE.format("State"),
+                                    ),
+                                    registers.sig(
+                                        "force",
+                                        source="press-plc",
+                                        interval="500ms",
+                                        node=NODE.format("Force"),
+                                    ),
+                                    registers.sig(
+                                        "count",
+                                        source="press-plc",
+                                        interval="500ms",
+                                        node=NODE.format("Count"),
+                                    ),
+                                ],
+                                name="Press",
+                            )
+                        ],
+                    )
+                ],
+            )
+        ],
+        enterprise="interop-co",
+        region="Test",
+        version="interop-1",
+        above_designated_size=False,
+    )
+)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 
 from edge.sources.opcua.pki import application_uri
+from harness.servers import free_port
 from tests.edge.opcua.helpers import (
     NodeOpcUaServer,
     RecordingSink,
@@ -22,11 +23,8 @@ from tests.edge.opcua.helpers import (
     interop_register,
 )
 from tests.edge.opcua.security_kit import EDGE_ID, PASSWORD, USER, Keys, make_keys, trust
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
-
-NO_SECURITY = " security: {policy: None, mode: None},"
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +33,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
 
 
 def secured_register(policy: str, mode: str) -> str:
-    text = interop_register()
-    assert NO_SECURITY in text
-    security = (
-        f" security: {{policy: {policy}, mode: {mode},"
-        f" identity: {{type: username, username: {USER}}}}},"
+    identity = {"type": "username", "username": USER}
+    return interop_register(
+        source={"security": {"policy": policy, "mode": mode, "identity": identity}}
     )
-    return text.replace(NO_SECURITY, security)
 
 
 async def start_secured_node_opcua(

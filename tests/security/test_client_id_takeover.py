@@ -20,8 +20,8 @@ import pytest
 from collector.acl import generate_acl
 from common.register_loader import load_register
 from common.topics import edge_topic
-from tests.support.broker_config import CENTRAL_SECURE, shipped_lines, write_password_file
-from tests.support.servers import LOOPBACK, MosquittoServer
+from harness.broker_config import CENTRAL_SECURE, shipped_lines, write_password_file
+from harness.servers import LOOPBACK, MosquittoServer
 
 DEMO_REGISTER = Path(__file__).parents[2] / "examples" / "demo" / "register.yaml"
 PASSWORDS = {

@@ -21,8 +21,8 @@ from collector.storage.settings import InfluxSettings
 from collector.storage.writer import make_writer
 from common.register_loader import load_register
 from common.topics import EdgeTopic, edge_topic
+from harness.servers import InfluxServer
 from tests.edge.mqtt.helpers import eventually
-from tests.support.servers import InfluxServer
 
 pytestmark = pytest.mark.integration
 

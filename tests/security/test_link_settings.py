@@ -11,7 +11,7 @@ import pytest
 
 from collector.settings import CollectorSettings
 from edge.settings import EdgeSettings
-from tests.support.pki import Pki
+from harness.pki import Pki
 
 
 def edge(**values: Any) -> EdgeSettings:
@@ -26,29 +26,29 @@ def collector(**values: Any) -> CollectorSettings:
     ("values", "error"),
     [
         (
-            {"uplink_ca_file": "ca.pem"},
-            r"broker mqtt://127.0.0.1:1883: EDGE_UPLINK_CA_FILE given but the broker, "
+            {"uplink": {"ca_file": "ca.pem"}},
+            r"broker mqtt://127.0.0.1:1883: EDGE_UPLINK__CA_FILE given but the broker, "
             r"mqtt://127.0.0.1:1883, is not mqtts://",
         ),
         (
-            {"uplink_broker": "mqtts://h:8883", "uplink_key_file": "k.pem"},
-            "EDGE_UPLINK_KEY_FILE given without EDGE_UPLINK_CERT_FILE",
+            {"uplink": {"url": "mqtts://h:8883", "key_file": "k.pem"}},
+            "EDGE_UPLINK__KEY_FILE given without EDGE_UPLINK__CERT_FILE",
         ),
         (
-            {"uplink_broker": "mqtts://h:8883", "uplink_ca_file": "/nonexistent/ca.pem"},
-            r"broker mqtts://h:8883: EDGE_UPLINK_CA_FILE /nonexistent/ca.pem: No such file",
+            {"uplink": {"url": "mqtts://h:8883", "ca_file": "/nonexistent/ca.pem"}},
+            r"broker mqtts://h:8883: EDGE_UPLINK__CA_FILE /nonexistent/ca.pem: No such file",
         ),
         (
-            {"uplink_username": "u", "uplink_password_file": "/nonexistent/pw"},
-            "cannot read EDGE_UPLINK_PASSWORD_FILE /nonexistent/pw: No such file",
+            {"uplink": {"username": "u", "password_file": "/nonexistent/pw"}},
+            "cannot read EDGE_UPLINK__PASSWORD_FILE /nonexistent/pw: No such file",
         ),
         (
-            {"uplink_username": "u", "uplink_password": "x", "uplink_password_file": "/pw"},
-            "both EDGE_UPLINK_PASSWORD and EDGE_UPLINK_PASSWORD_FILE are set",
+            {"uplink": {"username": "u", "password": "x", "password_file": "/pw"}},
+            "both EDGE_UPLINK__PASSWORD and EDGE_UPLINK__PASSWORD_FILE are set",
         ),
         (
-            {"uplink_password": "x"},
-            "a password is configured but EDGE_UPLINK_USERNAME is not",
+            {"uplink": {"password": "x"}},
+            "a password is configured but EDGE_UPLINK__USERNAME is not",
         ),
     ],
 )
@@ -58,20 +58,22 @@ def test_unusable_uplink_settings_name_the_setting(values: dict[str, Any], error
 
 
 def test_collector_settings_name_their_own_variables(pki: Pki) -> None:
-    with pytest.raises(ValueError, match=r"COLLECTOR_BROKER_CERT_FILE .*COLLECTOR_BROKER_KEY_FILE"):
+    with pytest.raises(
+        ValueError, match=r"COLLECTOR_BROKER__CERT_FILE .*COLLECTOR_BROKER__KEY_FILE"
+    ):
         collector(
-            broker="mqtts://h:8883", broker_cert_file=pki.ca, broker_key_file=pki.other_ca
+            broker={"url": "mqtts://h:8883", "cert_file": pki.ca, "key_file": pki.other_ca}
         ).broker_security()
-    with pytest.raises(ValueError, match="COLLECTOR_BROKER_CA_FILE given"):
-        collector(broker_ca_file=pki.ca).broker_security()
+    with pytest.raises(ValueError, match="COLLECTOR_BROKER__CA_FILE given"):
+        collector(broker={"ca_file": pki.ca}).broker_security()
 
 
 def test_password_from_the_environment_or_a_file_is_never_shown(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pki: Pki
 ) -> None:
-    monkeypatch.setenv("EDGE_UPLINK_PASSWORD", "env-Secret-1")
-    monkeypatch.setenv("EDGE_UPLINK_USERNAME", "edge-p")
-    settings = edge(uplink_broker="mqtts://127.0.0.1:8883", uplink_ca_file=pki.ca)
+    monkeypatch.setenv("EDGE_UPLINK__PASSWORD", "env-Secret-1")
+    monkeypatch.setenv("EDGE_UPLINK__USERNAME", "edge-p")
+    settings = edge(uplink={"url": "mqtts://127.0.0.1:8883", "ca_file": pki.ca})
     security = settings.uplink_security()
     assert security.plain_password() == "env-Secret-1"
     assert security.describe() == f"user 'edge-p', TLS verified against CA file {pki.ca}"
@@ -79,8 +81,8 @@ def test_password_from_the_environment_or_a_file_is_never_shown(
 
     secret = tmp_path / "collector.password"
     secret.write_text("file-Secret-2\n")
-    monkeypatch.setenv("COLLECTOR_BROKER_USERNAME", "plantkpi-collector")
-    monkeypatch.setenv("COLLECTOR_BROKER_PASSWORD_FILE", str(secret))
+    monkeypatch.setenv("COLLECTOR_BROKER__USERNAME", "plantkpi-collector")
+    monkeypatch.setenv("COLLECTOR_BROKER__PASSWORD_FILE", str(secret))
     settings_c = collector()
     security_c = settings_c.broker_security()
     assert security_c.plain_password() == "file-Secret-2"  # the file's newline is not in it
@@ -89,7 +91,7 @@ def test_password_from_the_environment_or_a_file_is_never_shown(
 
 
 def test_mqtts_without_a_ca_file_verifies_against_the_system_cas() -> None:
-    security = edge(uplink_broker="mqtts://broker.example:8883").uplink_security()
+    security = edge(uplink={"url": "mqtts://broker.example:8883"}).uplink_security()
     assert security.tls is not None and security.tls.check_hostname
     assert security.describe() == "anonymous, TLS verified against the system CAs"
 
@@ -97,7 +99,10 @@ def test_mqtts_without_a_ca_file_verifies_against_the_system_cas() -> None:
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        ({"uplink_broker": "mqtts://edge:Pw-in-url-1@broker:8883"}, "broker 'mqtts://***@broker"),
+        (
+            {"uplink": {"url": "mqtts://edge:Pw-in-url-1@broker:8883"}},
+            "broker 'mqtts://***@broker",
+        ),
         ({"brokers": {"dev": "mqtt://dev:Pw-in-url-1@h:1883"}}, "broker 'mqtt://***@h:1883'"),
         ({"endpoints": {"s1": "opc.tcp://op:Pw-in-url-1@plc:4840"}}, "'opc.tcp://***@plc:4840'"),
     ],

@@ -32,6 +32,7 @@ from common.wire import Sample, SampleColumns, UplinkBatch
 from edge.agent import EdgeAgent
 from edge.health import verdict
 from edge.settings import EdgeSettings
+from harness.servers import InfluxServer, free_port
 from tests.edge.mqtt.helpers import eventually
 from tests.security.conftest import (
     DEMO_REGISTER,
@@ -41,7 +42,6 @@ from tests.security.conftest import (
     PASSWORDS,
     SecureBroker,
 )
-from tests.support.servers import InfluxServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -64,8 +64,7 @@ def edge_settings(
     values: dict[str, Any] = {
         "register_file": DEMO_REGISTER,
         "plant": plant,
-        "uplink_broker": broker.url,
-        "uplink_ca_file": broker.pki.ca,
+        "uplink": {"url": broker.url, "ca_file": broker.pki.ca},
         "endpoints": endpoints,
         "brokers": brokers,
         "buffer_dir": tmp_path / f"buffer-{uuid.uuid4().hex[:6]}",
@@ -75,15 +74,16 @@ def edge_settings(
     }
     if user is not None:
         client = broker.pki.client(user)
-        values |= {
-            "uplink_username": user,
-            "uplink_password_file": broker.password_file(user),
-            "uplink_cert_file": client.cert,
-            "uplink_key_file": client.key,
+        values["uplink"] |= {
+            "username": user,
+            "password_file": broker.password_file(user),
+            "cert_file": client.cert,
+            "key_file": client.key,
         }
     else:  # TLS with a client certificate, but no login
         client = broker.pki.client("anonymous-edge")
-        values |= {"uplink_cert_file": client.cert, "uplink_key_file": client.key}
+        values["uplink"] |= {"cert_file": client.cert, "key_file": client.key}
+    values["uplink"] |= extra.pop("uplink", {})
     return EdgeSettings(_env_file=None, **(values | extra))
 
 
@@ -121,22 +121,26 @@ def feed(agent: EdgeAgent, values: list[float]) -> None:
 
 
 def collector_settings(
-    broker: SecureBroker, influx: InfluxServer, database: str, **extra: Any
+    server: SecureBroker, influx: InfluxServer, database: str, **extra: Any
 ) -> CollectorSettings:
-    client = broker.pki.client("plantkpi-collector")
+    """``extra["broker"]`` adds to or replaces keys of the broker link."""
+    client = server.pki.client("plantkpi-collector")
     values: dict[str, Any] = {
         "registers": [DEMO_REGISTER],
-        "broker": broker.url,
-        "broker_username": "plantkpi-collector",
-        "broker_password_file": broker.password_file("plantkpi-collector"),
-        "broker_ca_file": broker.pki.ca,
-        "broker_cert_file": client.cert,
-        "broker_key_file": client.key,
-        "client_id": f"test-collector-{uuid.uuid4().hex[:6]}",
+        "broker": {
+            "url": server.url,
+            "username": "plantkpi-collector",
+            "password_file": server.password_file("plantkpi-collector"),
+            "ca_file": server.pki.ca,
+            "cert_file": client.cert,
+            "key_file": client.key,
+            "client_id": f"test-collector-{uuid.uuid4().hex[:6]}",
+        },
         "influx": InfluxSettings(url=influx.url, database=database),
         "api": ApiSettings(port=free_port()),
         "kpi": KpiSettings(period=3600, window=60),
     }
+    values["broker"] |= extra.pop("broker", {})
     return CollectorSettings(_env_file=None, **(values | extra))
 
 
@@ -213,7 +217,7 @@ async def test_edge_without_credentials_is_refused_and_keeps_retrying(
         await eventually(lambda: agent.uplink.stats.failed_connects >= 3, what="retries")
     error = agent.uplink.stats.last_error
     assert f"central broker {secure_broker.url}: login refused for anonymous login" in error
-    assert "EDGE_UPLINK_USERNAME" in error
+    assert "EDGE_UPLINK__USERNAME" in error
     assert agent.uplink.stats.connects == 0 and agent.uplink.stats.batches_sent == 0
     assert error in caplog.text
 
@@ -224,7 +228,7 @@ async def test_wrong_password_names_broker_and_user_never_the_password(
     wrong = tmp_path / "wrong.password"
     wrong.write_text("not-the-password\n")
     settings = edge_settings(
-        tmp_path, secure_broker, "plant-a", "edge-plant-a", uplink_password_file=wrong
+        tmp_path, secure_broker, "plant-a", "edge-plant-a", uplink={"password_file": wrong}
     )
     async with running_uplink(settings) as agent:
         await eventually(lambda: agent.uplink.stats.failed_connects >= 2, what="retries")
@@ -314,14 +318,14 @@ async def test_edge_verifying_against_the_wrong_ca_fails_with_a_clear_error(
         secure_broker,
         "plant-a",
         "edge-plant-a",
-        uplink_ca_file=secure_broker.pki.other_ca,
+        uplink={"ca_file": secure_broker.pki.other_ca},
     )
     async with running_uplink(settings) as agent:
         await eventually(lambda: agent.uplink.stats.failed_connects >= 2, what="retries")
     error = agent.uplink.stats.last_error
     assert f"central broker {secure_broker.url}: TLS verification" in error
     assert f"CA file {secure_broker.pki.other_ca}" in error
-    assert "EDGE_UPLINK_CA_FILE" in error and "CERTIFICATE_VERIFY_FAILED" in error
+    assert "EDGE_UPLINK__CA_FILE" in error and "CERTIFICATE_VERIFY_FAILED" in error
 
 
 async def test_collector_with_the_wrong_ca_or_password_says_so_and_retries(
@@ -330,8 +334,8 @@ async def test_collector_with_the_wrong_ca_or_password_says_so_and_retries(
     wrong = tmp_path / "wrong.password"
     wrong.write_text("nope\n")
     cases = [
-        ({"broker_ca_file": secure_broker.pki.other_ca}, "TLS verification"),
-        ({"broker_password_file": wrong}, "login refused for user 'plantkpi-collector'"),
+        ({"broker": {"ca_file": secure_broker.pki.other_ca}}, "TLS verification"),
+        ({"broker": {"password_file": wrong}}, "login refused for user 'plantkpi-collector'"),
     ]
     for extra, expected in cases:
         settings = collector_settings(secure_broker, influxdb, influx_db, **extra)
@@ -361,10 +365,12 @@ async def test_a_collector_the_acl_does_not_let_read_says_so(
         secure_broker,
         influxdb,
         influx_db,
-        broker_username=NO_READ,
-        broker_password_file=secure_broker.password_file(NO_READ),
-        broker_cert_file=client.cert,
-        broker_key_file=client.key,
+        broker={
+            "username": NO_READ,
+            "password_file": secure_broker.password_file(NO_READ),
+            "cert_file": client.cert,
+            "key_file": client.key,
+        },
         broker_silence_warning=0.5,
     )
     edge = edge_settings(tmp_path, secure_broker, "plant-a", "edge-plant-a")

@@ -28,7 +28,9 @@ import pytest
 from collector.storage.reader import InfluxQLReader
 from collector.storage.settings import InfluxSettings
 from edge.sources.opcua.pki import ApplicationPki, application_uri
+from harness.servers import InfluxServer, V2ProxyServer, free_port
 from simulators.opcua_server import ServerSecurity
+from tests import registers
 from tests.edge.opcua.security_kit import (
     PASSWORD as OPCUA_PASSWORD,
 )
@@ -41,7 +43,6 @@ from tests.edge.opcua.security_kit import (
     trust,
 )
 from tests.security.conftest import OBSERVER, PASSWORDS, SecureBroker
-from tests.support.servers import InfluxServer, V2ProxyServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -59,29 +60,30 @@ WRONG = {
 def register_text(opcua_endpoint: str, device_broker: str) -> str:
     """Plant-a of the demo enterprise (so the generated ACL applies), one secured OPC UA
     source and one device broker that needs a login."""
-    return f"""\
-version: secrets-test
-enterprise: {{id: jinhua-machinery, region: Shanxi, above_designated_size: true}}
-plants:
-- id: plant-a
-  sources:
-  - {{id: s1, kind: opcua, endpoint: "{opcua_endpoint}", publishing_interval: 100ms,
-     security: {{policy: Basic256Sha256, mode: SignAndEncrypt,
-                identity: {{type: username, username: {USER}}}}}}}
-  - {{id: dev, kind: mqtt, broker: "{device_broker}", username: {OBSERVER},
-     tls: {{ca_file: ca.pem, cert_file: device.pem, key_file: device.key}}}}
-  lines:
-  - id: l1
-    processes:
-    - id: m0
-      name: Machine
-      key: true
-      industry: discrete
-      signals:
-      - {{id: state, role: state, source: s1, node: "nsu={URI};s=m0.state", update: on_change}}
-      - {{id: speed, role: parameter, source: s1, node: "nsu={URI};s=m0.speed", interval: 100ms}}
-      - {{id: power, role: parameter, source: dev, topic: dev/m0/power, interval: 1s}}
-"""
+    identity = {"type": "username", "username": USER}
+    sources = [
+        registers.opcua_source(
+            "s1",
+            opcua_endpoint,
+            publishing_interval="100ms",
+            security={"policy": "Basic256Sha256", "mode": "SignAndEncrypt", "identity": identity},
+        ),
+        registers.mqtt_source(
+            "dev",
+            device_broker,
+            username=OBSERVER,
+            tls={"ca_file": "ca.pem", "cert_file": "device.pem", "key_file": "device.key"},
+        ),
+    ]
+    signals = [
+        registers.sig("state", "state", "s1", "on_change", node=f"nsu={URI};s=m0.state"),
+        registers.sig("speed", source="s1", interval="100ms", node=f"nsu={URI};s=m0.speed"),
+        registers.sig("power", source="dev", topic="dev/m0/power"),
+    ]
+    machine = registers.process("m0", signals, name="Machine")
+    plant = registers.plant("plant-a", sources, [registers.line("l1", [machine])])
+    doc = registers.document([plant], enterprise="jinhua-machinery", version="secrets-test")
+    return registers.to_yaml(doc)
 
 
 class Processes:
@@ -170,13 +172,13 @@ async def test_no_secret_appears_in_any_log_or_report(
     collector_client = pki.client("plantkpi-collector")
     collector_env = {
         "COLLECTOR_REGISTERS": json.dumps([str(run / "register.yaml")]),
-        "COLLECTOR_BROKER": secure_broker.url,
-        "COLLECTOR_BROKER_USERNAME": "plantkpi-collector",
-        "COLLECTOR_BROKER_PASSWORD": PASSWORDS["plantkpi-collector"],
-        "COLLECTOR_BROKER_CA_FILE": str(pki.ca),
-        "COLLECTOR_BROKER_CERT_FILE": str(collector_client.cert),
-        "COLLECTOR_BROKER_KEY_FILE": str(collector_client.key),
-        "COLLECTOR_CLIENT_ID": f"secrets-test-{api_port}",
+        "COLLECTOR_BROKER__URL": secure_broker.url,
+        "COLLECTOR_BROKER__USERNAME": "plantkpi-collector",
+        "COLLECTOR_BROKER__PASSWORD": PASSWORDS["plantkpi-collector"],
+        "COLLECTOR_BROKER__CA_FILE": str(pki.ca),
+        "COLLECTOR_BROKER__CERT_FILE": str(collector_client.cert),
+        "COLLECTOR_BROKER__KEY_FILE": str(collector_client.key),
+        "COLLECTOR_BROKER__CLIENT_ID": f"secrets-test-{api_port}",
         "COLLECTOR_INFLUX__URL": v2_proxy.url,
         "COLLECTOR_INFLUX__MODE": "v2",
         "COLLECTOR_INFLUX__DATABASE": influx_db,
@@ -187,11 +189,11 @@ async def test_no_secret_appears_in_any_log_or_report(
         "COLLECTOR_KPI__WINDOW": "20s",
     }
     edge_env = {
-        "EDGE_UPLINK_USERNAME": EDGE,
-        "EDGE_UPLINK_PASSWORD_FILE": str(secure_broker.password_file(EDGE)),
-        "EDGE_UPLINK_CA_FILE": str(pki.ca),
-        "EDGE_UPLINK_CERT_FILE": str(edge_client.cert),
-        "EDGE_UPLINK_KEY_FILE": str(edge_client.key),
+        "EDGE_UPLINK__USERNAME": EDGE,
+        "EDGE_UPLINK__PASSWORD_FILE": str(secure_broker.password_file(EDGE)),
+        "EDGE_UPLINK__CA_FILE": str(pki.ca),
+        "EDGE_UPLINK__CERT_FILE": str(edge_client.cert),
+        "EDGE_UPLINK__KEY_FILE": str(edge_client.key),
         "EDGE_OPCUA_PKI_DIR": str(edge_pki.root),
         "EDGE_OPCUA_PASSWORD_FILES": json.dumps({"s1": str(secrets / "opcua")}),
         "EDGE_BROKER_PASSWORDS": json.dumps({"dev": PASSWORDS[OBSERVER]}),
@@ -230,14 +232,14 @@ async def test_no_secret_appears_in_any_log_or_report(
             # The failure paths: every login refused, once each, with a wrong secret.
             wrong_env = {
                 **edge_env,
-                "EDGE_UPLINK_PASSWORD_FILE": "",
-                "EDGE_UPLINK_PASSWORD": WRONG["uplink"],
+                "EDGE_UPLINK__PASSWORD_FILE": "",
+                "EDGE_UPLINK__PASSWORD": WRONG["uplink"],
                 "EDGE_OPCUA_PASSWORD_FILES": "{}",
                 "EDGE_OPCUA_PASSWORDS": json.dumps({"s1": WRONG["opcua"]}),
                 "EDGE_BROKER_PASSWORDS": json.dumps({"dev": WRONG["device"]}),
                 "EDGE_BUFFER_DIR": str(tmp_path / "buffer-wrong"),
             }
-            del wrong_env["EDGE_UPLINK_PASSWORD_FILE"]
+            del wrong_env["EDGE_UPLINK__PASSWORD_FILE"]
             procs.start("edge-wrong", edge_args, wrong_env)
             await _until(lambda: _refusals_logged(run / "edge-wrong.log"), "the three refusals", 45)
     assert edges.status_code == 200 and EDGE in edges.text

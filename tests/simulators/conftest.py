@@ -3,46 +3,63 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-OPCUA_REGISTER = """\
-enterprise: {id: test-ent, region: Test, above_designated_size: true}
-plants:
-- id: p1
-  sources:
-  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840", security: {policy: None, mode: None}}
-  lines:
-  - id: l1
-    processes:
-    - id: m1
-      name: Turning
-      key: true
-      industry: discrete
-      signals:
-      - {id: state, role: state, source: s1, node: "nsu=urn:test:sim;s=m1.state", interval: 100ms, update: on_change}
-      - {id: mode, role: mode, source: s1, node: "nsu=urn:test:sim;s=m1.mode", interval: 100ms, update: on_change}
-      - {id: spindle_speed, role: parameter, source: s1, node: "nsu=urn:test:sim;s=m1.spindle_speed", interval: 100ms}
-      - {id: part_count, role: parameter, source: s1, node: "nsu=urn:test:sim;s=m1.part_count", interval: 100ms, update: on_change}
-    - id: m2
-      name: Quench
-      key: true
-      industry: process
-      signals:
-      - {id: state, role: state, source: s1, node: "nsu=urn:test:sim;s=m2.state", interval: 100ms, update: on_change}
-      - {id: temperature, role: parameter, source: s1, node: "nsu=urn:test:sim;s=m2.temperature", interval: 100ms}
-    - id: m3
-      name: Test bench
-      key: true
-      industry: discrete
-      signals:
-      - {id: state, role: state, source: s1, node: "nsu=urn:test:sim;s=m3.state", interval: 100ms, update: on_change}
-    - id: m4
-      name: Press-fit
-      key: true
-      industry: discrete
-      signals:
-      - {id: state, role: state, source: s1, node: "nsu=urn:test:other;s=m4.state", interval: 100ms}
-      - {id: press_force, role: parameter, source: s1, node: "nsu=urn:test:other;s=m4.press_force", interval: 100ms}
-"""
+from tests import registers
+
+
+def _signal(
+    signal_id: str, source: str, *, update: str = "periodic", **address: Any
+) -> dict[str, Any]:
+    role = signal_id if signal_id in ("state", "mode") else "parameter"
+    return registers.sig(signal_id, role, source, update, "100ms", **address)
+
+
+def opcua_document() -> dict[str, Any]:
+    """Four machines on OPC UA source s1; m4 in a second namespace."""
+
+    def node(machine: str, signal_id: str, uri: str = "urn:test:sim") -> dict[str, str]:
+        return {"node": f"nsu={uri};s={machine}.{signal_id}"}
+
+    machines = [
+        registers.process(
+            "m1",
+            [
+                _signal("state", "s1", update="on_change", **node("m1", "state")),
+                _signal("mode", "s1", update="on_change", **node("m1", "mode")),
+                _signal("spindle_speed", "s1", **node("m1", "spindle_speed")),
+                _signal("part_count", "s1", update="on_change", **node("m1", "part_count")),
+            ],
+            name="Turning",
+        ),
+        registers.process(
+            "m2",
+            [
+                _signal("state", "s1", update="on_change", **node("m2", "state")),
+                _signal("temperature", "s1", **node("m2", "temperature")),
+            ],
+            industry="process",
+            name="Quench",
+        ),
+        registers.process(
+            "m3",
+            [_signal("state", "s1", update="on_change", **node("m3", "state"))],
+            name="Test bench",
+        ),
+        registers.process(
+            "m4",
+            [
+                _signal("state", "s1", **node("m4", "state", "urn:test:other")),
+                _signal("press_force", "s1", **node("m4", "press_force", "urn:test:other")),
+            ],
+            name="Press-fit",
+        ),
+    ]
+    plant = registers.plant("p1", [registers.opcua_source("s1")], [registers.line("l1", machines)])
+    return registers.document([plant], enterprise="test-ent", region="Test", version=None)
+
+
+OPCUA_REGISTER = registers.to_yaml(opcua_document())
 
 OPCUA_SCENARIO = """\
 seed: 42
@@ -53,44 +70,63 @@ machines:
   m4: {behaviour: override}
 """
 
-MQTT_REGISTER = """\
-enterprise: {id: test-ent, region: Test, above_designated_size: true}
-plants:
-- id: p1
-  sources:
-  - {id: dev, kind: mqtt, broker: "mqtt://127.0.0.1:1"}
-  lines:
-  - id: l1
-    processes:
-    - id: d1
-      name: Screwing
-      key: true
-      industry: discrete
-      signals:
-      - {id: state, role: state, source: dev, topic: t/d1/state, interval: 100ms, update: on_change}
-      - {id: torque, role: parameter, source: dev, topic: t/d1/torque, interval: 100ms}
-    - id: d2
-      name: Mixing
-      key: true
-      industry: process
-      signals:
-      - {id: viscosity, role: parameter, source: dev, topic: t/d2/viscosity, interval: 100ms}
-    - id: d3
-      name: Testing
-      key: true
-      industry: discrete
-      signals:
-      - {id: state, role: state, source: dev, topic: t/d3/state, interval: 100ms, update: on_change}
-    - id: d4
-      name: Marking
-      key: true
-      industry: discrete
-      signals:
-      - {id: power, role: parameter, source: dev, topic: t/d4/power, interval: 100ms,
-         path: data.v, timestamp_path: data.t, quality_path: q}
-      - {id: leak_rate, role: parameter, source: dev, topic: t/d4/leak_rate, interval: 100ms,
-         path: ".", timestamp_path: null, quality_path: null}
-"""
+
+def mqtt_document() -> dict[str, Any]:
+    """Four devices on the MQTT source dev; d4's payloads carry value, time and quality
+    at paths of their own."""
+
+    def topic(device: str, signal_id: str) -> dict[str, str]:
+        return {"topic": f"t/{device}/{signal_id}"}
+
+    devices = [
+        registers.process(
+            "d1",
+            [
+                _signal("state", "dev", update="on_change", **topic("d1", "state")),
+                _signal("torque", "dev", **topic("d1", "torque")),
+            ],
+            name="Screwing",
+        ),
+        registers.process(
+            "d2",
+            [_signal("viscosity", "dev", **topic("d2", "viscosity"))],
+            industry="process",
+            name="Mixing",
+        ),
+        registers.process(
+            "d3",
+            [_signal("state", "dev", update="on_change", **topic("d3", "state"))],
+            name="Testing",
+        ),
+        registers.process(
+            "d4",
+            [
+                _signal(
+                    "power",
+                    "dev",
+                    path="data.v",
+                    timestamp_path="data.t",
+                    quality_path="q",
+                    **topic("d4", "power"),
+                ),
+                _signal(
+                    "leak_rate",
+                    "dev",
+                    path=".",
+                    timestamp_path=None,
+                    quality_path=None,
+                    **topic("d4", "leak_rate"),
+                ),
+            ],
+            name="Marking",
+        ),
+    ]
+    source = registers.mqtt_source("dev", "mqtt://127.0.0.1:1")
+    plant = registers.plant("p1", [source], [registers.line("l1", devices)])
+    return registers.document([plant], enterprise="test-ent", region="Test", version=None)
+
+
+MQTT_REGISTER = registers.to_yaml(mqtt_document())
 
 MQTT_SCENARIO = """\
 seed: 5

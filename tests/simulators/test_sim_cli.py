@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from harness.servers import REPO_ROOT, free_port
 from simulators.cli import app
 from simulators.ledger import read_ledger
 from tests.simulators.conftest import OPCUA_REGISTER, OPCUA_SCENARIO, write_scenario
 from tests.simulators.test_sim_mqtt import wait_until
-from tests.support.servers import REPO_ROOT, free_port
 
 DEMO = REPO_ROOT / "examples" / "demo" / "scenario.yaml"
 

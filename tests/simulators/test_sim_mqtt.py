@@ -13,13 +13,13 @@ import aiomqtt
 import pytest
 
 from common.quality import BAD, GOOD, UNCERTAIN
+from harness.servers import MosquittoServer
 from simulators.ledger import Ledger, read_ledger
 from simulators.machine import Sample
 from simulators.mqtt_devices import MqttBinding, MqttDevices, build_payload
 from simulators.runner import Simulator
 from simulators.scenario import load_scenario
 from tests.simulators.conftest import MQTT_REGISTER, MQTT_SCENARIO, write_scenario
-from tests.support.servers import MosquittoServer
 
 pytestmark = pytest.mark.integration
 

@@ -16,13 +16,19 @@ from asyncua.client.client import Client
 
 from common.quality import BAD, BAD_WAITING_FOR_INITIAL_DATA, GOOD, GOOD_LOCAL_OVERRIDE
 from common.register import SignalRole
+from harness.servers import free_port
 from simulators.ledger import Ledger, LedgerRecord
 from simulators.machine import SignalSpec
 from simulators.opcua_server import NodeIdError, OpcUaBinding, OpcUaSourceServer, parse_node_id
 from simulators.runner import Simulator
 from simulators.scenario import load_scenario
-from tests.simulators.conftest import OPCUA_REGISTER, OPCUA_SCENARIO, write_scenario
-from tests.support.servers import free_port
+from tests import registers
+from tests.simulators.conftest import (
+    OPCUA_REGISTER,
+    OPCUA_SCENARIO,
+    opcua_document,
+    write_scenario,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +184,11 @@ def test_node_ids_other_than_nsu_string_are_rejected() -> None:
 
 
 def test_simulator_rejects_a_register_with_ns_index_nodes(tmp_path: Path) -> None:
-    register = OPCUA_REGISTER.replace("nsu=urn:test:sim;s=m1.mode", "ns=2;s=m1.mode")
+    doc = opcua_document()
+    mode = doc["plants"][0]["lines"][0]["processes"][0]["signals"][1]
+    assert mode["id"] == "mode"
+    mode["node"] = "ns=2;s=m1.mode"
+    register = registers.to_yaml(doc)
     scenario = load_scenario(write_scenario(tmp_path, register, OPCUA_SCENARIO))
     with pytest.raises(NodeIdError, match=r"process m1, signal mode: node 'ns=2;s=m1\.mode'"):
         Simulator(scenario)

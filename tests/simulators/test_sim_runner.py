@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 
+from harness.servers import REPO_ROOT
 from simulators.runner import Simulator, SimulatorError
 from simulators.scenario import LoadedScenario, load_scenario
-from tests.simulators.conftest import MQTT_REGISTER, MQTT_SCENARIO, write_scenario
-from tests.support.servers import REPO_ROOT
+from tests import registers
+from tests.simulators.conftest import MQTT_SCENARIO, mqtt_document, write_scenario
 
 DEMO = REPO_ROOT / "examples" / "demo" / "scenario.yaml"
 
@@ -66,32 +68,27 @@ def test_option_errors_name_the_culprit(
 
 
 def test_source_ids_must_be_unique_across_plants(tmp_path: Path) -> None:
-    second_plant = MQTT_REGISTER.split("plants:\n", 1)[1].replace("id: p1", "id: p2")
-    for process in ("d1", "d2", "d3", "d4"):
-        second_plant = second_plant.replace(f"id: {process}\n", f"id: {process}x\n")
-    register = MQTT_REGISTER + second_plant.replace("id: l1", "id: l2")
+    doc = mqtt_document()
+    second = copy.deepcopy(doc["plants"][0])
+    second["id"] = "p2"
+    second["lines"][0]["id"] = "l2"
+    for process in second["lines"][0]["processes"]:
+        process["id"] += "x"
+    doc["plants"].append(second)
+    register = registers.to_yaml(doc)
     scenario = load_scenario(write_scenario(tmp_path, register, MQTT_SCENARIO))
     with pytest.raises(SimulatorError, match="source id 'dev' is used by plants p1 and p2"):
         Simulator(scenario)
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "message"),
-    [
-        (
-            "topic: t/d2/viscosity",
-            "topic: null",
-            "d2.viscosity is bound through a wildcard subscription",
-        ),
-    ],
-)
-def test_signals_the_simulator_cannot_serve_are_named(
-    tmp_path: Path, old: str, new: str, message: str
-) -> None:
-    register = MQTT_REGISTER.replace(
-        '"mqtt://127.0.0.1:1"}',
-        '"mqtt://127.0.0.1:1", subscriptions: [{pattern: "w/{signal}", process: d2}]}',
-    ).replace(old, new)
+def test_a_signal_bound_through_a_wildcard_subscription_is_named(tmp_path: Path) -> None:
+    doc = mqtt_document()
+    plant = doc["plants"][0]
+    plant["sources"][0]["subscriptions"] = [{"pattern": "w/{signal}", "process": "d2"}]
+    (viscosity,) = plant["lines"][0]["processes"][1]["signals"]
+    viscosity["topic"] = None
+    register = registers.to_yaml(doc)
+    message = "d2.viscosity is bound through a wildcard subscription"
     scenario = load_scenario(write_scenario(tmp_path, register, MQTT_SCENARIO))
     with pytest.raises(SimulatorError, match=message):
         Simulator(scenario)

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from common.wire import Sample
-from tests.support.pki import make_pki
-from tests.support.servers import LOOPBACK, MosquittoServer
+from harness.pki import make_pki
+from harness.servers import LOOPBACK, MosquittoServer
+from tests import registers
 
 USER = "edge-a"
 PASSWORD = "s3cret-Pa55"
@@ -105,33 +106,10 @@ def tls_url(server: MosquittoServer) -> str:
 
 def write_register(folder: Path, source: dict[str, Any], signals: list[dict[str, Any]]) -> Path:
     """A one-plant register with one MQTT source and process ``p1`` (plus ``p2``, empty)."""
-    import yaml
-
-    document = {
-        "version": "test",
-        "enterprise": {"id": "ent", "region": "r", "above_designated_size": True},
-        "plants": [
-            {
-                "id": "plant-t",
-                "sources": [{"id": "devices", "kind": "mqtt", **source}],
-                "lines": [
-                    {
-                        "id": "l1",
-                        "processes": [
-                            {
-                                "id": "p1",
-                                "name": "Press",
-                                "key": True,
-                                "industry": "discrete",
-                                "signals": signals,
-                            },
-                            {"id": "p2", "name": "Other", "key": False, "industry": "discrete"},
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
-    path = folder / "register.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
+    processes = [
+        registers.process("p1", signals, name="Press"),
+        registers.process("p2", [], key=False, name="Other"),
+    ]
+    source = {"id": "devices", "kind": "mqtt", **source}
+    plant = registers.plant("plant-t", [source], [registers.line("l1", processes)])
+    return registers.write(folder, registers.document([plant], region="r", version="test"))

@@ -23,6 +23,7 @@ from common.register_loader import load_register
 from edge.agent import build_sources
 from edge.settings import EdgeSettings
 from edge.sources.mqtt.source import MqttDeviceSource
+from harness.servers import MosquittoServer
 from tests.edge.mqtt.helpers import (
     PASSWORD,
     USER,
@@ -34,7 +35,6 @@ from tests.edge.mqtt.helpers import (
     tls_url,
     write_register,
 )
-from tests.support.servers import MosquittoServer
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from edge.settings import EdgeSettings
 from edge.sources.mqtt import sparkplug as sparkplug_module
 from edge.sources.mqtt.source import MqttDeviceSource
 from edge.sources.mqtt.sparkplug import PrimaryHostState, SparkplugUnavailable
+from harness.servers import MosquittoServer
 from simulators.sparkplug_devices import MetricSpec, SparkplugEdgeNode
 from tests.edge.mqtt.helpers import RecordingSink, eventually, write_register
-from tests.support.servers import MosquittoServer
 
 NODE = "n1"
 DEVICE = "d1"

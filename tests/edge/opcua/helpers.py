@@ -21,6 +21,7 @@ from common.wire import Sample
 from edge.agent import build_sources
 from edge.settings import EdgeSettings
 from edge.sources.opcua.source import OpcUaSource
+from tests import registers
 
 INTEROP = Path(__file__).parents[2] / "interop"
 SIM_URI = "urn:test:edge"
@@ -83,98 +84,102 @@ async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what or check}")
 
 
+def machines_document(
+    machines: int,
+    *,
+    uri: str = SIM_URI,
+    source: dict[str, Any] | None = None,
+    extra: str = "",
+) -> dict[str, Any]:
+    """``machines`` machines of two 100 ms signals each (state on change, speed periodic),
+    served by source ``s1`` at ``nsu=<uri>;s=m<i>.<signal>``. ``source`` adds keys to the
+    source (``{"mode": "poll"}``), ``extra`` a machine in that other namespace."""
+    processes = [
+        registers.process(
+            f"m{i}",
+            [
+                registers.sig(
+                    "state", "state", "s1", "on_change", "100ms", node=f"nsu={uri};s=m{i}.state"
+                ),
+                registers.sig(
+                    "speed", source="s1", interval="100ms", node=f"nsu={uri};s=m{i}.speed"
+                ),
+            ],
+            name=f"Machine {i}",
+        )
+        for i in range(machines)
+    ]
+    if extra:
+        state = registers.sig(
+            "state", "state", "s1", "on_change", "100ms", node=f"nsu={extra};s=extra.state"
+        )
+        processes.append(
+            registers.process("extra", [state], key=False, name="In another namespace")
+        )
+    s1 = registers.opcua_source("s1", publishing_interval="100ms", **(source or {}))
+    plant = registers.plant("p1", [s1], [registers.line("l1", processes)])
+    return registers.document([plant], enterprise="test-ent", region="Test", version=None)
+
+
 def register_yaml(
     machines: int,
     *,
     uri: str = SIM_URI,
-    source: str = "",
+    source: dict[str, Any] | None = None,
     extra: str = "",
-    signal_extra: str = "",
 ) -> str:
-    """``machines`` machines of two 100 ms signals each (state on change, speed periodic),
-    served by source ``s1`` at ``nsu=<uri>;s=m<i>.<signal>``. ``source`` adds keys to the
-    source (``mode: poll``), ``extra`` a machine in another namespace, ``signal_extra``
-    keys to every speed signal."""
-    lines = [
-        "enterprise: {id: test-ent, region: Test, above_designated_size: true}",
-        "plants:",
-        "- id: p1",
-        "  sources:",
-        '  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840",'
-        " security: {policy: None, mode: None},"
-        f" publishing_interval: 100ms{', ' + source if source else ''}}}",
-        "  lines:",
-        "  - id: l1",
-        "    processes:",
-    ]
-    for i in range(machines):
-        lines += [
-            f"    - id: m{i}",
-            f"      name: Machine {i}",
-            "      key: true",
-            "      industry: discrete",
-            "      signals:",
-            f'      - {{id: state, role: state, source: s1, node: "nsu={uri};s=m{i}.state",'
-            " interval: 100ms, update: on_change}",
-            f'      - {{id: speed, role: parameter, source: s1, node: "nsu={uri};s=m{i}.speed",'
-            f" interval: 100ms{', ' + signal_extra if signal_extra else ''}}}",
-        ]
-    if extra:
-        lines += [
-            "    - id: extra",
-            "      name: In another namespace",
-            "      key: false",
-            "      industry: discrete",
-            "      signals:",
-            f'      - {{id: state, role: state, source: s1, node: "nsu={extra};s=extra.state",'
-            " interval: 100ms, update: on_change}",
-        ]
-    return "\n".join(lines) + "\n"
+    """:func:`machines_document` as the register file's text."""
+    return registers.to_yaml(machines_document(machines, uri=uri, source=source, extra=extra))
 
 
 INTEROP_URI = "urn:plantkpi:interop"
 INTEROP_SIGNALS = {"state": "State", "force": "Force", "count": "Count", "level": "Level"}
 
 
+def interop_document(
+    presses: int = 1,
+    *,
+    source: dict[str, Any] | None = None,
+    extras: dict[tuple[int, str], dict[str, Any]] | None = None,
+    signals: tuple[str, ...] = ("state", "force", "count"),
+) -> dict[str, Any]:
+    """A register for tests/interop/server.js: machines press<i> reading Press<i>.<Name>;
+    ``source`` adds keys to source ``s1`` (``security``, ``mode``), ``extras`` to one signal
+    (``{(1, "count"): {"deadband": {...}}}``)."""
+    extras = extras or {}
+    processes = [
+        registers.process(
+            f"press{p}",
+            [
+                registers.sig(
+                    sid,
+                    "state" if sid == "state" else "parameter",
+                    "s1",
+                    interval="100ms",
+                    node=f"nsu={INTEROP_URI};s=Press{p}.{INTEROP_SIGNALS[sid]}",
+                    **extras.get((p, sid), {}),
+                )
+                for sid in signals
+            ],
+            name=f"Press {p}",
+        )
+        for p in range(1, presses + 1)
+    ]
+    s1 = registers.opcua_source("s1", publishing_interval="200ms", **(source or {}))
+    plant = registers.plant("p1", [s1], [registers.line("l1", processes)])
+    return registers.document([plant], enterprise="test-ent", region="Test", version=None)
+
+
 def interop_register(
     presses: int = 1,
     *,
-    source: str = "",
-    extras: dict[tuple[int, str], str] | None = None,
+    source: dict[str, Any] | None = None,
+    extras: dict[tuple[int, str], dict[str, Any]] | None = None,
     signals: tuple[str, ...] = ("state", "force", "count"),
 ) -> str:
-    """A register for tests/interop/server.js: machines press<i> reading Press<i>.<Name>;
-    ``extras`` adds register keys to one signal (``{(1, "count"): "deadband: {...}"}``)."""
-    extras = extras or {}
-    lines = [
-        "enterprise: {id: test-ent, region: Test, above_designated_size: true}",
-        "plants:",
-        "- id: p1",
-        "  sources:",
-        '  - {id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840",'
-        " security: {policy: None, mode: None},"
-        f" publishing_interval: 200ms{', ' + source if source else ''}}}",
-        "  lines:",
-        "  - id: l1",
-        "    processes:",
-    ]
-    for p in range(1, presses + 1):
-        lines += [
-            f"    - id: press{p}",
-            f"      name: Press {p}",
-            "      key: true",
-            "      industry: discrete",
-            "      signals:",
-        ]
-        for sid in signals:
-            role = "state" if sid == "state" else "parameter"
-            extra = extras.get((p, sid))
-            lines.append(
-                f"      - {{id: {sid}, role: {role}, source: s1,"
-                f' node: "nsu={INTEROP_URI};s=Press{p}.{INTEROP_SIGNALS[sid]}",'
-                f" interval: 100ms{', ' + extra if extra else ''}}}"
-            )
-    return "\n".join(lines) + "\n"
+    """:func:`interop_document` as the register file's text."""
+    doc = interop_document(presses, source=source, extras=extras, signals=signals)
+    return registers.to_yaml(doc)
 
 
 SCENARIO = "seed: 7\nregister: register.yaml\n"

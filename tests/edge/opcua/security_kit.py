@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from asyncua import ua
 from asyncua.crypto import cert_gen
@@ -27,6 +28,7 @@ from common.register import SignalRole, UpdateKind
 from edge.sources.opcua.pki import ApplicationPki, application_uri
 from simulators.machine import Sample, SignalSpec
 from simulators.opcua_server import OpcUaBinding, OpcUaSourceServer, ServerSecurity
+from tests import registers
 
 EDGE_ID = "edge-p1"
 """What EdgeSettings makes of plant p1 without an edge id."""
@@ -92,25 +94,17 @@ def trust(certificate: Path, folder: Path) -> None:
     shutil.copy(certificate, folder / certificate.name)
 
 
-def register_yaml(security: str) -> str:
-    return f"""\
-enterprise: {{id: test-ent, region: Test, above_designated_size: true}}
-plants:
-- id: p1
-  sources:
-  - {{id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840", publishing_interval: 100ms,
-     security: {security}}}
-  lines:
-  - id: l1
-    processes:
-    - id: m0
-      name: Machine
-      key: true
-      industry: discrete
-      signals:
-      - {{id: state, role: state, source: s1, node: "nsu={URI};s=m0.state", update: on_change}}
-      - {{id: speed, role: parameter, source: s1, node: "nsu={URI};s=m0.speed", interval: 100ms}}
-"""
+def register_yaml(security: dict[str, Any]) -> str:
+    """Machine m0 (state on change, speed every 100 ms) on source s1 with ``security``."""
+    signals = [
+        registers.sig("state", "state", "s1", "on_change", node=f"nsu={URI};s=m0.state"),
+        registers.sig("speed", source="s1", interval="100ms", node=f"nsu={URI};s=m0.speed"),
+    ]
+    s1 = registers.opcua_source("s1", publishing_interval="100ms", security=security)
+    machine = registers.process("m0", signals, name="Machine")
+    plant = registers.plant("p1", [s1], [registers.line("l1", [machine])])
+    doc = registers.document([plant], enterprise="test-ent", region="Test", version=None)
+    return registers.to_yaml(doc)
 
 
 @asynccontextmanager

@@ -22,7 +22,9 @@ from common.browse_paths import (
 )
 from common.register_loader import RegisterError, parse_register
 from edge.sources.opcua.browse import BrowseError, browse_endpoint, register_entries
+from harness.servers import free_port
 from simulators import Simulator, load_scenario
+from tests import registers
 from tests.edge.opcua.helpers import (
     INTEROP_URI,
     SIM_URI,
@@ -30,10 +32,10 @@ from tests.edge.opcua.helpers import (
     RecordingSink,
     edge_source,
     eventually,
+    machines_document,
     register_yaml,
     write_files,
 )
-from tests.support.servers import free_port
 
 
 def covers(sink: RecordingSink, start: int, expected: set[tuple[str, str]]) -> bool:
@@ -131,17 +133,15 @@ def test_a_browse_path_is_a_complete_opc_ua_binding() -> None:
 
 
 def browse_path_register(machines: int, broken: str) -> str:
-    """register_yaml's machines, addressed by browse paths (the simulator's folders are
+    """machines_document's machines, addressed by browse paths (the simulator's folders are
     the machines, its variables the signals); ``broken`` signal of m0 names no node."""
-    text = register_yaml(machines)
-    for i in range(machines):
-        for signal in ("state", "speed"):
-            target = "nope" if (i, signal) == (0, broken) else signal
-            text = text.replace(
-                f'node: "nsu={SIM_URI};s=m{i}.{signal}"',
-                f'browse_path: "/Objects/{{{SIM_URI}}}m{i}/{target}"',
-            )
-    return text
+    doc = machines_document(machines)
+    for i, machine in enumerate(doc["plants"][0]["lines"][0]["processes"]):
+        for signal in machine["signals"]:
+            del signal["node"]
+            target = "nope" if (i, signal["id"]) == (0, broken) else signal["id"]
+            signal["browse_path"] = f"/Objects/{{{SIM_URI}}}m{i}/{target}"
+    return registers.to_yaml(doc)
 
 
 @pytest.mark.integration

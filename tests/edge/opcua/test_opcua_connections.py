@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.sources.opcua.source import NodeBinding, OpcUaSource
+from harness.servers import free_port
 from simulators import Simulator, load_scenario
 from tests.edge.opcua.helpers import (
     RecordingSink,
@@ -20,7 +21,6 @@ from tests.edge.opcua.helpers import (
     register_yaml,
     write_files,
 )
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ async def test_nodes_spread_over_connections_each_with_health_and_one_liveness(
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
     # 7 machines × 2 signals = 14 nodes at most 5 per connection: 3 connections (5, 5, 4).
     register, scenario = write_files(
-        tmp_path, register_yaml(7, source="max_nodes_per_connection: 5")
+        tmp_path, register_yaml(7, source={"max_nodes_per_connection": 5})
     )
     source = edge_source(register, endpoint)
     assert [c.stats.nodes for c in source.connections] == [5, 5, 4]

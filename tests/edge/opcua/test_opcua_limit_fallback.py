@@ -15,6 +15,8 @@ from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaStatusCodeError
 
 from edge.sources.opcua.limits import RequestSize
+from harness.servers import free_port
+from tests import registers
 from tests.edge.opcua.helpers import (
     INTEROP_SIGNALS,
     INTEROP_URI,
@@ -22,10 +24,9 @@ from tests.edge.opcua.helpers import (
     RecordingSink,
     edge_source,
     eventually,
-    interop_register,
+    interop_document,
     write_files,
 )
-from tests.support.servers import free_port
 
 
 def covers(sink: RecordingSink, start: int, expected: set[tuple[str, str]]) -> bool:
@@ -86,14 +87,15 @@ async def test_other_errors_and_a_refused_single_operation_are_not_about_size() 
 async def test_every_node_is_read_from_a_server_enforcing_limits_it_does_not_publish(
     tmp_path: Path, mode: str
 ) -> None:
-    text = interop_register(PRESSES, signals=SIGNALS, source=f"mode: {mode}, poll_interval: 200ms")
+    doc = interop_document(
+        PRESSES, signals=SIGNALS, source={"mode": mode, "poll_interval": "200ms"}
+    )
     # Press 1's signals by browse path: TranslateBrowsePathsToNodeIds is limited too.
-    for name in INTEROP_SIGNALS.values():
-        text = text.replace(
-            f'node: "nsu={INTEROP_URI};s=Press1.{name}"',
-            f'browse_path: "/Objects/{{{INTEROP_URI}}}Press1/{name}"',
-        )
-    register, _ = write_files(tmp_path, text)
+    press1 = doc["plants"][0]["lines"][0]["processes"][0]
+    for signal in press1["signals"]:
+        del signal["node"]
+        signal["browse_path"] = f"/Objects/{{{INTEROP_URI}}}Press1/{INTEROP_SIGNALS[signal['id']]}"
+    register, _ = write_files(tmp_path, registers.to_yaml(doc))
     expected = {(f"press{p}", s) for p in range(1, PRESSES + 1) for s in SIGNALS}
     server = NodeOpcUaServer(
         free_port(),

@@ -1,7 +1,8 @@
 """Reconnect regressions against real servers: a restarted server (asyncua simulator,
 node-opcua) and a hung one (SIGSTOP) under a live OpcUaSource, never restarted itself.
 
-The failure these guard against (LESSONS: telegraf #14066, thingsboard-gateway #1641):
+The failure these guard against, reported against Telegraf (influxdata/telegraf#14066) and the
+ThingsBoard IoT Gateway (thingsboard/thingsboard-gateway#1641):
 after a server restart the collector stays "connected" and receives nothing, or every node
 answers BadNodeIdUnknown because namespace indexes were cached from the first session.
 """
@@ -18,6 +19,7 @@ import pytest
 from asyncua.client.client import Client
 
 from edge.sources.opcua.source import OpcUaSource
+from harness.servers import free_port
 from simulators import Simulator, load_scenario
 from simulators.ledger import Ledger
 from tests.edge.opcua.helpers import (
@@ -33,7 +35,6 @@ from tests.edge.opcua.helpers import (
     register_yaml,
     write_files,
 )
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

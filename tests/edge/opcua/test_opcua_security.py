@@ -25,7 +25,9 @@ from common.register_loader import RegisterError, load_register, parse_register
 from edge.sources.opcua.pki import ApplicationPki, application_uri, thumbprint
 from edge.sources.opcua.security import _first_certificate
 from edge.sources.opcua.source import OpcUaSource
+from harness.servers import free_port
 from simulators.opcua_server import ServerSecurity
+from tests import registers
 from tests.edge.opcua.helpers import RecordingSink, edge_source, eventually
 from tests.edge.opcua.security_kit import (
     EDGE_ID,
@@ -40,11 +42,14 @@ from tests.edge.opcua.security_kit import (
     secured_server,
     trust,
 )
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
-SECURE = f"{{policy: Basic256Sha256, mode: SignAndEncrypt, identity: {{type: username, username: {USER}}}}}"
+SECURE = {
+    "policy": "Basic256Sha256",
+    "mode": "SignAndEncrypt",
+    "identity": {"type": "username", "username": USER},
+}
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +77,12 @@ async def running(source: OpcUaSource) -> AsyncIterator[RecordingSink]:
 
 
 def setup(
-    tmp_path: Path, keys: Keys, security: str, *, trust_server: bool = True, **settings: Any
+    tmp_path: Path,
+    keys: Keys,
+    security: dict[str, Any],
+    *,
+    trust_server: bool = True,
+    **settings: Any,
 ) -> tuple[OpcUaSource, ApplicationPki, str]:
     pki = keys.edge_pki_copy(tmp_path / "pki")
     if trust_server:
@@ -122,7 +132,7 @@ def speeds(sink: RecordingSink) -> int:
 async def test_secured_session_with_password_delivers_samples(
     tmp_path: Path, keys: Keys, policy: str, mode: str
 ) -> None:
-    security = f"{{policy: {policy}, mode: {mode}, identity: {{type: username, username: {USER}}}}}"
+    security = {"policy": policy, "mode": mode, "identity": {"type": "username", "username": USER}}
     source, _, endpoint = setup(tmp_path, keys, security)
     offered = server_security(keys, tmp_path, policy_type(policy, mode))
     async with secured_server(endpoint, offered), running(source) as sink:
@@ -202,7 +212,7 @@ async def test_server_refusing_our_certificate_says_where_it_is(tmp_path: Path, 
 async def test_no_matching_endpoint_lists_what_the_server_offers(
     tmp_path: Path, keys: Keys
 ) -> None:
-    wanted = f"{{policy: Aes256_Sha256_RsaPss, mode: SignAndEncrypt, identity: {{type: username, username: {USER}}}}}"
+    wanted = SECURE | {"policy": "Aes256_Sha256_RsaPss"}
     source, _, endpoint = setup(tmp_path, keys, wanted)
     offered = server_security(keys, tmp_path, policy_type("Basic256Sha256", "Sign"))
     async with secured_server(endpoint, offered), running(source) as sink:
@@ -239,7 +249,7 @@ async def test_policy_none_is_warned_about_at_start_and_needs_no_certificate(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     register = tmp_path / "register.yaml"
-    register.write_text(register_yaml("{policy: None, mode: None}"))
+    register.write_text(register_yaml(registers.NO_SECURITY))
     with caplog.at_level(logging.WARNING, "edge.sources.opcua.security"):
         source = edge_source(register, "opc.tcp://127.0.0.1:4840", opcua_pki_dir=tmp_path / "pki")
     assert "OPC UA source s1 (opc.tcp://127.0.0.1:4840): security policy None" in caplog.text
@@ -269,6 +279,25 @@ def test_an_unwritable_pki_folder_fails_at_start_naming_it(tmp_path: Path) -> No
         )
 
 
+SECURITY_AT_LINE_6 = """\
+enterprise: {{id: test-ent, region: Test, above_designated_size: true}}
+plants:
+- id: p1
+  sources:
+  - {{id: s1, kind: opcua, endpoint: "opc.tcp://127.0.0.1:4840", publishing_interval: 100ms{security}}}
+  lines:
+  - id: l1
+    processes:
+    - id: m0
+      name: Machine
+      key: true
+      industry: discrete
+      signals:
+      - {{id: state, role: state, source: s1, node: "ns=2;s=m0.state", update: on_change}}
+"""
+"""A loader test: the error's line number is what it checks, so the register stays text."""
+
+
 @pytest.mark.parametrize(
     ("security", "expected"),
     [
@@ -283,9 +312,7 @@ def test_an_unwritable_pki_folder_fails_at_start_naming_it(tmp_path: Path) -> No
     ],
 )
 def test_register_security_errors_name_the_line(security: str | None, expected: list[str]) -> None:
-    text = register_yaml(security or "X")
-    if security is None:
-        text = text.replace(",\n     security: X}", "}")
+    text = SECURITY_AT_LINE_6.format(security=f",\n     security: {security}" if security else "")
     with pytest.raises(RegisterError) as excinfo:
         parse_register(text.encode(), Path("plant.yaml"))
     for part in expected:
@@ -344,16 +371,18 @@ def test_the_first_certificate_of_a_chain_is_cut_by_its_der_length(keys: Keys) -
     assert _first_certificate(b"\x30\x81\x02xy" + der) == b"\x30\x81\x02xy"
 
 
-def certificate_identity(tmp_path: Path, cert_file: Path, key_file: Path) -> str:
+def certificate_identity(tmp_path: Path, cert_file: Path, key_file: Path) -> dict[str, Any]:
     """The register's security with an X.509 user identity, its files next to the register
     (relative paths, resolved against the register's folder)."""
     (tmp_path / "users").mkdir()
     shutil.copy(cert_file, tmp_path / "users" / cert_file.name)
     shutil.copy(key_file, tmp_path / "users" / key_file.name)
-    return (
-        "{policy: Basic256Sha256, mode: SignAndEncrypt, identity: {type: certificate, "
-        f"cert_file: users/{cert_file.name}, key_file: users/{key_file.name}}}}}"
-    )
+    identity = {
+        "type": "certificate",
+        "cert_file": f"users/{cert_file.name}",
+        "key_file": f"users/{key_file.name}",
+    }
+    return {"policy": "Basic256Sha256", "mode": "SignAndEncrypt", "identity": identity}
 
 
 async def test_user_certificate_identity_delivers_samples(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.sources.opcua.source import OpcUaSource
+from harness.servers import free_port
 from tests.edge.opcua.helpers import (
     NodeOpcUaServer,
     RecordingSink,
@@ -20,7 +21,6 @@ from tests.edge.opcua.helpers import (
     interop_register,
     write_files,
 )
-from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ async def test_every_node_is_read_from_a_server_enforcing_small_operation_limits
 ) -> None:
     register, _ = write_files(
         tmp_path,
-        interop_register(PRESSES, signals=SIGNALS, source=f"mode: {mode}, poll_interval: 200ms"),
+        interop_register(PRESSES, signals=SIGNALS, source={"mode": mode, "poll_interval": "200ms"}),
     )
     expected = {(f"press{p}", s) for p in range(1, PRESSES + 1) for s in SIGNALS}
     async with node_opcua(
@@ -97,8 +97,8 @@ async def test_absolute_and_percent_deadbands_are_honoured_by_the_server(tmp_pat
             2,
             signals=("count", "level"),
             extras={
-                (1, "count"): "deadband: {type: absolute, value: 25}",
-                (1, "level"): "deadband: {type: percent, value: 2.5}, queue_size: 1",
+                (1, "count"): {"deadband": {"type": "absolute", "value": 25}},
+                (1, "level"): {"deadband": {"type": "percent", "value": 2.5}, "queue_size": 1},
             },
         ),
     )

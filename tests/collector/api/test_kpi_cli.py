@@ -1,0 +1,130 @@
+"""The ``kpi`` CLI against a served API (uvicorn on this loop, the CLI in a worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner, Result
+
+from collector.kpi_cli import kpi_app, parse_when, top_reasons
+from harness.servers import free_port
+from tests.collector.api.conftest import LIVE_ENDS, Apps, Plant
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "cli-token-42"
+RANGE = ["--start", "2026-11-28T08:00:00Z", "--end", "2026-11-28T10:00:01Z"]
+
+
+@pytest.fixture
+async def served(make_app: Apps) -> AsyncIterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        make_app(tokens=[TOKEN]), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # uvicorn offers no event to wait on
+        if task.done():
+            task.result()
+            raise AssertionError("uvicorn stopped before it started")
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def kpi(api: str, *args: str, token: str | None = TOKEN) -> Result:
+    env = {"COLUMNS": "200", "KPI_TOKEN": token or ""}
+    # The CLI is synchronous (httpx): run it off the loop that serves the API.
+    return await asyncio.to_thread(
+        CliRunner().invoke, kpi_app, [*args, "--api", api], env=env, catch_exceptions=False
+    )
+
+
+async def test_history_json_and_table(served: str, plant: Plant) -> None:
+    result = await kpi(
+        served, "history", "enterprise", "ent-a", *RANGE, "--resolution", "window", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.stdout)["points"]
+    assert [p["time_ns"] for p in points] == LIVE_ENDS
+    table = await kpi(served, "history", "enterprise", "ent-a", *RANGE, "--resolution", "hour")
+    assert table.exit_code == 0, table.output
+    assert "stored rate, hour" in table.stdout and "2026-11-28 08:00:00Z" in table.stdout
+
+
+async def test_report_recomputes_each_window(served: str) -> None:
+    args = ["report", "--start", "2026-11-28T08:00:00Z", "--end", "2026-11-28T10:00:00Z"]
+    result = await kpi(served, *args, "--window", "1h", "--json")
+    assert result.exit_code == 0, result.output
+    windows = json.loads(result.stdout)["windows"]
+    enterprise = [
+        next(r for r in w["rates"] if r["scope"] == "enterprise" and r["industry"] == "all")
+        for w in windows
+    ]
+    assert [(r["numerator"], r["denominator"]) for r in enterprise] == [(2, 3), (1, 3)]
+    table = await kpi(served, *args, "--window", "hour")
+    assert table.exit_code == 0 and "66.7%" in table.stdout and "33.3%" in table.stdout
+
+
+async def test_export_to_file_and_as_json(served: str, plant: Plant, tmp_path: Path) -> None:
+    out = tmp_path / "rates.csv"
+    result = await kpi(served, "export", "rates", *RANGE, "--output", str(out))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == sum(len(r.rates) for r in plant.live)
+    assert f"wrote {len(rows)} rows" in result.stderr
+    as_json = await kpi(served, "export", "processes", *RANGE, "--json")
+    assert as_json.exit_code == 0, as_json.output
+    statuses = json.loads(as_json.stdout)
+    assert len(statuses) == 18 and {s["process"] for s in statuses} == {"p1", "p2", "p3"}
+
+
+async def test_errors_exit_4_naming_the_problem(served: str) -> None:
+    wrong = await kpi(served, "history", "enterprise", "ent-a", *RANGE, token="wrong")
+    assert wrong.exit_code == 4
+    assert "401 unauthorized" in wrong.stderr and "not valid" in wrong.stderr
+    reversed_range = await kpi(
+        served,
+        "export",
+        "rates",
+        "--start",
+        "2026-11-28T10:00:00Z",
+        "--end",
+        "2026-11-28T08:00:00Z",
+    )
+    assert reversed_range.exit_code == 4
+    assert "bad_time_range [end]" in reversed_range.stderr
+    unknown = await kpi(served, "process", "p404", "--token", TOKEN)
+    assert unknown.exit_code == 4 and "no key process 'p404'" in unknown.stderr
+
+
+async def test_watch_stops_on_an_error_that_waiting_cannot_fix(served: str) -> None:
+    """A wrong token is said once and ends ``kpi watch`` (it used to print it forever)."""
+    wrong = await kpi(served, "watch", "--interval", "0.1", token="wrong")
+    assert wrong.exit_code == 4
+    assert "/api/v1/kpi: 401 unauthorized" in wrong.stderr and "not valid" in wrong.stderr
+
+
+def test_relative_times() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    assert parse_when("-2h", now) == "2026-11-28T10:00:00Z"
+    assert parse_when("now", now) == "2026-11-28T12:00:00Z"
+    assert parse_when("2026-11-28T08:00:00", now) == "2026-11-28T08:00:00Z"
+    assert parse_when("2026-11-28T08:00:00+08:00", now) == "2026-11-28T08:00:00+08:00"
+
+
+def test_the_reasons_cell_shows_the_most_frequent_and_says_how_many_more() -> None:
+    reasons = {"STALE_DATA": 2, "LOW_COVERAGE": 5, "OVERRIDDEN": 1, "NO_SIGNAL": 2, "MANUAL": 1}
+    assert top_reasons(reasons) == "LOW_COVERAGE×5 NO_SIGNAL×2 STALE_DATA×2 +2 more"
+    assert top_reasons({"LOW_COVERAGE": 1}) == "LOW_COVERAGE×1"
+    assert top_reasons({}) == ""
