@@ -43,9 +43,10 @@ from asyncua.common.subscription import DataChangeEvent  # noqa: E402
 from asyncua.ua.uaerrors import UaError  # noqa: E402
 
 from bench.report import machine_description, replace_section  # noqa: E402
-from common.register import OpcUaSource as OpcUaSourceConfig  # noqa: E402
+from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
 from common.wire import Sample  # noqa: E402
+from edge.sources.opcua.build import node_binding  # noqa: E402
 from edge.sources.opcua.nodes import monitoring_for  # noqa: E402
 from edge.sources.opcua.source import NodeBinding, OpcUaSource  # noqa: E402
 from harness.servers import free_port  # noqa: E402
@@ -248,10 +249,7 @@ async def run_size(
     register = await asyncio.to_thread(load_register, register_path)
     config = register.plant("p1").sources[0]
     assert isinstance(config, OpcUaSourceConfig)
-    bindings = [
-        NodeBinding(ref.signal.node or "", ref.process.id, ref.signal.id, ref.signal.interval)
-        for ref in register.signals()
-    ]
+    bindings = [node_binding(ref.process.id, ref.signal) for ref in register.signals()]
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
     simulator = ["-m", "simulators", "run", "--scenario", str(scenario)]
     simulator += ["--endpoint", f"{SOURCE}={endpoint}", "--log-level", "WARNING"]

@@ -48,9 +48,10 @@ from bench.opcua_path import (  # noqa: E402
     write_plant,
 )
 from bench.report import machine_description, replace_section  # noqa: E402
-from common.register import OpcUaSecurity  # noqa: E402
-from common.register import OpcUaSource as OpcUaSourceConfig  # noqa: E402
+from common.protocols.opcua import OpcUaSecurity  # noqa: E402
+from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
+from edge.sources.opcua.build import node_binding  # noqa: E402
 from edge.sources.opcua.pki import ApplicationPki  # noqa: E402
 from edge.sources.opcua.security import build_client_security  # noqa: E402
 from edge.sources.opcua.source import NodeBinding, OpcUaSource  # noqa: E402
@@ -226,10 +227,7 @@ async def run_size(
     register = await asyncio.to_thread(load_register, register_path)
     config = register.plant("p1").sources[0]
     assert isinstance(config, OpcUaSourceConfig)
-    bindings = [
-        NodeBinding(ref.signal.node or "", ref.process.id, ref.signal.id, ref.signal.interval)
-        for ref in register.signals()
-    ]
+    bindings = [node_binding(ref.process.id, ref.signal) for ref in register.signals()]
     pki = await asyncio.to_thread(keys.edge_pki_copy, folder / "edge-pki")
     await asyncio.to_thread(trust, keys.server_cert, pki.trusted_dir)
     await asyncio.to_thread(trust, pki.cert_file, folder / "server-trusted")

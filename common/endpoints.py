@@ -48,6 +48,15 @@ def parse_broker_url(url: str) -> BrokerAddress:
     return BrokerAddress(parts.hostname, port, tls)
 
 
+def check_source_endpoint(url: str) -> str:
+    """An endpoint override of any source kind (``EDGE_ENDPOINTS``): no credentials in it
+    (endpoints are logged and reported); its scheme is checked by the source's protocol."""
+    _refuse_credentials(url, "endpoint", "the source's login settings")
+    if "://" not in url:
+        raise ValueError(f"endpoint {url!r} is not a URL (opc.tcp://host:port, modbus://host:port)")
+    return url
+
+
 def check_opcua_endpoint(url: str) -> str:
     """An ``opc.tcp://host:port[/path]`` endpoint without credentials in it (asyncua would
     take ``user:password@`` from the URL, and endpoints are logged)."""

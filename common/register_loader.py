@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from common.garbage import garbage_collector_paused
+from common.protocols import BY_KIND
 from common.register import Line, Plant, Process, Register, Signal
 from common.yaml_source import YamlSourceError, parse_yaml, read_limited
 
@@ -91,8 +92,9 @@ def _parse_register(raw: bytes, path: Path) -> LoadedRegister:
     try:
         model = Register.model_validate(document.data)
     except ValidationError as exc:
-        # pydantic puts the discriminator value ('opcua', 'mqtt') into source locations.
-        messages = document.validation_messages(exc, ignore=("opcua", "mqtt"))
+        # pydantic puts the discriminator value ('opcua', 'mqtt', …) into the locations of a
+        # source's and a binding's fields, and a binding's fields stand on the signal itself.
+        messages = document.validation_messages(exc, ignore=("binding", *BY_KIND))
         raise RegisterError("invalid register\n  " + "\n  ".join(messages)) from None
     signals = {
         (process.id, signal.id): SignalRef(plant, line, process, signal)

@@ -10,9 +10,6 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from common.endpoints import parse_broker_url
-from common.register import MqttSource as MqttSourceConfig
-from common.register import OpcUaSource as OpcUaSourceConfig
 from common.register_loader import LoadedRegister, load_register
 from common.service import wait_for_stop_or_failure
 from common.topics import edge_topic
@@ -21,42 +18,15 @@ from edge.buffer.sinks import BufferSink, CountingSink
 from edge.health import GOOD_SOURCE_STATES, RateMeter, add_connection_rates, verdict
 from edge.health_server import HealthServer
 from edge.settings import EdgeSettings, check_buffer_dir
-from edge.sources import Source
-from edge.sources.mqtt.payload import DeviceLimits
-from edge.sources.mqtt.security import build_security
-from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
-from edge.sources.opcua.pki import ApplicationPki, application_uri
-from edge.sources.opcua.security import ClientSecurity, build_client_security
-from edge.sources.opcua.source import NodeBinding, OpcUaSource
+from edge.sources import BoundSignal, Source, SourceContext, builder
 from edge.uplink import Uplink, UplinkIdentity
 
 log = logging.getLogger(__name__)
 
 
-def opcua_pki(settings: EdgeSettings) -> ApplicationPki:
-    """The agent's one OPC UA application identity (certificate) and trust folders."""
-    return ApplicationPki(
-        settings.resolved_opcua_pki_dir,
-        application_uri(settings.resolved_edge_id),
-        trust_unknown=settings.opcua_trust_unknown_servers,
-    )
-
-
-def opcua_source_security(
-    config: OpcUaSourceConfig,
-    register: LoadedRegister,
-    settings: EdgeSettings,
-    pki: ApplicationPki,
-    endpoint: str | None = None,
-) -> tuple[str, ClientSecurity]:
-    """A source's endpoint (``endpoint``, else the settings' override, else the register's)
-    and its security: the register's policy and identity, the password from the settings."""
-    endpoint = endpoint or settings.endpoints.get(config.id) or config.endpoint
-    password = settings.opcua_password(config.id)
-    return endpoint, build_client_security(config, endpoint, pki, password, register.path.parent)
-
-
 def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Source]:
+    """One reader per source of the agent's plant, each built by its protocol
+    (``edge/sources/<kind>/build.py``) with the signals bound to it."""
     plant = register.plant(settings.plant)
     unknown = set(settings.endpoints) | set(settings.brokers)
     unknown |= set(settings.broker_passwords) | set(settings.broker_password_files)
@@ -67,72 +37,17 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
             f"endpoint/broker/password setting for unknown source(s) {sorted(unknown)} "
             f"(plant {plant.id} sources: {[s.id for s in plant.sources]})"
         )
-    nodes: dict[str, list[NodeBinding]] = {}
-    topics: dict[str, list[TopicBinding]] = {}
+    signals: dict[str, list[BoundSignal]] = {}
     for line in plant.lines:
         for process in line.processes:
             for signal in process.signals:
-                if not signal.is_automated:
-                    continue
-                assert signal.source is not None
-                address = signal.node or signal.browse_path  # told apart by nodes.py
-                if address is not None:
-                    nodes.setdefault(signal.source, []).append(
-                        NodeBinding(
-                            address,
-                            process.id,
-                            signal.id,
-                            signal.interval,
-                            deadband=signal.deadband,
-                            queue_size=signal.queue_size,
-                        )
-                    )
-                elif isinstance(plant.source(signal.source), MqttSourceConfig):
-                    # topic None: bound through the source's wildcard subscriptions
-                    topics.setdefault(signal.source, []).append(
-                        TopicBinding(signal.topic, process.id, signal)
-                    )
-    sources: list[Source] = []
-    pki = opcua_pki(settings)
-    if any(isinstance(s, OpcUaSourceConfig) and s.security.policy != "None" for s in plant.sources):
-        pki.check_writable()
-    for config in plant.sources:
-        if isinstance(config, OpcUaSourceConfig):
-            endpoint, opcua_security = opcua_source_security(config, register, settings, pki)
-            sources.append(
-                OpcUaSource(
-                    config,
-                    nodes.get(config.id, []),
-                    endpoint=endpoint,
-                    security=opcua_security,
-                    timeout=settings.opcua_timeout,
-                    watchdog=settings.opcua_watchdog,
-                    items_per_call=settings.monitored_items_per_call,
-                    nodes_per_read=settings.nodes_per_read,
-                    reconnect_max_delay=settings.reconnect_max_delay,
-                )
-            )
-        elif isinstance(config, MqttSourceConfig):
-            broker = parse_broker_url(settings.brokers.get(config.id) or config.broker)
-            security = build_security(
-                config, broker, settings.broker_password(config.id), register.path.parent
-            )
-            sources.append(
-                MqttDeviceSource(
-                    config,
-                    topics.get(config.id, []),
-                    client_id=f"plantkpi-{settings.resolved_edge_id}-{config.id}",
-                    broker=str(broker),
-                    security=security,
-                    reconnect_max_delay=settings.reconnect_max_delay,
-                    limits=DeviceLimits(
-                        settings.device_payload_max_bytes,
-                        settings.device_string_max_chars,
-                        settings.device_future_tolerance,
-                    ),
-                )
-            )
-    return sources
+                if signal.source is not None and signal.is_automated:
+                    signals.setdefault(signal.source, []).append((process.id, signal))
+    context = SourceContext(register, settings)
+    return [
+        builder(config.kind)(config, signals.get(config.id, []), context)
+        for config in plant.sources
+    ]
 
 
 class EdgeAgent:

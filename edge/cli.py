@@ -38,7 +38,8 @@ def run(
     ] = None,
     edge_id: Annotated[str | None, typer.Option(help="Edge id (default edge-<plant>)")] = None,
     endpoint: Annotated[
-        list[str] | None, typer.Option(help="Override an OPC UA endpoint: SOURCE_ID=opc.tcp://...")
+        list[str] | None,
+        typer.Option(help="Override a source's endpoint: SOURCE_ID=opc.tcp://... or modbus://..."),
     ] = None,
     broker: Annotated[
         list[str] | None, typer.Option(help="Override a device broker: SOURCE_ID=mqtt://...")
@@ -153,10 +154,10 @@ def _source_security(
     register: Path, plant: str | None, source: str, endpoint: str | None
 ) -> tuple[str, ClientSecurity]:
     """The register source's endpoint and security, built exactly as the agent builds them."""
-    from common.register import OpcUaSource
+    from common.protocols.opcua import OpcUaSource
     from common.register_loader import load_register
-    from edge.agent import opcua_pki, opcua_source_security
     from edge.settings import EdgeSettings
+    from edge.sources.opcua.build import opcua_pki, opcua_source_security
 
     overrides: dict[str, Any] = {"register_file": register}
     if plant is not None:

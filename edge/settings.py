@@ -11,7 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from common.broker_link import BrokerLinkSettings, renamed_link_settings
 from common.durations import Duration
-from common.endpoints import check_opcua_endpoint, parse_broker_url
+from common.endpoints import check_source_endpoint, parse_broker_url
 from common.limits import DEVICE_PAYLOAD_MAX_BYTES, FUTURE_TOLERANCE_S, STRING_MAX_CHARS
 from common.mqtt_tls import LinkSecurity
 from common.settings_env import ServiceSettings
@@ -48,7 +48,8 @@ class EdgeSettings(ServiceSettings):
     common/broker_link.py)."""
     topic_prefix: str = DEFAULT_PREFIX
     endpoints: dict[str, str] = Field(default_factory=dict)
-    """Override OPC UA endpoints by source id (JSON in env: ``{"line1": "opc.tcp://..."}``)."""
+    """Override source endpoints by source id (JSON in env: ``{"line1": "opc.tcp://...",
+    "press-plc": "modbus://10.0.0.7:502"}``); each is checked by its source's protocol."""
     brokers: dict[str, str] = Field(default_factory=dict)
     """Override device broker URLs by source id."""
     broker_passwords: dict[str, SecretStr] = Field(default_factory=dict)
@@ -128,7 +129,7 @@ class EdgeSettings(ServiceSettings):
     @classmethod
     def _endpoint_urls(cls, value: dict[str, str]) -> dict[str, str]:
         for url in value.values():
-            check_opcua_endpoint(url)
+            check_source_endpoint(url)
         return value
 
     @field_validator("brokers")

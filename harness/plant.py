@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from common.register import MqttSource, OpcUaSource
+from common.protocols.modbus import ModbusSource
+from common.protocols.mqtt import MqttSource
+from common.protocols.opcua import OpcUaSource
 from common.register_loader import LoadedRegister, load_register
 from harness.servers import free_port
 
@@ -67,6 +69,8 @@ class PlantStack:
             for source in plant.sources:
                 if isinstance(source, OpcUaSource):
                     self.endpoints[source.id] = f"opc.tcp://{LOOPBACK}:{free_port()}"
+                elif isinstance(source, ModbusSource):
+                    self.endpoints[source.id] = f"modbus://{LOOPBACK}:{free_port()}"
 
     def _overrides(self, plant_id: str | None = None) -> list[str]:
         args: list[str] = []
@@ -74,7 +78,7 @@ class PlantStack:
             if plant_id is not None and plant.id != plant_id:
                 continue
             for source in plant.sources:
-                if isinstance(source, OpcUaSource):
+                if isinstance(source, OpcUaSource | ModbusSource):
                     args += ["--endpoint", f"{source.id}={self.endpoints[source.id]}"]
                 elif isinstance(source, MqttSource):
                     args += ["--broker", f"{source.id}={self.device_broker_url or self.broker_url}"]

@@ -11,6 +11,9 @@ import typer
 
 from common.durations import parse_duration
 from common.endpoints import parse_overrides
+from common.protocols.modbus import ModbusSource
+from common.protocols.mqtt import MqttSource
+from common.protocols.opcua import OpcUaSource
 from common.service import run_until_signal, setup_logging
 from simulators.ledger import Ledger
 from simulators.machine import Behaviour
@@ -43,7 +46,8 @@ def run(
         typer.Option(
             "--endpoint",
             metavar="SOURCE_ID=URL",
-            help="Serve an OPC UA source on another endpoint, e.g. a1-opcua=opc.tcp://0.0.0.0:4840 "
+            help="Serve an OPC UA or Modbus source on another endpoint, e.g. "
+            "a1-opcua=opc.tcp://0.0.0.0:4840 or c1-plc=modbus://0.0.0.0:5020 "
             "(repeatable).",
         ),
     ] = None,
@@ -129,7 +133,8 @@ def _describe(loaded: LoadedScenario) -> str:
     ]
     for plant in register.model.plants:
         for source in plant.sources:
-            where = source.endpoint if source.kind == "opcua" else source.broker
+            where = source.endpoint if isinstance(source, OpcUaSource | ModbusSource) else ""
+            where = source.broker if isinstance(source, MqttSource) else where
             out.append(f"  {plant.id}/{source.id}: {source.kind} {where}")
     out.append("machines:")
     for plant in register.model.plants:

@@ -19,10 +19,14 @@ from collections.abc import Collection, Mapping
 from typing import Any, Self
 
 from common.endpoints import parse_broker_url
-from common.register import MqttSource, OpcUaSource, Source
+from common.protocols.modbus import ModbusSignalBinding, ModbusSource, parse_modbus_endpoint
+from common.protocols.mqtt import MqttSignalBinding, MqttSource
+from common.protocols.opcua import OpcUaSignalBinding, OpcUaSource
+from common.register import Source
 from common.register_loader import LoadedRegister
 from simulators.ledger import Ledger
 from simulators.machine import BehaviourPlan, Machine, Sample, SignalSpec
+from simulators.modbus_server import ModbusBinding, ModbusDeviceServer
 from simulators.mqtt_devices import MqttBinding, MqttDevices
 from simulators.opcua_server import OpcUaBinding, OpcUaSourceServer
 from simulators.scenario import LoadedScenario
@@ -60,9 +64,11 @@ class Simulator:
         all_sources = _unique_sources(register)
         endpoints = dict(endpoints or {})
         brokers = dict(brokers or {})
-        _check_overrides(endpoints, all_sources, OpcUaSource, "endpoint", register.path.name)
-        _check_overrides(brokers, all_sources, MqttSource, "broker", register.path.name)
-        _check_urls(endpoints, brokers)
+        _check_overrides(
+            endpoints, all_sources, (OpcUaSource, ModbusSource), "endpoint", register.path.name
+        )
+        _check_overrides(brokers, all_sources, (MqttSource,), "broker", register.path.name)
+        _check_urls(endpoints, brokers, all_sources)
         if sources is not None:
             unknown = sorted(set(sources) - set(all_sources))
             if unknown:
@@ -78,6 +84,9 @@ class Simulator:
         mqtt_bindings: dict[str, list[MqttBinding]] = {
             sid: [] for sid, s in selected.items() if isinstance(s, MqttSource)
         }
+        modbus_bindings: dict[str, list[ModbusBinding]] = {
+            sid: [] for sid, s in selected.items() if isinstance(s, ModbusSource)
+        }
         self._route: dict[tuple[str, str], str] = {}
         self._specs: dict[str, list[SignalSpec]] = {}
         self._hints: dict[str, str] = {}
@@ -88,22 +97,23 @@ class Simulator:
             assert signal.source is not None
             process = ref.process
             spec = SignalSpec.from_register(signal)
-            if signal.source in opcua_bindings:
-                if signal.node is None:
+            binding = signal.binding
+            if isinstance(binding, OpcUaSignalBinding):
+                if binding.node is None:
                     raise SimulatorError(
                         f"{register.path.name}: signal {process.id}.{signal.id} is addressed "
-                        f"by browse path {signal.browse_path!r}; the simulator serves node ids "
+                        f"by browse path {binding.browse_path!r}; the simulator serves node ids "
                         "only (give the signal a 'node')"
                     )
-                opcua_bindings[signal.source].append(OpcUaBinding(process.id, spec, signal.node))
-            elif signal.sparkplug is not None:
+                opcua_bindings[signal.source].append(OpcUaBinding(process.id, spec, binding.node))
+            elif isinstance(binding, MqttSignalBinding) and binding.sparkplug is not None:
                 raise SimulatorError(
                     f"{register.path.name}: signal {process.id}.{signal.id} is read over "
                     "Sparkplug B, which scenarios do not simulate yet (tests drive "
                     "simulators.sparkplug_devices.SparkplugEdgeNode directly)"
                 )
-            else:
-                if signal.topic is None:
+            elif isinstance(binding, MqttSignalBinding):
+                if binding.topic is None:
                     raise SimulatorError(
                         f"{register.path.name}: signal {process.id}.{signal.id} is bound "
                         "through a wildcard subscription; the simulator publishes to exact "
@@ -113,11 +123,23 @@ class Simulator:
                     MqttBinding(
                         process.id,
                         signal.id,
-                        signal.topic,
-                        signal.path,
-                        signal.timestamp_path,
-                        signal.quality_path,
+                        binding.topic,
+                        binding.path,
+                        binding.timestamp_path,
+                        binding.quality_path,
                     )
+                )
+            elif isinstance(binding, ModbusSignalBinding):
+                source = selected[signal.source]
+                assert isinstance(source, ModbusSource)
+                device_id = source.device_id if binding.device_id is None else binding.device_id
+                modbus_bindings[signal.source].append(
+                    ModbusBinding(process.id, spec, device_id, binding)
+                )
+            else:
+                raise SimulatorError(
+                    f"{register.path.name}: signal {process.id}.{signal.id}: the simulator "
+                    f"has no {signal.binding.kind if signal.binding else 'unbound'} equipment"
                 )
             self._route[(process.id, signal.id)] = signal.source
             self._specs.setdefault(process.id, []).append(spec)
@@ -145,6 +167,18 @@ class Simulator:
             for sid, bindings in mqtt_bindings.items()
             if bindings
         }
+        self.modbus: dict[str, ModbusDeviceServer] = {
+            sid: ModbusDeviceServer(
+                sid,
+                endpoints.get(sid, _modbus(selected[sid]).endpoint),
+                bindings,
+                byte_order=_modbus(selected[sid]).byte_order,
+                word_order=_modbus(selected[sid]).word_order,
+                ledger=ledger,
+            )
+            for sid, bindings in modbus_bindings.items()
+            if bindings
+        }
         self.machines: dict[str, Machine] = {}
         """Built by ``start``, once the servers are ready, so the clock starts with them."""
         self.start_ns = 0
@@ -153,8 +187,9 @@ class Simulator:
 
     @property
     def endpoints(self) -> dict[str, str]:
-        """OPC UA source id → the URL it listens on."""
-        return {sid: server.url for sid, server in self.opcua.items()}
+        """OPC UA and Modbus source id → the URL it listens on."""
+        urls = {sid: server.url for sid, server in self.opcua.items()}
+        return urls | {sid: server.url for sid, server in self.modbus.items()}
 
     @property
     def brokers(self) -> dict[str, str]:
@@ -192,6 +227,8 @@ class Simulator:
             await self._tick(self.start_ns)
             for server in self.opcua.values():
                 await server.listen()
+            for device in self.modbus.values():
+                await device.listen()
             for devices in self.mqtt.values():
                 await devices.start()
         except BaseException:
@@ -227,6 +264,7 @@ class Simulator:
         results = await asyncio.gather(
             *(devices.stop() for devices in self.mqtt.values()),
             *(server.stop() for server in self.opcua.values()),
+            *(device.stop() for device in self.modbus.values()),
             return_exceptions=True,
         )
         for result in results:
@@ -264,15 +302,20 @@ class Simulator:
     async def _tick(self, now_ns: int) -> None:
         opcua: dict[str, list[tuple[str, Sample]]] = {}
         mqtt: dict[str, list[tuple[str, Sample]]] = {}
+        modbus: dict[str, list[tuple[str, Sample]]] = {}
         for pid, machine in self.machines.items():
             for sample in machine.step(now_ns):
                 source = self._route[(pid, sample.signal)]
-                target = opcua if source in self.opcua else mqtt
+                target = (
+                    opcua if source in self.opcua else modbus if source in self.modbus else mqtt
+                )
                 target.setdefault(source, []).append((pid, sample))
         for source, items in mqtt.items():
             self.mqtt[source].submit(items)
         for source, items in opcua.items():
             await self.opcua[source].write(items)
+        for source, items in modbus.items():
+            await self.modbus[source].write(items)
 
 
 def _unique_sources(register: LoadedRegister) -> dict[str, Source]:
@@ -292,9 +335,16 @@ def _unique_sources(register: LoadedRegister) -> dict[str, Source]:
     return sources
 
 
-def _check_urls(endpoints: Mapping[str, str], brokers: Mapping[str, str]) -> None:
+def _check_urls(
+    endpoints: Mapping[str, str], brokers: Mapping[str, str], sources: Mapping[str, Source]
+) -> None:
     for source_id, url in endpoints.items():
-        if not url.startswith("opc.tcp://"):
+        if isinstance(sources[source_id], ModbusSource):
+            try:
+                parse_modbus_endpoint(url)
+            except ValueError as exc:
+                raise SimulatorError(f"endpoint for {source_id}: {exc}") from None
+        elif not url.startswith("opc.tcp://"):
             raise SimulatorError(f"endpoint for {source_id}: {url!r} is not opc.tcp://host:port")
     for source_id, url in brokers.items():
         try:
@@ -306,7 +356,7 @@ def _check_urls(endpoints: Mapping[str, str], brokers: Mapping[str, str]) -> Non
 def _check_overrides(
     overrides: Mapping[str, str],
     sources: Mapping[str, Source],
-    kind: type[OpcUaSource] | type[MqttSource],
+    kinds: tuple[type[Source], ...],
     what: str,
     register_name: str,
 ) -> None:
@@ -317,7 +367,7 @@ def _check_overrides(
                 f"{what} override for unknown source {source_id!r} "
                 f"(sources in {register_name}: {sorted(sources)})"
             )
-        if not isinstance(source, kind):
+        if not isinstance(source, kinds):
             raise SimulatorError(
                 f"{what} override for {source_id!r}, but it is a {source.kind} source"
             )
@@ -325,6 +375,11 @@ def _check_overrides(
 
 def _opcua(source: Source) -> OpcUaSource:
     assert isinstance(source, OpcUaSource)
+    return source
+
+
+def _modbus(source: Source) -> ModbusSource:
+    assert isinstance(source, ModbusSource)
     return source
 
 

@@ -34,7 +34,7 @@ from google.protobuf.message import DecodeError
 
 from common import mqtt_client
 from common.endpoints import parse_broker_url
-from common.register import SPARKPLUG_NAMESPACE
+from common.protocols.mqtt import SPARKPLUG_NAMESPACE
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ from pydantic import BaseModel
 
 from collector.settings import CollectorSettings
 from common.endpoints import parse_broker_url
-from common.register import MqttSource, OpcUaSource
+from common.protocols.mqtt import MqttSource
+from common.protocols.opcua import OpcUaSource
 from common.register_loader import LoadedRegister, load_register
 from simulators.scenario import load_scenario
 

@@ -7,14 +7,32 @@ it up again once readings flow.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from common.backoff import Backoff
+from common.protocols import BY_KIND
+from common.register import Signal
+from common.register_base import SourceConfig
 from common.wire import Sample
 
-__all__ = ["Backoff", "Source", "SourceSink", "now_ns"]
+if TYPE_CHECKING:
+    from common.register_loader import LoadedRegister
+    from edge.settings import EdgeSettings
+
+__all__ = [
+    "Backoff",
+    "BoundSignal",
+    "BuildSource",
+    "Source",
+    "SourceContext",
+    "SourceSink",
+    "builder",
+    "now_ns",
+]
 
 
 class SourceSink(Protocol):
@@ -39,3 +57,38 @@ class Source(Protocol):
 
 def now_ns() -> int:
     return time.time_ns()
+
+
+BoundSignal = tuple[str, Signal]
+"""A register signal read from a source, with the id of its process."""
+_T = TypeVar("_T")
+
+
+@dataclass
+class SourceContext:
+    """What building a protocol's reader may use: the register (files it names are relative
+    to it), the agent's settings, and objects the sources of one agent share (one OPC UA
+    application certificate), each made once."""
+
+    register: LoadedRegister
+    settings: EdgeSettings
+    _shared: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, key: str, make: Callable[[], _T]) -> _T:
+        if key not in self._shared:
+            self._shared[key] = make()
+        shared: _T = self._shared[key]
+        return shared
+
+
+class BuildSource(Protocol):
+    def __call__(
+        self, config: SourceConfig, signals: list[BoundSignal], context: SourceContext
+    ) -> Source: ...
+
+
+def builder(kind: str) -> BuildSource:
+    """The ``build_source`` of the protocol ``kind`` (its module is named in the registry,
+    ``common/protocols/__init__.py``)."""
+    build: BuildSource = importlib.import_module(BY_KIND[kind].edge_module).build_source
+    return build

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.mqtt_burst import PIPELINES, register_yaml, render, run_all
+from common.protocols.mqtt import MqttSignalBinding
 from common.register_loader import parse_register
 
 pytestmark = pytest.mark.integration
@@ -44,4 +45,5 @@ def test_the_register_takes_sample_times_from_the_messages_or_the_edge() -> None
             for s in pr.signals
         ]
         assert len(signals) == 3
-        assert all((s.timestamp_path == "ts") is stamped for s in signals)
+        assert all(isinstance(s.binding, MqttSignalBinding) for s in signals)
+        assert all((s.binding.timestamp_path == "ts") is stamped for s in signals)  # type: ignore[union-attr]

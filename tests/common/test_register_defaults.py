@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from common.register import MqttSource
+from common.protocols.mqtt import MqttSource
 
 
 def source(**fields: Any) -> MqttSource:

@@ -14,6 +14,7 @@ import pytest
 from bench.register_load import register_text
 from common import yaml_source
 from common.limits import REGISTER_MAX_BYTES
+from common.protocols.opcua import OpcUaSignalBinding
 from common.register_loader import RegisterError, load_register, parse_register
 from common.yaml_source import (
     MAX_ALIAS_NODES,
@@ -247,7 +248,8 @@ def test_register_of_20000_processes_loads_whole(tmp_path: Path) -> None:
     assert len(register.signals()) == 100_000
     last = register.signal("m19999", "p3")
     assert last is not None and last.line.id == "line-0999"
-    assert register.model.plants[0].lines[-1].processes[-1].signals[0].node == "i=19999"
+    binding = register.model.plants[0].lines[-1].processes[-1].signals[0].binding
+    assert isinstance(binding, OpcUaSignalBinding) and binding.node == "i=19999"
 
 
 @pytest.mark.parametrize("text", ["a: !!int abc", "a: !!timestamp abc", "a: !!bool maybe"])

@@ -23,12 +23,13 @@ from collector.settings import ApiSettings, CollectorSettings, KpiSettings
 from collector.storage.reader import InfluxQLReader
 from collector.storage.settings import InfluxSettings
 from common.endpoints import parse_broker_url
-from common.register import MqttSource, OpcUaSource
+from common.protocols.mqtt import MqttSource
+from common.protocols.opcua import OpcUaSource
 from common.register_loader import load_register
 from common.topics import edge_topic
 from common.wire import Sample, SampleColumns, UplinkBatch
 from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding
-from edge.sources.opcua.source import NodeBinding
+from edge.sources.opcua.build import node_binding
 from edge.sources.opcua.source import OpcUaSource as OpcUaReader
 from harness.servers import InfluxServer, MosquittoServer, free_port
 from simulators import Simulator, load_scenario
@@ -203,7 +204,7 @@ async def test_unreachable_opcua_endpoint_at_start_is_retried_until_it_comes_up(
     endpoint = f"opc.tcp://127.0.0.1:{port}"
     config = next(s for s in REGISTER.plant("plant-b").sources if isinstance(s, OpcUaSource))
     bindings = [
-        NodeBinding(ref.signal.node or "", ref.process.id, ref.signal.id, ref.signal.interval)
+        node_binding(ref.process.id, ref.signal)
         for ref in REGISTER.signals()
         if ref.signal.source == config.id
     ]

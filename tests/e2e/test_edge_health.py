@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.register import OpcUaSource
+from common.protocols.opcua import OpcUaSource
 from harness.plant import PlantStack
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from common.register import MqttSource
+from common.protocols.mqtt import MqttSource
 from common.register_loader import load_register
 from common.wire import Sample, decode_batch
 from edge.agent import EdgeAgent

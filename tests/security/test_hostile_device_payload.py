@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from common.register import MqttSource
+from common.protocols.mqtt import MqttSource
 from common.register_loader import load_register
 from edge.sources.mqtt.payload import DeviceLimits, PayloadError, parse_payload
 from edge.sources.mqtt.source import MqttDeviceSource, TopicBinding

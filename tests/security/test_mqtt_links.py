@@ -25,7 +25,7 @@ from collector.service import Collector
 from collector.settings import ApiSettings, CollectorSettings, KpiSettings
 from collector.storage.settings import InfluxSettings
 from common.endpoints import parse_broker_url
-from common.register import MqttSource
+from common.protocols.mqtt import MqttSource
 from common.register_loader import load_register
 from common.topics import dead_letter_topic, edge_topic
 from common.wire import Sample, SampleColumns, UplinkBatch

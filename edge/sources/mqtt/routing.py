@@ -8,8 +8,10 @@ dropping it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-from common.register import MqttSubscription, Signal
+from common.protocols.mqtt import MqttSignalBinding, MqttSubscription
+from common.register import Signal
 from common.topic_patterns import TopicPattern
 
 
@@ -19,6 +21,22 @@ class TopicBinding:
     """The exact topic, or None for a signal bound through the source's subscriptions."""
     process: str
     signal: Signal
+
+    @classmethod
+    def of(cls, process: str, signal: Signal) -> TopicBinding:
+        """A register signal of an MQTT source."""
+        return cls(mqtt_binding(signal).topic, process, signal)
+
+    @cached_property  # read for every message
+    def binding(self) -> MqttSignalBinding:
+        return mqtt_binding(self.signal)
+
+
+def mqtt_binding(signal: Signal) -> MqttSignalBinding:
+    binding = signal.binding
+    if not isinstance(binding, MqttSignalBinding):
+        raise ValueError(f"signal {signal.id}: not bound to an MQTT source")
+    return binding
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from common.endpoints import BrokerAddress
 from common.mqtt_tls import LinkSecurity, TlsFileSettings, explain_link_error, tls_context
-from common.register import MqttSource as MqttSourceConfig
+from common.protocols.mqtt import MqttSource as MqttSourceConfig
 
 # The same login-and-TLS record as the uplink's and the collector's (common/mqtt_tls.py).
 BrokerSecurity = LinkSecurity

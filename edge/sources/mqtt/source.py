@@ -22,7 +22,7 @@ from paho.mqtt.properties import Properties
 
 from common import mqtt_client
 from common.endpoints import parse_broker_url
-from common.register import MqttSource as MqttSourceConfig
+from common.protocols.mqtt import MqttSource as MqttSourceConfig
 from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns
 from edge.sources.mqtt.payload import (
@@ -87,13 +87,13 @@ class MqttDeviceSource:
         self.broker = parse_broker_url(broker or config.broker)
         self.client_id = client_id
         self.security = security or build_security(config, self.broker, None, Path.cwd())
-        plain = [b for b in bindings if b.signal.sparkplug is None]
+        plain = [b for b in bindings if b.binding.sparkplug is None]
         self.router = TopicRouter(config.id, plain, config.subscriptions)
         self.filters = self.router.filters()
         self.sparkplug: SparkplugReader | None = None
         self.host: PrimaryHostState | None = None
         if config.sparkplug is not None:
-            spark = [b for b in bindings if b.signal.sparkplug is not None]
+            spark = [b for b in bindings if b.binding.sparkplug is not None]
             self.sparkplug = SparkplugReader(config.id, config.sparkplug, spark, self._reject)
             self.filters += self.sparkplug.filters()
             if config.sparkplug.primary_host_id is not None:
@@ -308,21 +308,21 @@ class MqttDeviceSource:
             return
         recv = now_ns()
         for binding in bindings:
-            signal = binding.signal
+            read = binding.binding
             try:
                 ts, value, status = parse_payload(
                     payload,
-                    path=signal.path,
-                    timestamp_path=signal.timestamp_path,
-                    quality_path=signal.quality_path,
+                    path=read.path,
+                    timestamp_path=read.timestamp_path,
+                    quality_path=read.quality_path,
                     recv_ns=recv,
                     limits=self.limits,
-                    value_type=signal.value_type,
+                    value_type=read.value_type,
                 )
             except PayloadError as exc:
                 self._reject(sink, topic, str(exc), exc.rule)
                 continue
-            sink.sample(Sample(binding.process, signal.id, ts, value, status, recv))
+            sink.sample(Sample(binding.process, binding.signal.id, ts, value, status, recv))
 
     def _reject(self, sink: SourceSink, topic: str, reason: str, rule: str = "payload") -> None:
         self.stats.rejected += 1

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from common.protocols.mqtt import SPARKPLUG_NAMESPACE, SparkplugGroup
 from common.quality import BAD, BAD_NO_COMMUNICATION, GOOD
-from common.register import SPARKPLUG_NAMESPACE, SparkplugGroup
 from common.wire import Sample, Value
 from edge.sources import SourceSink
 from edge.sources.mqtt.payload import MAX_STRING
@@ -216,7 +216,7 @@ class SparkplugReader:
         self.stats = SparkplugHealth()
         self.bindings: dict[_Key, list[tuple[str, str]]] = {}
         for binding in bindings:
-            ref = binding.signal.sparkplug
+            ref = binding.binding.sparkplug
             assert ref is not None
             key = (ref.node, ref.device, ref.metric)
             self.bindings.setdefault(key, []).append((binding.process, binding.signal.id))

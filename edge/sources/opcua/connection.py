@@ -23,8 +23,8 @@ from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subs
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.uaerrors import UaStatusCodeError
 
-from common.register import OpcUaSecurity
-from common.register import OpcUaSource as OpcUaSourceConfig
+from common.protocols.opcua import OpcUaSecurity
+from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns
 from edge.sources.opcua.addressing import resolve_addresses

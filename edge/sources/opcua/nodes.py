@@ -13,7 +13,7 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaStringParsingError
 
 from common.browse_paths import BrowseName, BrowsePathError, parse_browse_path
-from common.register import Deadband
+from common.protocols.opcua import Deadband
 
 DEADBAND_TYPES = {"absolute": 1, "percent": 2}
 """OPC UA DeadbandType enumeration values (Part 4, 7.22.2)."""

@@ -21,8 +21,8 @@ from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaStatusCodeError
 from pydantic import SecretStr
 
-from common.register import CertificateIdentity, OpcUaSecurity, UsernameIdentity
-from common.register import OpcUaSource as OpcUaSourceConfig
+from common.protocols.opcua import CertificateIdentity, OpcUaSecurity, UsernameIdentity
+from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from edge.sources.opcua.pki import ApplicationPki, UntrustedServerCertificate
 
 log = logging.getLogger(__name__)

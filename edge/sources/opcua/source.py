@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from common.register import OpcUaSource as OpcUaSourceConfig
+from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from edge.sources import SourceSink
 from edge.sources.opcua.connection import (
     ConnectionHealth,

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from common.register import MqttSubscription, Signal
+from common.protocols.mqtt import MqttSignalBinding, MqttSubscription
+from common.register import Signal
 from common.register_loader import RegisterError, load_register
 from common.topic_patterns import TopicPattern, filters_overlap
 from edge.sources.mqtt.routing import TopicBinding, TopicRouter
@@ -63,7 +64,8 @@ def test_filter_overlap(a: str, b: str, overlap: bool) -> None:
 
 
 def signal(signal_id: str, topic: str | None = None) -> Signal:
-    return Signal(id=signal_id, role="parameter", source="devices", topic=topic)
+    binding = MqttSignalBinding(topic=topic)
+    return Signal(id=signal_id, role="parameter", source="devices", binding=binding)
 
 
 def test_router_prefers_exact_topics_and_names_what_maps_to_no_signal() -> None:

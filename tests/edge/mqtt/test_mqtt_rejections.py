@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from common.register import MqttSource, Signal
+from common.protocols.mqtt import MqttSignalBinding, MqttSource
+from common.register import Signal
 from edge.sources.mqtt.payload import PayloadError, parse_payload
 from edge.sources.mqtt.routing import TopicBinding
 from edge.sources.mqtt.source import MqttDeviceSource
@@ -66,7 +67,8 @@ def test_rejections_stay_visible_in_the_log_and_are_counted_by_kind(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = MqttSource.model_validate({"id": "dev", "kind": "mqtt", "broker": "mqtt://h:1883"})
-    signal = Signal(id="speed", role="parameter", source="dev", topic="m/speed", path="reading")
+    binding = MqttSignalBinding(topic="m/speed", path="reading")
+    signal = Signal(id="speed", role="parameter", source="dev", binding=binding)
     source = MqttDeviceSource(config, [TopicBinding("m/speed", "p1", signal)], client_id="t")
     clock = [1000.0]
     monkeypatch.setattr("edge.sources.mqtt.source.time.monotonic", lambda: clock[0])

@@ -20,6 +20,7 @@ from common.browse_paths import (
     format_browse_path,
     parse_browse_path,
 )
+from common.protocols.opcua import OpcUaSignalBinding
 from common.register_loader import RegisterError, parse_register
 from edge.sources.opcua.browse import BrowseError, browse_endpoint, register_entries
 from harness.servers import free_port
@@ -126,7 +127,8 @@ def test_a_bad_browse_path_fails_at_load_naming_file_line_and_field(
 def test_a_browse_path_is_a_complete_opc_ua_binding() -> None:
     loaded = parse_register(REGISTER.format(binding="node: 'ns=2;s=S'").encode(), Path("p.yaml"))
     ref = loaded.signal("m1", "state")
-    assert ref is not None and ref.signal.browse_path == "/Objects/{urn:x}M1/State"
+    assert ref is not None and isinstance(ref.signal.binding, OpcUaSignalBinding)
+    assert ref.signal.binding.browse_path == "/Objects/{urn:x}M1/State"
 
 
 # --- resolution at connect, against real servers -------------------------------------------

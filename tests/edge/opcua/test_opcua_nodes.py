@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from asyncua import ua
 from pydantic import ValidationError
 
-from common.register import Deadband, Plant, Signal
+from common.protocols.opcua import Deadband, OpcUaSignalBinding
+from common.register_loader import RegisterError, parse_register
 from edge.sources.opcua.limits import chunks, effective
 from edge.sources.opcua.nodes import (
     NodeBinding,
@@ -16,6 +20,7 @@ from edge.sources.opcua.nodes import (
     resolve_node_id,
     split_by_node,
 )
+from tests import registers
 
 
 def binding(node: str, interval: float = 1.0, **kw: object) -> NodeBinding:
@@ -83,48 +88,38 @@ def test_nsu_is_resolved_against_this_sessions_namespace_array() -> None:
 
 
 def test_register_deadband_and_queue_size_are_validated() -> None:
-    common = {"id": "s", "role": "parameter", "source": "plc", "node": "ns=2;i=1"}
-    signal = Signal.model_validate(
+    common = {"node": "ns=2;i=1"}
+    binding = OpcUaSignalBinding.model_validate(
         {**common, "deadband": {"type": "percent", "value": 5}, "queue_size": 4}
     )
-    assert signal.deadband == Deadband(type="percent", value=5.0) and signal.queue_size == 4
+    assert binding.deadband == Deadband(type="percent", value=5.0) and binding.queue_size == 4
     with pytest.raises(ValidationError, match=r"0\.\.100"):
-        Signal.model_validate({**common, "deadband": {"type": "percent", "value": 150}})
+        OpcUaSignalBinding.model_validate({**common, "deadband": {"type": "percent", "value": 150}})
     with pytest.raises(ValidationError, match="type"):
-        Signal.model_validate({**common, "deadband": {"type": "relative", "value": 1}})
+        OpcUaSignalBinding.model_validate({**common, "deadband": {"type": "relative", "value": 1}})
     with pytest.raises(ValidationError, match="queue_size"):
-        Signal.model_validate({**common, "queue_size": 0})
+        OpcUaSignalBinding.model_validate({**common, "queue_size": 0})
 
 
-def test_deadband_on_an_mqtt_signal_is_a_start_up_error_naming_the_signal() -> None:
-    plant = {
-        "id": "p1",
-        "sources": [{"id": "dev", "kind": "mqtt", "broker": "mqtt://127.0.0.1:1883"}],
-        "lines": [
-            {
-                "id": "l1",
-                "processes": [
-                    {
-                        "id": "m1",
-                        "name": "M",
-                        "key": True,
-                        "industry": "discrete",
-                        "signals": [
-                            {
-                                "id": "torque",
-                                "role": "parameter",
-                                "source": "dev",
-                                "topic": "t/torque",
-                                "deadband": {"type": "absolute", "value": 1},
-                            }
-                        ],
-                    }
-                ],
-            }
-        ],
-    }
-    with pytest.raises(ValidationError, match="signal torque: deadband/queue_size apply to OPC UA"):
-        Plant.model_validate(plant)
+def test_deadband_on_an_mqtt_signal_is_a_start_up_error_naming_its_line() -> None:
+    """An OPC UA field on a signal of an MQTT source is not one of the MQTT binding's."""
+    torque = registers.sig(
+        "torque", source="dev", topic="t/torque", deadband={"type": "absolute", "value": 1}
+    )
+    doc = registers.document(
+        [
+            registers.plant(
+                "p1",
+                [registers.mqtt_source("dev")],
+                [registers.line("l1", [registers.process("m1", [torque])])],
+            )
+        ]
+    )
+    with pytest.raises(RegisterError) as caught:
+        parse_register(registers.to_yaml(doc).encode(), Path("plant.yaml"))
+    message = str(caught.value)
+    assert "processes[0].signals[0].deadband: unknown key" in message, message
+    assert re.search(r"plant\.yaml:\d+:", message), message
 
 
 def test_a_health_report_names_a_bounded_number_of_failed_nodes() -> None:

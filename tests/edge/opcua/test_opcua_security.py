@@ -20,7 +20,7 @@ import pytest
 from asyncua import ua
 from cryptography import x509
 
-from common.register import OpcUaSource as OpcUaSourceConfig
+from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from common.register_loader import RegisterError, load_register, parse_register
 from edge.sources.opcua.pki import ApplicationPki, application_uri, thumbprint
 from edge.sources.opcua.security import _first_certificate

@@ -1,0 +1,15 @@
+"""The protocols the register knows: one line each (``common/register_base.py`` says what a
+protocol provides, ``docs/protocols.md`` how to add one)."""
+
+from __future__ import annotations
+
+from common.protocols import modbus, mqtt, opcua
+from common.register_base import Protocol
+
+PROTOCOLS: tuple[Protocol, ...] = (
+    opcua.PROTOCOL,
+    mqtt.PROTOCOL,
+    modbus.PROTOCOL,
+)
+
+BY_KIND: dict[str, Protocol] = {protocol.kind: protocol for protocol in PROTOCOLS}
