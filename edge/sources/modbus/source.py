@@ -26,7 +26,7 @@ from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
 from common.protocols.modbus import ModbusSource as ModbusSourceConfig
 from common.protocols.modbus import parse_modbus_endpoint
-from common.protocols.modbus_codec import DecodeError, decode
+from common.protocols.modbus_codec import DecodeError, Decoder, decoder
 from common.quality import BAD, BAD_NO_COMMUNICATION, GOOD
 from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns
@@ -46,6 +46,11 @@ _EXCEPTION_STATUS = {
     11: BAD_NO_COMMUNICATION,  # gateway target device failed to respond
 }
 ILLEGAL_DATA_ADDRESS = 2
+
+
+Layout = list[tuple[str, str, int, int, Decoder, Point]]
+"""Per point of a read: process, signal, its first and past-last register in the answer,
+its decoder, the point (resolved once: a poll goes through every point)."""
 
 
 def status_for(exception_code: int) -> int:
@@ -83,10 +88,27 @@ class ModbusTcpSource:
         self.endpoint = endpoint or config.endpoint
         self.host, self.port = parse_modbus_endpoint(self.endpoint)
         self.points = list(points)
-        self.reads = plan_reads(self.points, config)
+        self.reads: list[tuple[Read, Layout]] = [
+            (read, self._layout(read)) for read in plan_reads(self.points, config)
+        ]
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = ModbusHealth(requests_per_cycle=len(self.reads))
         self._reported_up: bool | None = None
+
+    def _layout(self, read: Read) -> Layout:
+        """Where each point's registers sit in ``read``'s answer, and its decoder."""
+        order = (self.config.byte_order, self.config.word_order)
+        return [
+            (
+                point.process,
+                point.signal,
+                point.binding.address - read.address,
+                point.binding.address - read.address + point.binding.registers,
+                decoder(point.binding, *order),
+                point,
+            )
+            for point in read.points
+        ]
 
     def health(self) -> dict[str, object]:
         return {
@@ -143,16 +165,21 @@ class ModbusTcpSource:
 
     async def _cycle(self, client: AsyncModbusTcpClient, sink: SourceSink) -> int:
         """One poll of every read; how many were answered (with values or an exception)."""
+        if self.config.requests_in_flight == 1:  # the common case: no task per request
+            return sum([await self._read(client, planned, sink) for planned in list(self.reads)])
         gate = asyncio.Semaphore(self.config.requests_in_flight)
 
-        async def one(read: Read) -> bool:
+        async def one(planned: tuple[Read, Layout]) -> bool:
             async with gate:
-                return await self._read(client, read, sink)
+                return await self._read(client, planned, sink)
 
-        results = await asyncio.gather(*(one(read) for read in list(self.reads)))
+        results = await asyncio.gather(*(one(planned) for planned in list(self.reads)))
         return sum(results)
 
-    async def _read(self, client: AsyncModbusTcpClient, read: Read, sink: SourceSink) -> bool:
+    async def _read(
+        self, client: AsyncModbusTcpClient, planned: tuple[Read, Layout], sink: SourceSink
+    ) -> bool:
+        read, layout = planned
         self.stats.reads += 1
         try:
             response = await _request(client, read)
@@ -165,34 +192,34 @@ class ModbusTcpSource:
             self.stats.failed_reads += 1
             code = getattr(response, "exception_code", 0)
             if code == ILLEGAL_DATA_ADDRESS and len({p.binding.address for p in read.points}) > 1:
-                self._split(read)
+                self._split(planned)
                 return True
             self._refused(read, code, sink)
             self._bad(read, status_for(code), sink, recv)
             return True
-        words = response.bits if read.table in ("coil", "discrete") else response.registers
-        for point in read.points:
-            offset = point.binding.address - read.address
-            raw = words[offset : offset + point.binding.registers]
-            if read.table in ("coil", "discrete"):
-                sink.sample(Sample(point.process, point.signal, recv, bool(raw[0]), GOOD, recv))
-                continue
+        if read.table in ("coil", "discrete"):
+            bits = response.bits
+            for process, signal, start, _, _, _ in layout:
+                sink.sample(Sample(process, signal, recv, bits[start], GOOD, recv))
+            return True
+        words = response.registers
+        report = sink.sample
+        for process, signal, start, end, decode, point in layout:
             try:
-                value = decode(raw, point.binding, self.config.byte_order, self.config.word_order)
+                value = decode(words[start:end])
             except DecodeError as exc:
                 self._reject(sink, point.name, str(exc))
-                sink.sample(
-                    Sample(point.process, point.signal, recv, None, BAD_DATA_ENCODING_INVALID, recv)
-                )
+                report(Sample(process, signal, recv, None, BAD_DATA_ENCODING_INVALID, recv))
                 continue
-            sink.sample(Sample(point.process, point.signal, recv, value, GOOD, recv))
+            report(Sample(process, signal, recv, value, GOOD, recv))
         return True
 
-    def _split(self, read: Read) -> None:
-        """Read the points of ``read`` one address range at a time from now on."""
-        index = self.reads.index(read)
+    def _split(self, planned: tuple[Read, Layout]) -> None:
+        """Read the points of a read one address range at a time from now on."""
+        read, _ = planned
+        index = self.reads.index(planned)
         parts = split(read)
-        self.reads[index : index + 1] = parts
+        self.reads[index : index + 1] = [(part, self._layout(part)) for part in parts]
         self.stats.requests_per_cycle = len(self.reads)
         log.warning(
             "Modbus source %s: %s refused an address (exception 2); reading its %d signals "
@@ -237,4 +264,11 @@ async def _request(client: AsyncModbusTcpClient, read: Read) -> ModbusPDU:
         "coil": client.read_coils,
         "discrete": client.read_discrete_inputs,
     }[read.table]
-    return await call(read.address, count=read.count, device_id=read.device_id)
+    response = await call(read.address, count=read.count, device_id=read.device_id)
+    # pymodbus awaits the answer with 3.11's asyncio.wait_for, which returns the answer
+    # instead of raising when a cancellation arrives just as it does (CPython #86296): a
+    # stopping agent's cancellation would be lost and the poll loop go on for good.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return response

@@ -51,7 +51,7 @@ def test_the_agent_builds_a_modbus_reader_with_the_endpoint_override(tmp_path: P
         ("press", "state", 1),
         ("press", "force", 1),
     ]
-    assert [(r.address, r.count) for r in source.reads] == [(0, 12)]  # a gap of 6 ≤ 8: one read
+    assert [(r.address, r.count) for r, _ in source.reads] == [(0, 12)]  # a gap of 6 ≤ 8: one read
 
 
 def test_an_opcua_endpoint_override_for_a_modbus_source_fails_at_start(tmp_path: Path) -> None:
