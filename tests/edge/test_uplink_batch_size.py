@@ -13,6 +13,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from common.protocols.modbus import ModbusSource
 from common.protocols.mqtt import MqttSource
 from common.register_loader import load_register
 from common.wire import Sample, decode_batch
@@ -34,6 +35,8 @@ def settings(tmp_path: Path, broker: str) -> EdgeSettings:
     for source in load_register(DEMO).plant("plant-a").sources:
         if isinstance(source, MqttSource):
             brokers[source.id] = f"mqtt://127.0.0.1:{closed}"
+        elif isinstance(source, ModbusSource):
+            endpoints[source.id] = f"modbus://127.0.0.1:{closed}"
         else:
             endpoints[source.id] = f"opc.tcp://127.0.0.1:{closed}"
     return EdgeSettings(

@@ -25,6 +25,7 @@ from collector.service import Collector
 from collector.settings import ApiSettings, CollectorSettings, KpiSettings
 from collector.storage.settings import InfluxSettings
 from common.endpoints import parse_broker_url
+from common.protocols.modbus import ModbusSource
 from common.protocols.mqtt import MqttSource
 from common.register_loader import load_register
 from common.topics import dead_letter_topic, edge_topic
@@ -59,6 +60,8 @@ def edge_settings(
     for source in REGISTER.plant(plant).sources:
         if isinstance(source, MqttSource):
             brokers[source.id] = f"mqtt://127.0.0.1:{closed}"
+        elif isinstance(source, ModbusSource):
+            endpoints[source.id] = f"modbus://127.0.0.1:{closed}"
         else:
             endpoints[source.id] = f"opc.tcp://127.0.0.1:{closed}"
     values: dict[str, Any] = {
