@@ -5,9 +5,7 @@ away and comes back, and one that stops answering."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,7 +19,7 @@ from edge.sources.modbus.source import BAD_TIMEOUT, ModbusTcpSource, status_for
 from harness.servers import LOOPBACK, free_port
 from simulators.machine import Sample, SignalSpec
 from simulators.modbus_server import ModbusBinding, ModbusDeviceServer
-from tests.edge.opcua.helpers import RecordingSink, eventually
+from tests.edge.opcua.helpers import RecordingSink, eventually, running
 
 pytestmark = pytest.mark.integration
 
@@ -70,18 +68,6 @@ async def set_values(server: ModbusDeviceServer, names: list[str], status: int =
     await server.write(("press", Sample(n, SIGNALS[n][1], status, now)) for n in names)
 
 
-@contextlib.asynccontextmanager
-async def reading(source: ModbusTcpSource) -> AsyncIterator[RecordingSink]:
-    sink = RecordingSink()
-    task = asyncio.create_task(source.run(sink))
-    try:
-        yield sink
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 def latest(sink: RecordingSink, signal: str) -> WireSample | None:
     found = [s for s in sink.samples if s.signal == signal]
     return found[-1] if found else None
@@ -95,7 +81,7 @@ async def test_every_data_type_is_read_as_the_register_says() -> None:
     await server.listen()
     source = ModbusTcpSource(source_config(endpoint, max_gap=8), served)
     try:
-        async with reading(source) as sink:
+        async with running(source) as sink:
             await eventually(
                 lambda: {s.signal for s in sink.samples} == set(SIGNALS), what="every signal"
             )
@@ -120,7 +106,7 @@ async def test_a_refused_address_is_named_once_and_the_others_keep_flowing() -> 
     await server.listen()
     source = ModbusTcpSource(source_config(endpoint, max_gap=8), wanted)
     try:
-        async with reading(source) as sink:
+        async with running(source) as sink:
             await eventually(
                 lambda: sum(s.signal == "force" and s.status == GOOD for s in sink.samples) >= 3,
                 what="good samples after the split",
@@ -142,7 +128,7 @@ async def test_a_failing_input_is_a_bad_sample_not_a_value() -> None:
     await server.listen()
     source = ModbusTcpSource(source_config(endpoint, max_gap=0), served)
     try:
-        async with reading(source) as sink:
+        async with running(source) as sink:
             await eventually(lambda: latest(sink, "force") is not None, what="a first read")
             await set_values(server, ["force"], status=BAD)  # its input module failed
             await eventually(
@@ -168,7 +154,7 @@ async def test_a_device_that_goes_away_is_down_once_and_read_again_when_back() -
     await set_values(server, ["count16"])
     await server.listen()
     source = ModbusTcpSource(source_config(endpoint), served, reconnect_max_delay=0.5)
-    async with reading(source) as sink:
+    async with running(source) as sink:
         await eventually(lambda: bool(sink.ups()), what="up")
         await server.stop()
         await eventually(lambda: bool(sink.downs()), what="down")
@@ -201,7 +187,7 @@ async def test_a_device_that_stops_answering_times_out_to_bad_samples_and_down()
         source_config(f"modbus://{LOOPBACK}:{port}", timeout=0.3), points(["count16"])
     )
     try:
-        async with reading(source) as sink:
+        async with running(source) as sink:
             await eventually(lambda: bool(sink.events), what="a liveness report")
     finally:
         for writer in hung:

@@ -7,11 +7,12 @@ a subprocess, node-opcua as a subprocess); only the sink, the far end of the sou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from common.register_loader import load_register
 from common.wire import Sample
 from edge.agent import build_sources
 from edge.settings import EdgeSettings
+from edge.sources import Source
 from edge.sources.opcua.source import OpcUaSource
 from tests import registers
 
@@ -73,6 +75,19 @@ class RecordingSink:
 
     def after(self, event: Event) -> list[Sample]:
         return self.samples[event.samples_before :]
+
+
+@contextlib.asynccontextmanager
+async def running(source: Source) -> AsyncIterator[RecordingSink]:
+    """``source`` reading into a fresh sink until the block ends (then cancelled)."""
+    sink = RecordingSink()
+    task = asyncio.create_task(source.run(sink))
+    try:
+        yield sink
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:

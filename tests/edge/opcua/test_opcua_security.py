@@ -6,13 +6,11 @@ retrying."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from edge.sources.opcua.source import OpcUaSource
 from harness.servers import free_port
 from simulators.opcua_server import ServerSecurity
 from tests import registers
-from tests.edge.opcua.helpers import RecordingSink, edge_source, eventually
+from tests.edge.opcua.helpers import RecordingSink, edge_source, eventually, running
 from tests.edge.opcua.security_kit import (
     EDGE_ID,
     PASSWORD,
@@ -62,18 +60,6 @@ def user_certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tup
     """User name → (certificate, key) of two X.509 user identities."""
     folder = tmp_path_factory.mktemp("opcua-users")
     return {name: make_user_certificate(folder, name) for name in ("alice", "mallory")}
-
-
-@contextlib.asynccontextmanager
-async def running(source: OpcUaSource) -> AsyncIterator[RecordingSink]:
-    sink = RecordingSink()
-    task = asyncio.create_task(source.run(sink))
-    try:
-        yield sink
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def setup(
