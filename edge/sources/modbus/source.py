@@ -114,6 +114,9 @@ class ModbusTcpSource:
         return {
             "endpoint": self.endpoint,
             "signals": len(self.points),
+            # The edge's verdict flags a poll cycle longer than the interval (edge/health.py).
+            "mode": "poll",
+            "poll_interval_s": self.config.poll_interval,
             **{name: value for name, value in vars(self.stats).items()},
         }
 

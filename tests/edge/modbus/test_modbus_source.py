@@ -14,6 +14,7 @@ from common.protocols.modbus import ModbusSignalBinding, ModbusSource
 from common.quality import BAD, GOOD
 from common.register import SignalRole
 from common.wire import Sample as WireSample
+from edge.health import verdict
 from edge.sources.modbus.plan import Point
 from edge.sources.modbus.source import BAD_TIMEOUT, ModbusTcpSource, status_for
 from harness.servers import LOOPBACK, free_port
@@ -195,3 +196,19 @@ async def test_a_device_that_stops_answering_times_out_to_bad_samples_and_down()
         server.close()
     assert not sink.events[0].up and "no read of the cycle was answered" in sink.events[0].detail
     assert sink.samples and all(s.value is None and s.status == BAD_TIMEOUT for s in sink.samples)
+
+
+def test_a_poll_cycle_longer_than_the_interval_makes_the_edge_say_so() -> None:
+    source = ModbusTcpSource(source_config("modbus://127.0.0.1:1", poll_interval=0.5), points())
+    source.stats.state, source.stats.last_cycle_s = "polling", 0.8
+    report = {
+        "uplink": {"state": "connected", "last_error": ""},
+        "sources": {"plc": source.health()},
+        "buffer": {"bytes_on_disk": 0, "depth": 0, "write_errors": 0, "last_error": ""},
+    }
+    assert verdict(report, 1000, 1000) == [
+        "source plc: read cycle 0.80s is longer than its poll interval 0.5s (samples are "
+        "late; poll less often or split the nodes)"
+    ]
+    source.stats.last_cycle_s = 0.2
+    assert verdict(report | {"sources": {"plc": source.health()}}, 1000, 1000) == []
