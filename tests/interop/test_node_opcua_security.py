@@ -15,14 +15,9 @@ from cryptography import x509
 
 from edge.sources.opcua.pki import application_uri
 from harness.servers import free_port
-from tests.edge.opcua.helpers import (
-    NodeOpcUaServer,
-    RecordingSink,
-    edge_source,
-    eventually,
-    interop_register,
-)
+from tests.edge.opcua.helpers import NodeOpcUaServer, edge_source, interop_register
 from tests.edge.opcua.security_kit import EDGE_ID, PASSWORD, USER, Keys, make_keys, trust
+from tests.edge.source_kit import RecordingSink, eventually
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from edge.sources.modbus.source import BAD_TIMEOUT, ModbusTcpSource, status_for
 from harness.servers import LOOPBACK, free_port
 from simulators.machine import Sample, SignalSpec
 from simulators.modbus_server import ModbusBinding, ModbusDeviceServer
-from tests.edge.opcua.helpers import RecordingSink, eventually, running
+from tests.edge.source_kit import RecordingSink, eventually, running
 
 pytestmark = pytest.mark.integration
 

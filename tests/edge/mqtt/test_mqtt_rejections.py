@@ -17,7 +17,7 @@ from common.register import Signal
 from edge.sources.mqtt.payload import PayloadError, parse_payload
 from edge.sources.mqtt.routing import TopicBinding
 from edge.sources.mqtt.source import MqttDeviceSource
-from tests.edge.opcua.helpers import RecordingSink
+from tests.edge.source_kit import RecordingSink
 
 RECV = 1_800_000_000_000_000_000  # 2027-01-15
 S = 1_000_000_000

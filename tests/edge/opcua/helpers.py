@@ -1,4 +1,5 @@
-"""Shared by the OPC UA source tests: a recording sink, registers, and real servers to restart.
+"""Shared by the OPC UA source tests: registers and real servers to restart (the sink and the
+waits every source test uses: ``tests/edge/source_kit.py``).
 
 The sources under test talk to real OPC UA servers (the asyncua simulator in-process or as
 a subprocess, node-opcua as a subprocess); only the sink, the far end of the source, records.
@@ -7,21 +8,15 @@ a subprocess, node-opcua as a subprocess); only the sink, the far end of the sou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from common.register_loader import load_register
-from common.wire import Sample
 from edge.agent import build_sources
 from edge.settings import EdgeSettings
-from edge.sources import Source
 from edge.sources.opcua.source import OpcUaSource
 from tests import registers
 
@@ -30,73 +25,6 @@ SIM_URI = "urn:test:edge"
 EXTRA_URI = "urn:aaa:first"
 """Sorts before SIM_URI: a simulator whose register also names it registers it first, so
 SIM_URI's namespace index shifts by one."""
-
-
-@dataclass
-class Event:
-    source: str
-    up: bool
-    detail: str
-    samples_before: int
-    """How many samples had arrived when this event was reported."""
-
-
-class RecordingSink:
-    """Records what a source reports; the source itself talks to a real server."""
-
-    def __init__(self) -> None:
-        self.samples: list[Sample] = []
-        self.events: list[Event] = []
-        self.rejections: list[tuple[str, str, str]] = []
-
-    def sample(self, sample: Sample) -> None:
-        self.samples.append(sample)
-
-    def liveness(self, source: str, up: bool, detail: str = "") -> None:
-        self.events.append(Event(source, up, detail, len(self.samples)))
-
-    def after_durable(self, callback: Callable[[], None]) -> None:
-        callback()  # nothing to persist here: the sample is already recorded
-
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
-        self.rejections.append((source, culprit, reason))
-
-    def ups(self) -> list[Event]:
-        return [e for e in self.events if e.up]
-
-    def downs(self) -> list[Event]:
-        """Down reports after the first up."""
-        return [e for e in self.transitions() if not e.up]
-
-    def transitions(self) -> list[Event]:
-        """Liveness changes from the first up on (an unreachable start reports down first)."""
-        first_up = next((i for i, e in enumerate(self.events) if e.up), len(self.events))
-        return self.events[first_up:]
-
-    def after(self, event: Event) -> list[Sample]:
-        return self.samples[event.samples_before :]
-
-
-@contextlib.asynccontextmanager
-async def running(source: Source) -> AsyncIterator[RecordingSink]:
-    """``source`` reading into a fresh sink until the block ends (then cancelled)."""
-    sink = RecordingSink()
-    task = asyncio.create_task(source.run(sink))
-    try:
-        yield sink
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what or check}")
 
 
 def machines_document(

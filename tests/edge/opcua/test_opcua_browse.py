@@ -30,13 +30,12 @@ from tests.edge.opcua.helpers import (
     INTEROP_URI,
     SIM_URI,
     NodeOpcUaServer,
-    RecordingSink,
     edge_source,
-    eventually,
     machines_document,
     register_yaml,
     write_files,
 )
+from tests.edge.source_kit import RecordingSink, eventually
 
 
 def covers(sink: RecordingSink, start: int, expected: set[tuple[str, str]]) -> bool:

@@ -14,13 +14,8 @@ import pytest
 from edge.sources.opcua.source import NodeBinding, OpcUaSource
 from harness.servers import free_port
 from simulators import Simulator, load_scenario
-from tests.edge.opcua.helpers import (
-    RecordingSink,
-    edge_source,
-    eventually,
-    register_yaml,
-    write_files,
-)
+from tests.edge.opcua.helpers import edge_source, register_yaml, write_files
+from tests.edge.source_kit import RecordingSink, eventually
 
 pytestmark = pytest.mark.integration
 

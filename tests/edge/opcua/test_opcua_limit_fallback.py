@@ -21,12 +21,11 @@ from tests.edge.opcua.helpers import (
     INTEROP_SIGNALS,
     INTEROP_URI,
     NodeOpcUaServer,
-    RecordingSink,
     edge_source,
-    eventually,
     interop_document,
     write_files,
 )
+from tests.edge.source_kit import RecordingSink, eventually
 
 
 def covers(sink: RecordingSink, start: int, expected: set[tuple[str, str]]) -> bool:

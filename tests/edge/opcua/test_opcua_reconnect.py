@@ -27,14 +27,13 @@ from tests.edge.opcua.helpers import (
     INTEROP_URI,
     SIM_URI,
     NodeOpcUaServer,
-    RecordingSink,
     SimulatorProcess,
     edge_source,
-    eventually,
     interop_register,
     register_yaml,
     write_files,
 )
+from tests.edge.source_kit import RecordingSink, eventually
 
 pytestmark = pytest.mark.integration
 

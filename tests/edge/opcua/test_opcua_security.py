@@ -26,7 +26,7 @@ from edge.sources.opcua.source import OpcUaSource
 from harness.servers import free_port
 from simulators.opcua_server import ServerSecurity
 from tests import registers
-from tests.edge.opcua.helpers import RecordingSink, edge_source, eventually, running
+from tests.edge.opcua.helpers import edge_source
 from tests.edge.opcua.security_kit import (
     EDGE_ID,
     PASSWORD,
@@ -40,6 +40,7 @@ from tests.edge.opcua.security_kit import (
     secured_server,
     trust,
 )
+from tests.edge.source_kit import RecordingSink, eventually, running
 
 pytestmark = pytest.mark.integration
 

@@ -13,14 +13,8 @@ import pytest
 
 from edge.sources.opcua.source import OpcUaSource
 from harness.servers import free_port
-from tests.edge.opcua.helpers import (
-    NodeOpcUaServer,
-    RecordingSink,
-    edge_source,
-    eventually,
-    interop_register,
-    write_files,
-)
+from tests.edge.opcua.helpers import NodeOpcUaServer, edge_source, interop_register, write_files
+from tests.edge.source_kit import RecordingSink, eventually
 
 pytestmark = pytest.mark.integration
 

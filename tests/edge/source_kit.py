@@ -1,0 +1,81 @@
+"""What every source test uses: a sink that records what a source reports, a source run
+into one, and a bounded wait. The sources under test talk to real servers, brokers and
+devices; only the sink, the far end of the source, records."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from common.wire import Sample
+from edge.sources import Source
+
+
+@dataclass
+class Event:
+    source: str
+    up: bool
+    detail: str
+    samples_before: int
+    """How many samples had arrived when this event was reported."""
+
+
+class RecordingSink:
+    """Records what a source reports; the source itself talks to a real server."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self.events: list[Event] = []
+        self.rejections: list[tuple[str, str, str]] = []
+
+    def sample(self, sample: Sample) -> None:
+        self.samples.append(sample)
+
+    def liveness(self, source: str, up: bool, detail: str = "") -> None:
+        self.events.append(Event(source, up, detail, len(self.samples)))
+
+    def after_durable(self, callback: Callable[[], None]) -> None:
+        callback()  # nothing to persist here: the sample is already recorded
+
+    def rejected(self, source: str, culprit: str, reason: str) -> None:
+        self.rejections.append((source, culprit, reason))
+
+    def ups(self) -> list[Event]:
+        return [e for e in self.events if e.up]
+
+    def downs(self) -> list[Event]:
+        """Down reports after the first up."""
+        return [e for e in self.transitions() if not e.up]
+
+    def transitions(self) -> list[Event]:
+        """Liveness changes from the first up on (an unreachable start reports down first)."""
+        first_up = next((i for i, e in enumerate(self.events) if e.up), len(self.events))
+        return self.events[first_up:]
+
+    def after(self, event: Event) -> list[Sample]:
+        return self.samples[event.samples_before :]
+
+
+@contextlib.asynccontextmanager
+async def running(source: Source) -> AsyncIterator[RecordingSink]:
+    """``source`` reading into a fresh sink until the block ends (then cancelled)."""
+    sink = RecordingSink()
+    task = asyncio.create_task(source.run(sink))
+    try:
+        yield sink
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what or check}")
