@@ -26,7 +26,6 @@ import contextlib
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +42,7 @@ if str(ROOT) not in sys.path:
 from pymodbus.client import AsyncModbusTcpClient  # noqa: E402
 from pymodbus.client.mixin import ModbusClientMixin  # noqa: E402
 
+from bench.opcua_path import BenchError, Timing, measure_window  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from common.protocols.modbus import ModbusSource  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
@@ -55,16 +55,6 @@ from harness.servers import free_port  # noqa: E402
 SECTION = "Modbus path"
 SOURCE = "bench-plc"
 SIGNALS_PER_MACHINE = 10
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class Timing:
-    seconds: float = 10.0
-    warmup: float = 2.0
 
 
 @dataclass
@@ -129,13 +119,6 @@ class CountingSink:
 
     def rejected(self, source: str, culprit: str, reason: str) -> None:
         raise BenchError(f"rejected {culprit}: {reason}")
-
-
-async def measure_window(count: Callable[[], int], timing: Timing) -> float:
-    await asyncio.sleep(timing.warmup)
-    start, started = count(), time.monotonic()
-    await asyncio.sleep(timing.seconds)
-    return (count() - start) / (time.monotonic() - started)
 
 
 async def bare_client(
@@ -297,8 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--signals", type=int, nargs="+", default=[1000, 250])
-    parser.add_argument("--seconds", type=float, default=Timing.seconds)
-    parser.add_argument("--warmup", type=float, default=Timing.warmup)
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window per client")
+    parser.add_argument("--warmup", type=float, default=2.0, help="before the window opens")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)

@@ -33,7 +33,8 @@ from edge.sources.opcua.build import node_binding
 from edge.sources.opcua.source import OpcUaSource as OpcUaReader
 from harness.servers import InfluxServer, MosquittoServer, free_port
 from simulators import Simulator, load_scenario
-from tests.edge.mqtt.helpers import RecordingSink, eventually
+from tests.edge.mqtt.helpers import RecordingSink
+from tests.edge.source_kit import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from common.wire import Sample, decode_batch
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
 from harness.servers import REPO_ROOT, MosquittoServer, free_port
-from tests.edge.mqtt.helpers import eventually
+from tests.edge.source_kit import eventually
 
 pytestmark = pytest.mark.integration
 

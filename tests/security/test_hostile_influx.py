@@ -22,7 +22,7 @@ from collector.storage.writer import make_writer
 from common.register_loader import load_register
 from common.topics import EdgeTopic, edge_topic
 from harness.servers import InfluxServer
-from tests.edge.mqtt.helpers import eventually
+from tests.edge.source_kit import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ from edge.agent import EdgeAgent
 from edge.health import verdict
 from edge.settings import EdgeSettings
 from harness.servers import InfluxServer, free_port
-from tests.edge.mqtt.helpers import eventually
+from tests.edge.source_kit import eventually
 from tests.security.conftest import (
     DEMO_REGISTER,
     HALF,

@@ -13,7 +13,7 @@ from collector.api.errors import error_body
 from collector.storage.settings import InfluxSettings
 from harness.servers import free_port
 from tests.collector.api.conftest import Apps, Runtime, client
-from tests.edge.mqtt.helpers import eventually
+from tests.edge.source_kit import eventually
 
 pytestmark = pytest.mark.integration
 

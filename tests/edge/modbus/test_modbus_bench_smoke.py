@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.modbus_path import Timing, render_section, run_size
+from bench.modbus_path import render_section, run_size
+from bench.opcua_path import Timing
 
 pytestmark = pytest.mark.integration
 

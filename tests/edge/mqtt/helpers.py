@@ -6,9 +6,7 @@ Only the sink, the far end of the source, records; the brokers are real mosquitt
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +41,6 @@ class RecordingSink:
 
     def is_up(self) -> bool:
         return bool(self.events) and self.events[-1][1]
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what or check}")
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,12 @@ from tests.edge.mqtt.helpers import (
     USER,
     RecordingSink,
     TlsFiles,
-    eventually,
     make_tls_files,
     secure_mosquitto,
     tls_url,
     write_register,
 )
+from tests.edge.source_kit import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,8 @@ from edge.agent import build_sources
 from edge.settings import EdgeSettings
 from edge.sources.mqtt.source import MqttDeviceSource
 from harness.servers import MosquittoServer
-from tests.edge.mqtt.helpers import RecordingSink, eventually, write_register
+from tests.edge.mqtt.helpers import RecordingSink, write_register
+from tests.edge.source_kit import eventually
 
 pytestmark = pytest.mark.integration
 

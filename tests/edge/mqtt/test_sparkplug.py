@@ -29,7 +29,8 @@ from edge.sources.mqtt.source import MqttDeviceSource
 from edge.sources.mqtt.sparkplug import PrimaryHostState, SparkplugUnavailable
 from harness.servers import MosquittoServer
 from simulators.sparkplug_devices import MetricSpec, SparkplugEdgeNode
-from tests.edge.mqtt.helpers import RecordingSink, eventually, write_register
+from tests.edge.mqtt.helpers import RecordingSink, write_register
+from tests.edge.source_kit import eventually
 
 NODE = "n1"
 DEVICE = "d1"
