@@ -73,10 +73,11 @@ class Signal(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_binding_without_source(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping) or data.get("binding") is not None:
+        # Automated signals were bound by their plant: only the others are looked at here.
+        if not isinstance(data, dict) or data.get("source") not in (None, MANUAL):
             return data
-        loose = sorted(str(key) for key in data if key not in cls.model_fields)
-        if loose and data.get("source") in (None, MANUAL):
+        loose = sorted(map(str, data.keys() - cls.model_fields.keys()))
+        if loose and data.get("binding") is None:
             binding_fields = _binding_fields()
             if any(key in binding_fields for key in loose):
                 what = (
@@ -153,12 +154,12 @@ class Plant(Strict):
         """Gather each signal's protocol fields (written flat: ``node:``, ``topic:``) into its
         ``binding``, of its source's kind. Anything else (an unknown source, a source of no
         known kind, a layout that is not a register) is left for validation to name."""
-        if not isinstance(data, Mapping) or not isinstance(data.get("lines"), list | tuple):
+        if not isinstance(data, dict) or not isinstance(data.get("lines"), list | tuple):
             return data
         kinds = {
             source.get("id"): source.get("kind")
             for source in data.get("sources") or ()
-            if isinstance(source, Mapping)
+            if isinstance(source, dict)
         }
         return {**data, "lines": [_bind_line(line, kinds) for line in data["lines"]]}
 
@@ -191,31 +192,34 @@ def _binding_fields() -> frozenset[str]:
 
 
 def _bind_line(line: Any, kinds: Mapping[Any, Any]) -> Any:
-    if not isinstance(line, Mapping) or not isinstance(line.get("processes"), list | tuple):
+    if not isinstance(line, dict) or not isinstance(line.get("processes"), list | tuple):
         return line
     processes = []
     for process in line["processes"]:
-        if isinstance(process, Mapping) and isinstance(process.get("signals"), list | tuple):
+        if isinstance(process, dict) and isinstance(process.get("signals"), list | tuple):
             process = {**process, "signals": [_bind(s, kinds) for s in process["signals"]]}
         processes.append(process)
     return {**line, "processes": processes}
 
 
 def _bind(signal: Any, kinds: Mapping[Any, Any]) -> Any:
-    if not isinstance(signal, Mapping) or "binding" in signal:
+    if not isinstance(signal, dict) or "binding" in signal:
         return signal
     source = signal.get("source")
     if source in (None, MANUAL) or not isinstance(source, str):
         return signal  # Signal itself refuses an address without a source
     kind = kinds.get(source)
     core = Signal.model_fields
-    protocol_fields = {key: value for key, value in signal.items() if key not in core}
+    kept: dict[Any, Any] = {}
+    binding: dict[Any, Any] = {"kind": kind}
+    for key, value in signal.items():  # one pass: a register may hold 100,000 signals
+        (kept if key in core else binding)[key] = value
     if kind not in BY_KIND:
         # The source is undeclared or of no known kind: that is the error to report, not
         # each of its fields.
-        return {key: value for key, value in signal.items() if key in core}
-    kept = {key: value for key, value in signal.items() if key in core}
-    return {**kept, "binding": {"kind": kind, **protocol_fields}}
+        return kept
+    kept["binding"] = binding
+    return kept
 
 
 def _check_binding(

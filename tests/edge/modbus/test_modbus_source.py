@@ -159,7 +159,10 @@ async def test_a_device_that_goes_away_is_down_once_and_read_again_when_back() -
         await eventually(lambda: bool(sink.ups()), what="up")
         await server.stop()
         await eventually(lambda: bool(sink.downs()), what="down")
-        await asyncio.sleep(1.5)  # several reconnection attempts: still one down report
+        failed = source.stats.failed_connects
+        await eventually(  # several reconnection attempts: still one down report
+            lambda: source.stats.failed_connects >= failed + 3, what="reconnection attempts"
+        )
         back = device(endpoint, served)
         await set_values(back, ["count16"])
         await back.listen()
