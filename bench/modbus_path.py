@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -181,10 +182,10 @@ async def edge_source(
         await stop(task)
 
 
-def write_plant(signals: int, folder: Path) -> tuple[Path, Path]:
+def write_plant(document: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     register = folder / "register.yaml"
-    register.write_text(yaml.safe_dump(register_document(signals), sort_keys=False))
+    register.write_text(yaml.safe_dump(document, sort_keys=False))
     scenario = folder / "scenario.yaml"
     scenario.write_text(yaml.safe_dump({"seed": 1, "register": "register.yaml"}))
     return register, scenario
@@ -197,20 +198,25 @@ async def stop(task: asyncio.Task[Any]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def device_process(scenario: Path, endpoint: str, log_path: Path) -> AsyncIterator[None]:
+async def device_process(
+    scenario: Path, endpoint: str, log_path: Path, source: str = SOURCE
+) -> AsyncIterator[None]:
+    """The simulator serving ``source`` of ``scenario`` at ``endpoint``, as its own process,
+    until the block ends."""
     log = await asyncio.to_thread(log_path.open, "wb")
     arguments = ["-m", "simulators", "run", "--scenario", str(scenario), "--log-level", "WARNING"]
-    arguments += ["--endpoint", f"{SOURCE}={endpoint}"]
+    arguments += ["--endpoint", f"{source}={endpoint}"]
     device = await asyncio.create_subprocess_exec(
         sys.executable, *arguments, cwd=ROOT, stdout=log, stderr=log
     )
     try:
-        host, port = endpoint.removeprefix("modbus://").split(":")
+        parts = urlsplit(endpoint)
+        host, port = parts.hostname, parts.port
         for _ in range(300):
             if device.returncode is not None:
                 raise BenchError(f"the simulator exited with {device.returncode} ({log_path})")
             with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection(host, int(port))
+                _, writer = await asyncio.open_connection(host, port)
                 writer.close()
                 break
             await asyncio.sleep(0.2)
@@ -228,7 +234,9 @@ async def device_process(scenario: Path, endpoint: str, log_path: Path) -> Async
 async def run_size(
     signals: int, runs: int, timing: Timing, folder: Path, say: Callable[[str], None]
 ) -> SizeResult:
-    register_path, scenario = await asyncio.to_thread(write_plant, signals, folder)
+    register_path, scenario = await asyncio.to_thread(
+        write_plant, register_document(signals), folder
+    )
     register = await asyncio.to_thread(load_register, register_path)
     config = register.plant("p1").sources[0]
     assert isinstance(config, ModbusSource)

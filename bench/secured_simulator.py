@@ -26,7 +26,7 @@ from asyncua import ua  # noqa: E402
 
 from common.endpoints import parse_overrides  # noqa: E402
 from common.service import run_until_signal, setup_logging  # noqa: E402
-from simulators.opcua_server import ServerSecurity  # noqa: E402
+from simulators.opcua_server import OpcUaSourceServer, ServerSecurity  # noqa: E402
 from simulators.runner import Simulator  # noqa: E402
 from simulators.scenario import load_scenario  # noqa: E402
 from tests.edge.opcua.security_kit import PASSWORD, USER  # noqa: E402
@@ -65,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     simulator = Simulator(
         load_scenario(args.scenario), endpoints=parse_overrides(args.endpoint, "--endpoint")
     )
-    for server in simulator.opcua.values():
-        server.security = security  # read by prepare(), at start
+    for server in simulator.equipment.values():
+        if isinstance(server, OpcUaSourceServer):
+            server.security = security  # read by prepare(), at start
     run_until_signal(lambda stop: simulator.run(stop=stop))
     return 0
 

@@ -70,3 +70,7 @@ class Protocol:
     edge_module: str
     """The module under ``edge/sources/`` whose ``build_source`` builds the edge's reader
     (named, not imported: ``common`` does not depend on the edge)."""
+    simulator_module: str | None = None
+    """The module under ``simulators/`` whose ``serve`` builds the simulated equipment of a
+    source listening on an endpoint (``simulators/equipment.py``); None for protocols
+    whose devices publish to a broker (MQTT)."""

@@ -21,11 +21,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from common.protocols.modbus import ModbusSource
 from common.protocols.mqtt import MqttSource
-from common.protocols.opcua import OpcUaSource
 from common.register_loader import LoadedRegister, load_register
 from harness.servers import free_port
+from simulators.equipment import serves_endpoint
 
 LOOPBACK = "127.0.0.1"
 
@@ -67,10 +66,9 @@ class PlantStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for plant in self.register.model.plants:
             for source in plant.sources:
-                if isinstance(source, OpcUaSource):
-                    self.endpoints[source.id] = f"opc.tcp://{LOOPBACK}:{free_port()}"
-                elif isinstance(source, ModbusSource):
-                    self.endpoints[source.id] = f"modbus://{LOOPBACK}:{free_port()}"
+                if serves_endpoint(source.kind):  # the same scheme, on a free loopback port
+                    scheme = urlsplit(str(getattr(source, "endpoint", ""))).scheme
+                    self.endpoints[source.id] = f"{scheme}://{LOOPBACK}:{free_port()}"
 
     def _overrides(self, plant_id: str | None = None) -> list[str]:
         args: list[str] = []
@@ -78,7 +76,7 @@ class PlantStack:
             if plant_id is not None and plant.id != plant_id:
                 continue
             for source in plant.sources:
-                if isinstance(source, OpcUaSource | ModbusSource):
+                if source.id in self.endpoints:
                     args += ["--endpoint", f"{source.id}={self.endpoints[source.id]}"]
                 elif isinstance(source, MqttSource):
                     args += ["--broker", f"{source.id}={self.device_broker_url or self.broker_url}"]
@@ -104,15 +102,24 @@ class PlantStack:
         return component
 
     def start_simulators(
-        self, *, duration: str | None = None, ledger: Path | None = None
+        self,
+        *,
+        duration: str | None = None,
+        ledger: Path | None = None,
+        only: list[str] | None = None,
+        name: str = "simulators",
     ) -> Component:
+        """The scenario's equipment as one process ``name``; ``only`` these source ids (a
+        device that is restarted alone runs as a process of its own)."""
         args = ["-m", "simulators", "run", "--scenario", str(self.scenario_path)]
         args += ["--register", str(self.register_path), *self._overrides()]
+        for source_id in only or []:
+            args += ["--only", source_id]
         if duration:
             args += ["--duration", duration]
         if ledger:
             args += ["--ledger", str(ledger)]
-        return self._spawn("simulators", args)
+        return self._spawn(name, args)
 
     def start_edges(self, env: dict[str, str] | None = None) -> list[Component]:
         """One edge agent per plant; each keeps its buffer folder and health port when

@@ -11,9 +11,7 @@ import typer
 
 from common.durations import parse_duration
 from common.endpoints import parse_overrides
-from common.protocols.modbus import ModbusSource
 from common.protocols.mqtt import MqttSource
-from common.protocols.opcua import OpcUaSource
 from common.service import run_until_signal, setup_logging
 from simulators.ledger import Ledger
 from simulators.machine import Behaviour
@@ -46,7 +44,7 @@ def run(
         typer.Option(
             "--endpoint",
             metavar="SOURCE_ID=URL",
-            help="Serve an OPC UA or Modbus source on another endpoint, e.g. "
+            help="Serve an OPC UA, Modbus or S7 source on another endpoint, e.g. "
             "a1-opcua=opc.tcp://0.0.0.0:4840 or c1-plc=modbus://0.0.0.0:5020 "
             "(repeatable).",
         ),
@@ -58,6 +56,15 @@ def run(
             metavar="SOURCE_ID=URL",
             help="Publish an MQTT source to another broker, e.g. a-devices=mqtt://host:1883 "
             "(repeatable).",
+        ),
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            metavar="SOURCE_ID",
+            help="Simulate only these sources (repeatable; default: all), e.g. to run one "
+            "device as its own process that can be restarted alone.",
         ),
     ] = None,
     duration: Annotated[
@@ -84,6 +91,7 @@ def run(
             loaded,
             endpoints=endpoints,
             brokers=brokers,
+            sources=only,
             tick=tick_s,
             ledger=Ledger(ledger) if ledger is not None else None,
         )
@@ -133,8 +141,8 @@ def _describe(loaded: LoadedScenario) -> str:
     ]
     for plant in register.model.plants:
         for source in plant.sources:
-            where = source.endpoint if isinstance(source, OpcUaSource | ModbusSource) else ""
-            where = source.broker if isinstance(source, MqttSource) else where
+            where = source.broker if isinstance(source, MqttSource) else ""
+            where = str(getattr(source, "endpoint", where))
             out.append(f"  {plant.id}/{source.id}: {source.kind} {where}")
     out.append("machines:")
     for plant in register.model.plants:

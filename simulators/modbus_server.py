@@ -22,9 +22,11 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from common.protocols.modbus import ModbusSignalBinding, Order, parse_modbus_endpoint
+from common.protocols.modbus import ModbusSignalBinding, ModbusSource, Order, parse_modbus_endpoint
 from common.protocols.modbus_codec import encode
 from common.quality import Quality, classify
+from common.register_base import SourceConfig
+from simulators.equipment import Served
 from simulators.ledger import Ledger
 from simulators.machine import Sample, SignalSpec
 
@@ -178,3 +180,27 @@ class ModbusDeviceServer:
             use_bit_addressing=True,  # coil n is bit n % 16 of register n // 16
             action=action,
         )
+
+    async def prepare(self) -> None:
+        """Nothing to build before the first values: the image fills as they come."""
+
+
+def serve(
+    source: SourceConfig, endpoint: str, served: Sequence[Served], ledger: Ledger | None
+) -> ModbusDeviceServer:
+    """The simulated Modbus device of a register source (``simulators/equipment.py``)."""
+    assert isinstance(source, ModbusSource)
+    bindings = []
+    for item in served:
+        binding = item.binding
+        assert isinstance(binding, ModbusSignalBinding)
+        device_id = source.device_id if binding.device_id is None else binding.device_id
+        bindings.append(ModbusBinding(item.process, item.spec, device_id, binding))
+    return ModbusDeviceServer(
+        source.id,
+        endpoint,
+        bindings,
+        byte_order=source.byte_order,
+        word_order=source.word_order,
+        ledger=ledger,
+    )

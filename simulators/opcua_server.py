@@ -35,9 +35,12 @@ from asyncua.ua.attribute_ids import AttributeIds
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from common.protocols.opcua import OpcUaSignalBinding, OpcUaSource
 from common.quality import BAD_WAITING_FOR_INITIAL_DATA
 from common.register import UpdateKind
+from common.register_base import SourceConfig
 from common.timestamps import ns_to_datetime
+from simulators.equipment import Served, SimulatorError
 from simulators.ledger import Ledger
 from simulators.machine import Sample, SignalSpec, Value, value_type
 
@@ -437,3 +440,24 @@ class OpcUaSourceServer:
         if self._server is None:
             raise RuntimeError(f"OPC UA source {self.source_id}: prepare() first")
         return self._server
+
+
+def serve(
+    source: SourceConfig, endpoint: str, served: Sequence[Served], ledger: Ledger | None
+) -> OpcUaSourceServer:
+    """The simulated OPC UA server of a register source (``simulators/equipment.py``)."""
+    assert isinstance(source, OpcUaSource)
+    bindings = []
+    for item in served:
+        binding = item.binding
+        assert isinstance(binding, OpcUaSignalBinding)
+        if binding.node is None:
+            raise SimulatorError(
+                f"signal {item.process}.{item.spec.id} is addressed by browse path "
+                f"{binding.browse_path!r}; the simulator serves node ids only (give the "
+                "signal a 'node')"
+            )
+        bindings.append(OpcUaBinding(item.process, item.spec, binding.node))
+    return OpcUaSourceServer(
+        source.id, endpoint, bindings, ledger=ledger, polled=source.mode == "poll"
+    )

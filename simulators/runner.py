@@ -15,31 +15,33 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Self
 
 from common.endpoints import parse_broker_url
-from common.protocols.modbus import ModbusSignalBinding, ModbusSource, parse_modbus_endpoint
 from common.protocols.mqtt import MqttSignalBinding, MqttSource
-from common.protocols.opcua import OpcUaSignalBinding, OpcUaSource
 from common.register import Source
 from common.register_loader import LoadedRegister
+from simulators.equipment import (
+    Equipment,
+    Served,
+    SimulatorError,
+    check_endpoint,
+    server,
+    serves_endpoint,
+)
 from simulators.ledger import Ledger
 from simulators.machine import BehaviourPlan, Machine, Sample, SignalSpec
-from simulators.modbus_server import ModbusBinding, ModbusDeviceServer
 from simulators.mqtt_devices import MqttBinding, MqttDevices
-from simulators.opcua_server import OpcUaBinding, OpcUaSourceServer
 from simulators.scenario import LoadedScenario
+
+__all__ = ["Simulator", "SimulatorError"]
 
 log = logging.getLogger(__name__)
 
 
-class SimulatorError(ValueError):
-    """Options that do not fit the register (unknown source id, wrong kind, bad URL)."""
-
-
 class Simulator:
-    """Every OPC UA server and MQTT device of a scenario's register.
+    """Every simulated server, device and MQTT publisher of a scenario's register.
 
     ``endpoints`` / ``brokers`` override a source's URL by source id; ``sources`` limits the
     run to some source ids (default: all). The simulator starts and closes ``ledger``.
@@ -64,10 +66,10 @@ class Simulator:
         all_sources = _unique_sources(register)
         endpoints = dict(endpoints or {})
         brokers = dict(brokers or {})
+        _check_overrides(endpoints, all_sources, serves_endpoint, "endpoint", register.path.name)
         _check_overrides(
-            endpoints, all_sources, (OpcUaSource, ModbusSource), "endpoint", register.path.name
+            brokers, all_sources, lambda kind: kind == "mqtt", "broker", register.path.name
         )
-        _check_overrides(brokers, all_sources, (MqttSource,), "broker", register.path.name)
         _check_urls(endpoints, brokers, all_sources)
         if sources is not None:
             unknown = sorted(set(sources) - set(all_sources))
@@ -78,14 +80,11 @@ class Simulator:
                 )
         selected = {sid: s for sid, s in all_sources.items() if sources is None or sid in sources}
 
-        opcua_bindings: dict[str, list[OpcUaBinding]] = {
-            sid: [] for sid, s in selected.items() if isinstance(s, OpcUaSource)
+        served: dict[str, list[Served]] = {
+            sid: [] for sid, s in selected.items() if serves_endpoint(s.kind)
         }
         mqtt_bindings: dict[str, list[MqttBinding]] = {
             sid: [] for sid, s in selected.items() if isinstance(s, MqttSource)
-        }
-        modbus_bindings: dict[str, list[ModbusBinding]] = {
-            sid: [] for sid, s in selected.items() if isinstance(s, ModbusSource)
         }
         self._route: dict[tuple[str, str], str] = {}
         self._specs: dict[str, list[SignalSpec]] = {}
@@ -98,14 +97,8 @@ class Simulator:
             process = ref.process
             spec = SignalSpec.from_register(signal)
             binding = signal.binding
-            if isinstance(binding, OpcUaSignalBinding):
-                if binding.node is None:
-                    raise SimulatorError(
-                        f"{register.path.name}: signal {process.id}.{signal.id} is addressed "
-                        f"by browse path {binding.browse_path!r}; the simulator serves node ids "
-                        "only (give the signal a 'node')"
-                    )
-                opcua_bindings[signal.source].append(OpcUaBinding(process.id, spec, binding.node))
+            if signal.source in served and binding is not None:
+                served[signal.source].append(Served(process.id, spec, binding))
             elif isinstance(binding, MqttSignalBinding) and binding.sparkplug is not None:
                 raise SimulatorError(
                     f"{register.path.name}: signal {process.id}.{signal.id} is read over "
@@ -129,13 +122,6 @@ class Simulator:
                         binding.quality_path,
                     )
                 )
-            elif isinstance(binding, ModbusSignalBinding):
-                source = selected[signal.source]
-                assert isinstance(source, ModbusSource)
-                device_id = source.device_id if binding.device_id is None else binding.device_id
-                modbus_bindings[signal.source].append(
-                    ModbusBinding(process.id, spec, device_id, binding)
-                )
             else:
                 raise SimulatorError(
                     f"{register.path.name}: signal {process.id}.{signal.id}: the simulator "
@@ -145,17 +131,18 @@ class Simulator:
             self._specs.setdefault(process.id, []).append(spec)
             self._hints[process.id] = f"{process.id} {process.name} {process.equipment}"
 
-        self.opcua: dict[str, OpcUaSourceServer] = {
-            sid: OpcUaSourceServer(
-                sid,
-                endpoints.get(sid, _opcua(selected[sid]).endpoint),
-                bindings,
-                ledger=ledger,
-                polled=_opcua(selected[sid]).mode == "poll",
-            )
-            for sid, bindings in opcua_bindings.items()
-            if bindings
-        }
+        self.equipment: dict[str, Equipment] = {}
+        """Source id → its simulated server or device (OPC UA, Modbus, …)."""
+        for sid, items in served.items():
+            if not items:
+                continue
+            source = selected[sid]
+            try:
+                self.equipment[sid] = server(source.kind)(
+                    source, endpoints.get(sid, getattr(source, "endpoint", "")), items, ledger
+                )
+            except SimulatorError as exc:
+                raise SimulatorError(f"{register.path.name}: source {sid}: {exc}") from None
         self.mqtt: dict[str, MqttDevices] = {
             sid: MqttDevices(
                 sid,
@@ -167,18 +154,6 @@ class Simulator:
             for sid, bindings in mqtt_bindings.items()
             if bindings
         }
-        self.modbus: dict[str, ModbusDeviceServer] = {
-            sid: ModbusDeviceServer(
-                sid,
-                endpoints.get(sid, _modbus(selected[sid]).endpoint),
-                bindings,
-                byte_order=_modbus(selected[sid]).byte_order,
-                word_order=_modbus(selected[sid]).word_order,
-                ledger=ledger,
-            )
-            for sid, bindings in modbus_bindings.items()
-            if bindings
-        }
         self.machines: dict[str, Machine] = {}
         """Built by ``start``, once the servers are ready, so the clock starts with them."""
         self.start_ns = 0
@@ -187,9 +162,8 @@ class Simulator:
 
     @property
     def endpoints(self) -> dict[str, str]:
-        """OPC UA and Modbus source id → the URL it listens on."""
-        urls = {sid: server.url for sid, server in self.opcua.items()}
-        return urls | {sid: server.url for sid, server in self.modbus.items()}
+        """Source id → the URL its simulated equipment listens on."""
+        return {sid: equipment.url for sid, equipment in self.equipment.items()}
 
     @property
     def brokers(self) -> dict[str, str]:
@@ -207,8 +181,8 @@ class Simulator:
         try:
             if self.ledger is not None:
                 await self.ledger.start()
-            for server in self.opcua.values():
-                await server.prepare()
+            for equipment in self.equipment.values():
+                await equipment.prepare()
             # Whole milliseconds: every source timestamp survives MQTT's ms resolution.
             self.start_ns = -(-time.time_ns() // 1_000_000) * 1_000_000
             seed = self.scenario.seed
@@ -225,10 +199,8 @@ class Simulator:
             }
             # The first values are in place before anyone can connect.
             await self._tick(self.start_ns)
-            for server in self.opcua.values():
-                await server.listen()
-            for device in self.modbus.values():
-                await device.listen()
+            for equipment in self.equipment.values():
+                await equipment.listen()
             for devices in self.mqtt.values():
                 await devices.start()
         except BaseException:
@@ -263,8 +235,7 @@ class Simulator:
         # Concurrently: each asyncua server takes up to a second to stop.
         results = await asyncio.gather(
             *(devices.stop() for devices in self.mqtt.values()),
-            *(server.stop() for server in self.opcua.values()),
-            *(device.stop() for device in self.modbus.values()),
+            *(equipment.stop() for equipment in self.equipment.values()),
             return_exceptions=True,
         )
         for result in results:
@@ -300,22 +271,16 @@ class Simulator:
             await self._tick(time.time_ns())
 
     async def _tick(self, now_ns: int) -> None:
-        opcua: dict[str, list[tuple[str, Sample]]] = {}
-        mqtt: dict[str, list[tuple[str, Sample]]] = {}
-        modbus: dict[str, list[tuple[str, Sample]]] = {}
+        by_source: dict[str, list[tuple[str, Sample]]] = {}
         for pid, machine in self.machines.items():
             for sample in machine.step(now_ns):
                 source = self._route[(pid, sample.signal)]
-                target = (
-                    opcua if source in self.opcua else modbus if source in self.modbus else mqtt
-                )
-                target.setdefault(source, []).append((pid, sample))
-        for source, items in mqtt.items():
-            self.mqtt[source].submit(items)
-        for source, items in opcua.items():
-            await self.opcua[source].write(items)
-        for source, items in modbus.items():
-            await self.modbus[source].write(items)
+                by_source.setdefault(source, []).append((pid, sample))
+        for source, items in by_source.items():
+            if source in self.mqtt:
+                self.mqtt[source].submit(items)
+            else:
+                await self.equipment[source].write(items)
 
 
 def _unique_sources(register: LoadedRegister) -> dict[str, Source]:
@@ -339,13 +304,7 @@ def _check_urls(
     endpoints: Mapping[str, str], brokers: Mapping[str, str], sources: Mapping[str, Source]
 ) -> None:
     for source_id, url in endpoints.items():
-        if isinstance(sources[source_id], ModbusSource):
-            try:
-                parse_modbus_endpoint(url)
-            except ValueError as exc:
-                raise SimulatorError(f"endpoint for {source_id}: {exc}") from None
-        elif not url.startswith("opc.tcp://"):
-            raise SimulatorError(f"endpoint for {source_id}: {url!r} is not opc.tcp://host:port")
+        check_endpoint(sources[source_id], url)
     for source_id, url in brokers.items():
         try:
             parse_broker_url(url)
@@ -356,7 +315,7 @@ def _check_urls(
 def _check_overrides(
     overrides: Mapping[str, str],
     sources: Mapping[str, Source],
-    kinds: tuple[type[Source], ...],
+    takes: Callable[[str], bool],
     what: str,
     register_name: str,
 ) -> None:
@@ -367,20 +326,10 @@ def _check_overrides(
                 f"{what} override for unknown source {source_id!r} "
                 f"(sources in {register_name}: {sorted(sources)})"
             )
-        if not isinstance(source, kinds):
+        if not takes(source.kind):
             raise SimulatorError(
                 f"{what} override for {source_id!r}, but it is a {source.kind} source"
             )
-
-
-def _opcua(source: Source) -> OpcUaSource:
-    assert isinstance(source, OpcUaSource)
-    return source
-
-
-def _modbus(source: Source) -> ModbusSource:
-    assert isinstance(source, ModbusSource)
-    return source
 
 
 def _mqtt(source: Source) -> MqttSource:

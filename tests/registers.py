@@ -12,11 +12,14 @@ check (line numbers in errors, YAML-level limits): ``tests/common/test_register*
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
+from common.register_base import SourceConfig
 from common.register_loader import LoadedRegister, parse_register
 
 NO_SECURITY = {"policy": "None", "mode": "None"}
@@ -172,3 +175,18 @@ def register(
         [plant("pl", SOURCES, lines)], enterprise=enterprise, region=region, version=version
     )
     return load(doc)
+
+
+def unreachable(
+    sources: Iterable[SourceConfig], port: int
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Endpoint and broker overrides that point every source at ``port`` on the loopback,
+    each in its own scheme (a closed port: an edge whose equipment cannot be reached)."""
+    endpoints, brokers = {}, {}
+    for source in sources:
+        if source.kind == "mqtt":
+            brokers[source.id] = f"mqtt://127.0.0.1:{port}"
+        else:
+            scheme = urlsplit(str(getattr(source, "endpoint", ""))).scheme
+            endpoints[source.id] = f"{scheme}://127.0.0.1:{port}"
+    return endpoints, brokers

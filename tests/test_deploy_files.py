@@ -30,7 +30,9 @@ from pydantic import BaseModel
 from collector.settings import CollectorSettings
 from common.endpoints import parse_broker_url
 from common.protocols.mqtt import MqttSource
+from common.register import Source
 from common.register_loader import LoadedRegister, load_register
+from simulators.equipment import serves_endpoint
 from simulators.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -401,19 +403,20 @@ def test_every_path_the_services_name_is_in_the_image_and_the_repo(
                 assert Path(source).exists(), f"{name}: bind mount {source} does not exist"
 
 
-SCHEMES = {"opcua": "opc.tcp", "modbus": "modbus"}
-"""Source kinds the simulators serve on an endpoint of their own, and its URL scheme."""
+def _scheme(source: Source) -> str:
+    """The URL scheme of a source the simulators serve on an endpoint of its own."""
+    return urlsplit(str(getattr(source, "endpoint", ""))).scheme
 
 
 def _simulator_ports(services: dict[str, dict[str, Any]]) -> dict[str, int]:
     endpoints = _overrides(_command(services["simulators"]), "--endpoint")
-    kinds = {s.id: s.kind for p in _demo_register(services).model.plants for s in p.sources}
+    sources = {s.id: s for p in _demo_register(services).model.plants for s in p.sources}
     ports = {}
     for source_id, url in endpoints.items():
         parts = urlsplit(url)
         # The override's host is the address the OPC UA server or Modbus device binds;
         # edges in other containers reach it only on all interfaces.
-        assert parts.scheme == SCHEMES[kinds[source_id]] and parts.hostname == "0.0.0.0", url
+        assert parts.scheme == _scheme(sources[source_id]) and parts.hostname == "0.0.0.0", url
         assert parts.port is not None, url
         ports[source_id] = parts.port
     return ports
@@ -434,7 +437,7 @@ def test_simulators_serve_every_source_of_the_scenario(
     assert "--register" not in command  # the scenario names its register
     register = _demo_register(services)
     sources = [s for plant in register.model.plants for s in plant.sources]
-    served = {s.id for s in sources if s.kind in SCHEMES}
+    served = {s.id for s in sources if serves_endpoint(s.kind)}
     mqtt = {s.id for s in sources if isinstance(s, MqttSource)}
     ports = _simulator_ports(services)
     assert set(ports) == served
@@ -467,7 +470,7 @@ def test_one_edge_per_plant_reaching_the_simulators_and_the_broker(
         assert _option(command, "--uplink-broker") == collector_broker, name
 
         endpoints = _overrides(command, "--endpoint")
-        served = {s.id: SCHEMES[s.kind] for s in plant.sources if s.kind in SCHEMES}
+        served = {s.id: _scheme(s) for s in plant.sources if serves_endpoint(s.kind)}
         assert set(endpoints) == set(served), name
         for source_id, url in endpoints.items():
             want = f"{served[source_id]}://simulators:{ports[source_id]}"

@@ -3,13 +3,14 @@ protocol provides, ``docs/protocols.md`` how to add one)."""
 
 from __future__ import annotations
 
-from common.protocols import modbus, mqtt, opcua
+from common.protocols import modbus, mqtt, opcua, s7
 from common.register_base import Protocol
 
 PROTOCOLS: tuple[Protocol, ...] = (
     opcua.PROTOCOL,
     mqtt.PROTOCOL,
     modbus.PROTOCOL,
+    s7.PROTOCOL,
 )
 
 BY_KIND: dict[str, Protocol] = {protocol.kind: protocol for protocol in PROTOCOLS}

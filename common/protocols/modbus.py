@@ -153,4 +153,10 @@ class ModbusSource(SourceConfig):
             )
 
 
-PROTOCOL = Protocol("modbus", ModbusSource, ModbusSignalBinding, "edge.sources.modbus.build")
+PROTOCOL = Protocol(
+    "modbus",
+    ModbusSource,
+    ModbusSignalBinding,
+    edge_module="edge.sources.modbus.build",
+    simulator_module="simulators.modbus_server",
+)

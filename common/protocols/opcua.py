@@ -144,4 +144,10 @@ class OpcUaSource(SourceConfig):
             raise ValueError(f"OPC UA source {self.id!r} needs a 'node' or 'browse_path'")
 
 
-PROTOCOL = Protocol("opcua", OpcUaSource, OpcUaSignalBinding, "edge.sources.opcua.build")
+PROTOCOL = Protocol(
+    "opcua",
+    OpcUaSource,
+    OpcUaSignalBinding,
+    edge_module="edge.sources.opcua.build",
+    simulator_module="simulators.opcua_server",
+)

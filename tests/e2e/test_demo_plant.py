@@ -55,9 +55,14 @@ async def test_every_sample_read_is_stored_with_status_and_source_time(
         if ups:
             first_up[source] = min(ups)
     source_of = {(r.process.id, r.signal.id): r.signal.source for r in stack.register.signals()}
-    # A polled Modbus device carries no source time: its samples are stamped when read, so
-    # they are held to the values the device held, below, not to the ledger's times.
-    polled = {s.id for p in stack.register.model.plants for s in p.sources if s.kind == "modbus"}
+    # A polled Modbus device or S7 PLC carries no source time: its samples are stamped when
+    # read, so they are held to the values the device held, below, not to the ledger's times.
+    polled = {
+        s.id
+        for p in stack.register.model.plants
+        for s in p.sources
+        if s.kind in ("modbus", "s7")
+    }
     expected = [
         rec
         for rec in demo_run["ledger"]
@@ -69,7 +74,7 @@ async def test_every_sample_read_is_stored_with_status_and_source_time(
         "_edge",
         *polled,
     }
-    assert polled and polled <= set(first_up), "the Modbus device was never read"
+    assert polled == {"a3-plc", "b4-plc"} and polled <= set(first_up), "a device was never read"
     _polled_values_were_produced(demo_run["ledger"], stored, source_of, polled)
 
     index = {

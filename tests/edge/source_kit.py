@@ -79,3 +79,48 @@ async def eventually(check: Callable[[], bool], timeout: float = 20.0, what: str
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"never came: {what or check}")
+
+
+class Relay:
+    """A TCP relay in front of a real server: passes bytes both ways until ``hold()``, then
+    swallows the server's answers while the connection stays open (a device, or the link
+    to it, that stops answering without closing)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.holding = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def hold(self) -> None:
+        self.holding = True
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        self._writers += [writer, up_writer]
+
+        async def pipe(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, answers: bool
+        ) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    if answers and self.holding:
+                        continue
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))

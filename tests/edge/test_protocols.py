@@ -62,6 +62,9 @@ def test_a_protocol_is_a_folder_with_its_readme_and_its_builder(protocol: Any) -
     assert callable(importlib.import_module(protocol.edge_module).build_source)
     assert protocol.source.model_fields["kind"].annotation is not str
     assert protocol.binding.model_fields["kind"].default == protocol.kind
+    if protocol.simulator_module is not None:  # simulated as equipment on an endpoint
+        assert callable(importlib.import_module(protocol.simulator_module).serve)
+        assert "endpoint" in protocol.source.model_fields
 
 
 def test_kinds_are_unique_and_no_binding_field_shadows_a_signals_own() -> None:

@@ -13,13 +13,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from common.protocols.modbus import ModbusSource
-from common.protocols.mqtt import MqttSource
 from common.register_loader import load_register
 from common.wire import Sample, decode_batch
 from edge.agent import EdgeAgent
 from edge.settings import EdgeSettings
 from harness.servers import REPO_ROOT, MosquittoServer, free_port
+from tests import registers
 from tests.edge.source_kit import eventually
 
 pytestmark = pytest.mark.integration
@@ -30,15 +29,9 @@ LIMIT = 64 * 1024
 
 def settings(tmp_path: Path, broker: str) -> EdgeSettings:
     """plant-a's edge with unreachable equipment: samples are fed to its buffer directly."""
-    closed = free_port()
-    endpoints, brokers = {}, {}
-    for source in load_register(DEMO).plant("plant-a").sources:
-        if isinstance(source, MqttSource):
-            brokers[source.id] = f"mqtt://127.0.0.1:{closed}"
-        elif isinstance(source, ModbusSource):
-            endpoints[source.id] = f"modbus://127.0.0.1:{closed}"
-        else:
-            endpoints[source.id] = f"opc.tcp://127.0.0.1:{closed}"
+    endpoints, brokers = registers.unreachable(
+        load_register(DEMO).plant("plant-a").sources, free_port()
+    )
     return EdgeSettings(
         _env_file=None,
         register_file=DEMO,

@@ -1,8 +1,10 @@
 """The KPI under everyday faults, end to end (docs/kpi.md, "Faults").
 
 Real processes throughout: the simulators (an OPC UA server and MQTT devices whose machine
-state is set once and never changes, parameters every second), a device mosquitto, an edge
-agent, a central mosquitto, the collector and influxd. Faults, each in its own run:
+state is set once and never changes, parameters every second), a Modbus TCP device as a
+simulator process of its own (polled: its state is read again at every poll), a device
+mosquitto, an edge agent, a central mosquitto, the collector and influxd. Faults, each in
+its own run:
 
 * the central broker stopped for 30 s, with SIGTERM (it publishes every edge's Last Will)
   and with SIGKILL (no Will at all): the edge keeps acquiring and buffering. While the
@@ -13,7 +15,12 @@ agent, a central mosquitto, the collector and influxd. Faults, each in its own r
 * a retained device state re-sent twice: across a device-broker restart and then an edge
   kill -9 and restart. The window holding the first re-send keeps the state known from
   that receipt, live and recomputed alike, although the second re-send overwrote the
-  sample's ``recv_ns``.
+  sample's ``recv_ns``;
+* the Modbus device killed (kill -9: a PLC losing power) and started again 8 s later: the
+  edge reports its source down once and up again; the windows covering the outage list it
+  and do not count the process, the other machines are untouched, and the first window
+  after it is DIGITALIZED again: a restart costs the windows it overlaps, not the KPI for
+  good.
 
 After each run every stored window is recomputed from storage and compared with what the
 collector stored: status, reasons, per-signal evidence and outages, to the nanosecond.
@@ -68,6 +75,18 @@ def _machine(process_id: str, name: str, source: str, **address: str) -> dict[st
     return registers.process(process_id, signals, name=name)
 
 
+def _polled_machine() -> dict[str, Any]:
+    """``m-plc`` on the Modbus device: a state register (on change) and a float speed."""
+    signals = [
+        registers.sig("state", "state", "plc", "on_change", address=0, type="string", length=6),
+        registers.sig("speed", source="plc", address=10, type="float32"),
+    ]
+    return registers.process("m-plc", signals, name="Machine on Modbus TCP")
+
+
+PLC = {"id": "plc", "kind": "modbus", "endpoint": "modbus://127.0.0.1:1", "poll_interval": "250ms"}
+MACHINES = {"m-opc", "m-dev", "m-plc"}
+
 REGISTER = registers.to_yaml(
     registers.document(
         [
@@ -78,6 +97,7 @@ REGISTER = registers.to_yaml(
                     registers.mqtt_source(
                         "dev", "mqtt://127.0.0.1:1", qos=1, persistent_session=True
                     ),
+                    PLC,
                 ],
                 [
                     registers.line(
@@ -90,6 +110,7 @@ REGISTER = registers.to_yaml(
                                 node="nsu=urn:faults;s=m-opc.{}",
                             ),
                             _machine("m-dev", "Machine on MQTT", "dev", topic="faults/m-dev/{}"),
+                            _polled_machine(),
                         ],
                     )
                 ],
@@ -109,7 +130,10 @@ machines:
   # does for hours. (MQTT: retained on the device broker.)
   m-opc: {behaviour: stops_updating, after: 1s, signals: [state]}
   m-dev: {behaviour: stops_updating, after: 1s, signals: [state]}
+  m-plc: {behaviour: stops_updating, after: 1s, signals: [state]}
 """
+DEVICE = "device-plc"
+"""The Modbus device's simulator process, apart from the others so it restarts alone."""
 
 
 @dataclass
@@ -141,7 +165,8 @@ async def rig(influxdb: InfluxServer, influx_db: str, tmp_path: Path) -> AsyncIt
     try:
         stack.start_collector(window=f"{WINDOW_S}s", period=f"{PERIOD_S}s", lag=f"{LAG_S}s")
         await asyncio.to_thread(stack.wait_for_api)
-        stack.start_simulators()
+        stack.start_simulators(only=["opc", "dev"])
+        stack.start_simulators(only=["plc"], name=DEVICE)
         stack.wait_for_simulators()
         stack.start_edges()
         yield Rig(
@@ -178,12 +203,11 @@ async def test_a_central_broker_outage_is_provisional_then_digitalized(
     await asyncio.sleep(OUTAGE_S / 2)
     during = await _processes(api)
     assert {p["process_id"]: (p["status"], p["reasons"]) for p in during} == {
-        "m-opc": ("PROVISIONAL", ["EDGE_BUFFERING"]),
-        "m-dev": ("PROVISIONAL", ["EDGE_BUFFERING"]),
+        machine: ("PROVISIONAL", ["EDGE_BUFFERING"]) for machine in MACHINES
     }, rig.stack.logs()
     kpi = (await _get(api, "/api/v1/kpi"))["rates"]
     plant = next(r for r in kpi if r["scope"] == "plant" and r["industry"] == "all")
-    assert (plant["provisional"], plant["denominator"], plant["rate"]) == (2, 0, None)
+    assert (plant["provisional"], plant["denominator"], plant["rate"]) == (3, 0, None)
     await asyncio.sleep(OUTAGE_S / 2)
     await rig.central.start_async()
     restarted_at = time.time_ns()
@@ -194,7 +218,7 @@ async def test_a_central_broker_outage_is_provisional_then_digitalized(
     covering = [w for w in stored if w.start < restarted_at and w.end > stopped_at]
     assert len(covering) >= WINDOW_S // PERIOD_S, [w.end for w in stored]
     for w in covering:
-        assert w.status == {"m-opc": "DIGITALIZED", "m-dev": "DIGITALIZED"}, (w.end, w.rows)
+        assert w.status == dict.fromkeys(MACHINES, "DIGITALIZED"), (w.end, w.rows)
     # The live results during the outage were provisional and were corrected since.
     assert any(w.revision >= 1 for w in covering)
     await _assert_stored_equals_recompute(rig, stored)
@@ -246,6 +270,41 @@ async def test_a_retained_state_re_sent_twice_stays_known_from_each_receipt(rig:
     assert last.evidence("m-dev", "state")["known_valid_at_end"], last.rows
 
 
+async def test_a_modbus_device_restart_costs_the_windows_it_overlaps_not_the_kpi(
+    rig: Rig,
+) -> None:
+    api = rig.stack.api_url
+    started = await _wait_digitalized(api)
+    killed_at = time.time_ns()
+    rig.stack.kill(DEVICE)  # the PLC loses power: no goodbye
+    await asyncio.sleep(8)
+    rig.stack.start_simulators(only=["plc"], name=DEVICE)
+    restarted_at = time.time_ns()
+    back_at = await _wait_source_up(rig, "plc", after=restarted_at)
+
+    until = await _wait_all_complete(rig, started, back_at + (WINDOW_S + 2 * PERIOD_S) * S)
+    stored = await _stored_windows(rig, started, until)
+    await _assert_stored_equals_recompute(rig, stored)
+
+    events = await _source_events(rig, "plc", killed_at, until)
+    assert [e["up"] for e in events if e["ts"] >= killed_at] == [False, True], events
+    down_at = next(e["ts"] for e in events if not e["up"] and e["ts"] >= killed_at)
+    assert killed_at <= down_at < restarted_at
+    covering = [w for w in stored if w.start < back_at and w.end > down_at]
+    assert covering, [w.end for w in stored]
+    for w in covering:
+        assert w.status["m-opc"] == w.status["m-dev"] == "DIGITALIZED", (w.end, w.rows)
+        outages = json.loads(w.rows["m-plc"]["outages"])["listed"]
+        assert [(o["source"], o["down_ns"]) for o in outages] == [("plc", down_at)], outages
+    # 8 s and more of a 20 s window unreadable: coverage far below 95 %.
+    whole = [w for w in covering if w.start <= down_at and w.end >= restarted_at]
+    assert whole and all(w.status["m-plc"] == "NOT_DIGITALIZED" for w in whole), whole
+    after = [w for w in stored if w.start >= back_at + S]
+    assert after and all(w.status == dict.fromkeys(MACHINES, "DIGITALIZED") for w in after), [
+        (w.end, w.status) for w in after
+    ]
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 
@@ -281,7 +340,7 @@ async def _processes(api: str) -> list[dict[str, Any]]:
 
 
 async def _wait_digitalized(api: str, timeout: float = 90.0) -> int:
-    """Until a live window has both machines DIGITALIZED; returns that window's start."""
+    """Until a live window has every machine DIGITALIZED; returns that window's start."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -289,7 +348,7 @@ async def _wait_digitalized(api: str, timeout: float = 90.0) -> int:
         except httpx.HTTPError:
             found = {"processes": []}
         statuses = {p["process_id"]: p["status"] for p in found["processes"]}
-        if statuses == {"m-opc": "DIGITALIZED", "m-dev": "DIGITALIZED"}:
+        if statuses == dict.fromkeys(MACHINES, "DIGITALIZED"):
             return int(found["window"]["start_ns"])
         await asyncio.sleep(1)
     raise AssertionError(f"the plant never became digitalized: {statuses}")
@@ -408,6 +467,18 @@ async def _wait_reconfirm(rig: Rig, after: int, timeout: float = 60.0) -> int:
 async def _source_events(rig: Rig, source: str, start: int, end: int) -> list[dict[str, Any]]:
     rows = await _query_points(rig, "liveness", start - WINDOW_S * S, end, source=source)
     return [{"ts": r.ts_ns, **r.fields} for r in rows]
+
+
+async def _wait_source_up(rig: Rig, source: str, after: int, timeout: float = 60.0) -> int:
+    """When the edge's up report of ``source`` after ``after`` was stored."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = await _source_events(rig, source, after, time.time_ns() + S)
+        ups = [e["ts"] for e in events if e["up"] and e["ts"] >= after]
+        if ups:
+            return int(ups[0])
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{source} never came back after {after}\n{rig.stack.logs()}")
 
 
 async def _edge_events(rig: Rig, start: int, end: int) -> list[dict[str, Any]]:

@@ -25,8 +25,6 @@ from collector.service import Collector
 from collector.settings import ApiSettings, CollectorSettings, KpiSettings
 from collector.storage.settings import InfluxSettings
 from common.endpoints import parse_broker_url
-from common.protocols.modbus import ModbusSource
-from common.protocols.mqtt import MqttSource
 from common.register_loader import load_register
 from common.topics import dead_letter_topic, edge_topic
 from common.wire import Sample, SampleColumns, UplinkBatch
@@ -34,6 +32,7 @@ from edge.agent import EdgeAgent
 from edge.health import verdict
 from edge.settings import EdgeSettings
 from harness.servers import InfluxServer, free_port
+from tests import registers
 from tests.edge.source_kit import eventually
 from tests.security.conftest import (
     DEMO_REGISTER,
@@ -55,15 +54,7 @@ def edge_settings(
 ) -> EdgeSettings:
     """An edge for ``plant`` whose equipment is unreachable (a closed port): only the uplink
     matters here, and samples are fed to its buffer directly."""
-    closed = free_port()
-    endpoints, brokers = {}, {}
-    for source in REGISTER.plant(plant).sources:
-        if isinstance(source, MqttSource):
-            brokers[source.id] = f"mqtt://127.0.0.1:{closed}"
-        elif isinstance(source, ModbusSource):
-            endpoints[source.id] = f"modbus://127.0.0.1:{closed}"
-        else:
-            endpoints[source.id] = f"opc.tcp://127.0.0.1:{closed}"
+    endpoints, brokers = registers.unreachable(REGISTER.plant(plant).sources, free_port())
     values: dict[str, Any] = {
         "register_file": DEMO_REGISTER,
         "plant": plant,

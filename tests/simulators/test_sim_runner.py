@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness.servers import REPO_ROOT
+from simulators.modbus_server import ModbusDeviceServer
+from simulators.opcua_server import OpcUaSourceServer
 from simulators.runner import Simulator, SimulatorError
+from simulators.s7_server import S7PlcServer
 from simulators.scenario import LoadedScenario, load_scenario
 from tests import registers
 from tests.simulators.conftest import MQTT_SCENARIO, mqtt_document, write_scenario
@@ -23,12 +26,16 @@ def demo() -> LoadedScenario:
 
 def test_one_server_per_opcua_source_and_one_client_per_mqtt_source(demo: LoadedScenario) -> None:
     sim = Simulator(demo)
-    assert sorted(sim.opcua) == ["a1-opcua", "a2-opcua", "b1-opcua"]
+    assert sorted(sim.equipment) == ["a1-opcua", "a2-opcua", "a3-plc", "b1-opcua", "b4-plc"]
+    assert isinstance(sim.equipment["a3-plc"], ModbusDeviceServer)
+    assert isinstance(sim.equipment["b4-plc"], S7PlcServer)
+    opcua = {sid: e for sid, e in sim.equipment.items() if isinstance(e, OpcUaSourceServer)}
+    assert sorted(opcua) == ["a1-opcua", "a2-opcua", "b1-opcua"]
     assert sorted(sim.mqtt) == ["a-devices", "b-devices"]
     assert sim.endpoints["a1-opcua"] == "opc.tcp://127.0.0.1:48401"
     assert sim.brokers["b-devices"] == "mqtt://127.0.0.1:18830"
-    assert sim.opcua["a2-opcua"].polled and not sim.opcua["a1-opcua"].polled
-    assert sim.opcua["a1-opcua"].processes == [
+    assert opcua["a2-opcua"].polled and not opcua["a1-opcua"].polled
+    assert opcua["a1-opcua"].processes == [
         "a1-deburring",
         "a1-grinding",
         "a1-milling",
