@@ -3,7 +3,7 @@ protocol provides, ``docs/protocols.md`` how to add one)."""
 
 from __future__ import annotations
 
-from common.protocols import modbus, mqtt, opcua, s7
+from common.protocols import modbus, mqtt, mtconnect, opcua, s7
 from common.register_base import Protocol
 
 PROTOCOLS: tuple[Protocol, ...] = (
@@ -11,6 +11,7 @@ PROTOCOLS: tuple[Protocol, ...] = (
     mqtt.PROTOCOL,
     modbus.PROTOCOL,
     s7.PROTOCOL,
+    mtconnect.PROTOCOL,
 )
 
 BY_KIND: dict[str, Protocol] = {protocol.kind: protocol for protocol in PROTOCOLS}

@@ -58,10 +58,7 @@ async def test_every_sample_read_is_stored_with_status_and_source_time(
     # A polled Modbus device or S7 PLC carries no source time: its samples are stamped when
     # read, so they are held to the values the device held, below, not to the ledger's times.
     polled = {
-        s.id
-        for p in stack.register.model.plants
-        for s in p.sources
-        if s.kind in ("modbus", "s7")
+        s.id for p in stack.register.model.plants for s in p.sources if s.kind in ("modbus", "s7")
     }
     expected = [
         rec

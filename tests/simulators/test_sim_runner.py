@@ -26,7 +26,14 @@ def demo() -> LoadedScenario:
 
 def test_one_server_per_opcua_source_and_one_client_per_mqtt_source(demo: LoadedScenario) -> None:
     sim = Simulator(demo)
-    assert sorted(sim.equipment) == ["a1-opcua", "a2-opcua", "a3-plc", "b1-opcua", "b4-plc"]
+    assert sorted(sim.equipment) == [
+        "a1-opcua",
+        "a2-opcua",
+        "a3-plc",
+        "a4-cnc",
+        "b1-opcua",
+        "b4-plc",
+    ]
     assert isinstance(sim.equipment["a3-plc"], ModbusDeviceServer)
     assert isinstance(sim.equipment["b4-plc"], S7PlcServer)
     opcua = {sid: e for sid, e in sim.equipment.items() if isinstance(e, OpcUaSourceServer)}

@@ -39,7 +39,7 @@ def test_demo_scenario_loads() -> None:
     assert expected.processes["b3-packing"].status is ProcessOutcome.NOT_SCHEDULED
     assert expected.processes["b2-coating"].may_also == ("STALE_DATA",)
     assert expected.rates.line["b3"] is None
-    assert expected.rates.enterprise == {"jinhua-machinery": 0.4375}
+    assert expected.rates.enterprise == {"jinhua-machinery": 0.4706}
 
 
 def test_register_override(tmp_path: Path) -> None:
