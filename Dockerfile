@@ -1,8 +1,9 @@
 # One image for every plantkpi service; docker-compose.yml picks the command:
-#   plantkpi-sim run ...        equipment simulators (OPC UA servers, MQTT devices)
+#   plantkpi-sim run ...        equipment simulators (OPC UA, Modbus, S7, MTConnect, MQTT)
 #   plantkpi-edge run ...       edge agent, one per plant
 #   plantkpi-collector run      central collector and HTTP API (port 8080)
 #   kpi --api http://...        the KPI table in a terminal
+#   plantkpi register check F   check a register file before it is deployed
 # Build: docker build -t plantkpi .   (or: docker-compose build)
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -18,6 +19,7 @@ COPY common/ common/
 COPY edge/ edge/
 COPY collector/ collector/
 COPY simulators/ simulators/
+COPY onboarding/ onboarding/
 COPY requirements-no-deps.txt ./
 # A regular (not editable) install without the dev extras: the runtime stage needs only
 # /opt/plantkpi, not the sources. Then the libraries installed without their dependencies
@@ -48,6 +50,7 @@ USER 10001:10001
 RUN plantkpi-sim --help >/dev/null \
     && plantkpi-edge --help >/dev/null \
     && plantkpi-collector --help >/dev/null \
-    && kpi --help >/dev/null
+    && kpi --help >/dev/null \
+    && plantkpi --help >/dev/null
 EXPOSE 8080
 CMD ["plantkpi-collector", "run"]

@@ -26,7 +26,7 @@ import contextlib
 import statistics
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +48,7 @@ from bench.report import machine_description, replace_section  # noqa: E402
 from common.protocols.modbus import ModbusSource  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
 from common.wire import Sample  # noqa: E402
+from edge.sources import SignalKey  # noqa: E402
 from edge.sources.modbus.build import point  # noqa: E402
 from edge.sources.modbus.plan import Point, plan_reads  # noqa: E402
 from edge.sources.modbus.source import ModbusTcpSource  # noqa: E402
@@ -118,7 +119,9 @@ class CountingSink:
     def after_durable(self, callback: Callable[[], None]) -> None:
         callback()
 
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
+    def rejected(
+        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
         raise BenchError(f"rejected {culprit}: {reason}")
 
 

@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +52,7 @@ from bench.report import machine_description, replace_section  # noqa: E402
 from common.protocols.mtconnect import MtconnectSource  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
 from common.wire import Sample  # noqa: E402
+from edge.sources import SignalKey  # noqa: E402
 from edge.sources.mtconnect.build import bound_item  # noqa: E402
 from edge.sources.mtconnect.source import BoundItem, MtconnectAgentSource  # noqa: E402
 from harness.servers import free_port  # noqa: E402
@@ -119,7 +120,9 @@ class CountingSink:
     def after_durable(self, callback: Callable[[], None]) -> None:
         callback()
 
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
+    def rejected(
+        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
         raise BenchError(f"rejected {culprit}: {reason}")
 
 

@@ -24,7 +24,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ from bench.report import machine_description, replace_section  # noqa: E402
 from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
 from common.wire import Sample  # noqa: E402
+from edge.sources import SignalKey  # noqa: E402
 from edge.sources.opcua.build import node_binding  # noqa: E402
 from edge.sources.opcua.nodes import monitoring_for  # noqa: E402
 from edge.sources.opcua.source import NodeBinding, OpcUaSource  # noqa: E402
@@ -146,7 +147,9 @@ class CountingSink:
     def after_durable(self, callback: Callable[[], None]) -> None:
         callback()  # nothing to persist here: the sample is already recorded
 
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
+    def rejected(
+        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
         raise BenchError(f"{source}: {culprit}: {reason}")
 
 

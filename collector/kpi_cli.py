@@ -32,8 +32,8 @@ from collector.api.models import (
     BucketHistoryOut,
     KpiOut,
     OutageOut,
+    ProcessDetailOut,
     ProcessesOut,
-    ProcessOut,
     ReportPlanOut,
     ReportWindowOut,
     WindowHistoryOut,
@@ -284,7 +284,7 @@ def process_detail(
     if as_json:
         print(json.dumps(answer, indent=2))
         return
-    p = ProcessOut.model_validate(answer)
+    p = ProcessDetailOut.model_validate(answer)
     console = Console()
     console.print(
         f"[bold]{p.process_id}[/] ({p.plant_id}/{p.line_id}, {p.industry}): "
@@ -324,6 +324,8 @@ def process_detail(
         console.print(f"(+{p.outages_more} more outages)")
     if p.manual_share is not None:
         console.print(f"manual mode share: {p.manual_share:.0%}")
+    for problem in p.edge_problems:
+        console.print(f"edge now: {problem}", soft_wrap=True, markup=False)
     console.print(f"register {p.register_version}, thresholds {p.thresholds}")
 
 

@@ -42,6 +42,14 @@ class SignalRole(StrEnum):
     """A key process parameter (spindle speed, temperature, ...)."""
 
 
+PERIODIC_HOLD_FACTOR = 3.0
+"""A periodic sample stays known for this many expected intervals (KPI.md; the default of
+the KPI's ``periodic_hold_factor``)."""
+ON_CHANGE_MAX_HOLD = 43200.0
+"""Seconds an on-change sample stays known while its source is alive (the default of the
+KPI's ``on_change_max_hold``)."""
+
+
 class UpdateKind(StrEnum):
     PERIODIC = "periodic"
     """A new sample arrives every expected interval (polled, or published on a timer)."""
@@ -54,7 +62,10 @@ MANUAL = "manual"
 
 class Signal(Strict):
     id: Id
+    """Unique within its process; names the signal in storage and in the KPI's evidence."""
     role: SignalRole
+    """``state`` (the machine's state: proves the process runs under digital control),
+    ``mode`` (automatic or manual, rule R6) or ``parameter`` (a process value)."""
     key: bool = True
     """For parameters: whether it is a key parameter the KPI requires."""
     source: str | None = None
@@ -62,7 +73,10 @@ class Signal(Strict):
     interval: Duration = 1.0
     """Expected sampling interval."""
     update: UpdateKind = UpdateKind.PERIODIC
+    """``periodic``: a sample every ``interval``; ``on_change``: only when the value changes
+    (an on-change sample stays known much longer, see docs/kpi.md)."""
     unit: str | None = None
+    """For people: shown with the values."""
     manual_values: tuple[str | int | bool, ...] = ("MANUAL",)
     """For a ``mode`` signal: the values that mean manual control."""
 
@@ -101,13 +115,28 @@ class Signal(Strict):
     def is_automated(self) -> bool:
         return self.source not in (None, MANUAL)
 
+    def hold(
+        self,
+        periodic_factor: float = PERIODIC_HOLD_FACTOR,
+        on_change_max: float = ON_CHANGE_MAX_HOLD,
+    ) -> float:
+        """Seconds a sample of this signal stays known: ``periodic_factor`` expected
+        intervals for a periodic signal, ``on_change_max`` for an on-change one (the KPI's
+        thresholds; the edge flags a signal silent for longer)."""
+        if self.update is UpdateKind.PERIODIC:
+            return periodic_factor * self.interval
+        return on_change_max
+
 
 class Downtime(Strict):
     """A planned downtime window: the line is not scheduled from start to end."""
 
     start: datetime
+    """With a time zone: ``2026-11-28T08:00:00Z`` or ``2026-11-28T16:00:00+08:00``."""
     end: datetime
+    """After ``start``."""
     reason: str = ""
+    """For people (maintenance, refurbishment)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Downtime:
@@ -120,11 +149,18 @@ class Downtime(Strict):
 
 class Process(Strict):
     id: Id
+    """Unique in the enterprise's register."""
     name: str
+    """For people (in Chinese as the plant calls it)."""
     key: bool
+    """A key process (关键工序): counted in the rate's denominator."""
     industry: IndustryType
+    """``discrete`` (machining, assembly) or ``process`` (chemicals, heat treatment): the
+    rate is also reported per industry."""
     equipment: str = ""
+    """What the process runs on, for people."""
     signals: tuple[Signal, ...] = ()
+    """What proves it is under digital control: a state, its key parameters, a mode."""
 
     @model_validator(mode="after")
     def _unique_signals(self) -> Process:
@@ -137,16 +173,24 @@ class Process(Strict):
 
 class Line(Strict):
     id: Id
+    """Unique in its plant."""
     name: str = ""
+    """For people."""
     downtime: tuple[Downtime, ...] = ()
+    """Planned downtime: the line's processes are not scheduled then (not judged)."""
     processes: tuple[Process, ...] = ()
+    """Its processes, key or not."""
 
 
 class Plant(Strict):
     id: Id
+    """Unique in the register; one edge agent reads one plant (``EDGE_PLANT``)."""
     name: str = ""
+    """For people."""
     sources: tuple[Source, ...] = ()
+    """The servers, brokers and devices its edge agent reads (see the protocols below)."""
     lines: tuple[Line, ...] = ()
+    """Its production lines."""
 
     @model_validator(mode="before")
     @classmethod
@@ -247,9 +291,15 @@ def _check_binding(
 
 class Enterprise(Strict):
     id: Id
+    """The enterprise's id: one register file per enterprise."""
     name: str = ""
+    """For people."""
     region: str
+    """The region the rate is reported to (a province, a city): the region's rates pool
+    every enterprise with this region."""
     above_designated_size: bool
+    """An enterprise above designated size (规模以上): the official regional rate counts
+    only these."""
     declared_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     """The rate declared in the enterprise's self-assessment, shown beside the measured one."""
 
@@ -258,7 +308,9 @@ class Register(Strict):
     version: str | None = None
     """Declared version; when absent the content digest is the version."""
     enterprise: Enterprise
+    """Who the register is of."""
     plants: tuple[Plant, ...]
+    """Its plants."""
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Register:

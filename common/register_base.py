@@ -34,7 +34,9 @@ Id = Annotated[str, AfterValidator(_check_id)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Attribute docstrings become field descriptions: docs/register-reference.md is
+    # generated from them (onboarding/reference.py).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SignalBinding(Strict):
@@ -43,6 +45,7 @@ class SignalBinding(Strict):
     (``node:``, ``topic:``, ``address:``); the plant gathers them by its source's kind."""
 
     kind: str
+    """Set from the source's kind; not written in the register."""
 
 
 class SourceConfig(Strict):
@@ -50,7 +53,10 @@ class SourceConfig(Strict):
     ``kind`` to its own and adds how to reach it."""
 
     id: Id
+    """The source's id in its plant: signals name it in ``source``."""
     kind: str
+    """The protocol (``opcua``, ``mqtt``, ``modbus``, ``s7``, ``mtconnect``): it decides
+    the source's other fields and its signals' binding fields."""
 
     def check_binding(self, binding: SignalBinding, process: str) -> None:
         """Raise ValueError (the reason, without where: the caller adds that) when a signal

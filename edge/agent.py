@@ -18,6 +18,7 @@ from edge.buffer.sinks import BufferSink, CountingSink
 from edge.health import GOOD_SOURCE_STATES, RateMeter, add_connection_rates, verdict
 from edge.health_server import HealthServer
 from edge.settings import EdgeSettings, check_buffer_dir
+from edge.signal_watch import SignalWatch
 from edge.sources import BoundSignal, Source, SourceContext, builder
 from edge.uplink import Uplink, UplinkIdentity
 
@@ -99,8 +100,16 @@ class EdgeAgent:
         )
         self.sink = BufferSink(self.buffer, self.uplink.wakeup)
         self.samples_by_source: dict[str, int] = {}
+        self.watch = SignalWatch(settings.signal_hold_factor, settings.signal_on_change_hold)
+        self.watch.watch(
+            (process.id, signal)
+            for line in self.plant.lines
+            for process in line.processes
+            for signal in process.signals
+        )
         self.source_sinks = {
-            s.id: CountingSink(self.sink, s.id, self.samples_by_source) for s in self.sources
+            s.id: CountingSink(self.sink, s.id, self.samples_by_source, self.watch)
+            for s in self.sources
         }
         self.rates = RateMeter()
         self.connection_rates = RateMeter()
@@ -130,6 +139,7 @@ class EdgeAgent:
             "buffer": asdict(self.buffer.stats()),
             "uplink": asdict(self.uplink.stats),
             "rejected": self.sink.rejected_count,
+            "signals": self.watch.report(),
         }
         problems = verdict(report, self.settings.buffer_max_bytes, self.settings.buffer_max_samples)
         report["status"] = "degraded" if problems else "ok"

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.signal_watch import problem_lines
+
 GOOD_SOURCE_STATES = frozenset({"subscribed", "polling"})
 BUFFER_WARN_FILL = 0.8
 """Above this share of its byte or sample bound the buffer is about to drop data."""
@@ -87,6 +89,7 @@ def verdict(report: dict[str, Any], buffer_max_bytes: int, buffer_max_samples: i
         failed = failed_nodes_problem(source, health)
         if failed:
             problems.append(failed)
+    problems.extend(problem_lines(report.get("signals") or {}))
     buffer = report["buffer"]
     fill = max(buffer["bytes_on_disk"] / buffer_max_bytes, buffer["depth"] / buffer_max_samples)
     if fill >= BUFFER_WARN_FILL:

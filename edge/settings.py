@@ -14,6 +14,7 @@ from common.durations import Duration
 from common.endpoints import check_source_endpoint, parse_broker_url
 from common.limits import DEVICE_PAYLOAD_MAX_BYTES, FUTURE_TOLERANCE_S, STRING_MAX_CHARS
 from common.mqtt_tls import LinkSecurity
+from common.register import ON_CHANGE_MAX_HOLD, PERIODIC_HOLD_FACTOR
 from common.settings_env import ServiceSettings
 from common.topics import DEFAULT_PREFIX
 from edge.buffer.segments import FsyncPolicy
@@ -107,6 +108,11 @@ class EdgeSettings(ServiceSettings):
     nodes_per_read: int = Field(ConnectionOptions.nodes_per_read, ge=1)
     status_interval: Duration = 10.0
     """How often a health report is published (and logged)."""
+    signal_hold_factor: float = Field(PERIODIC_HOLD_FACTOR, gt=0.0)
+    """A periodic signal with no valid sample for this many intervals while its source is
+    up is a problem in the health report (keep it equal to the KPI's periodic_hold_factor)."""
+    signal_on_change_hold: Duration = ON_CHANGE_MAX_HOLD
+    """And an on-change signal after this long (the KPI's on_change_max_hold)."""
     device_payload_max_bytes: int = Field(DEVICE_PAYLOAD_MAX_BYTES, ge=64)
     """A device MQTT message larger than this is rejected unread (docs/hostile-input.md)."""
     device_string_max_chars: int = Field(STRING_MAX_CHARS, ge=1)

@@ -276,6 +276,16 @@ class ProcessOut(ApiModel):
     complete: bool
 
 
+class ProcessDetailOut(ProcessOut):
+    """One key process, and what its plant's edge agent says now about its signals."""
+
+    edge_problems: list[str]
+    """The edge's health report's signal problems for this process (every reading
+    rejected, or nothing valid for a signal's hold), e.g. ``speed (topic d/m1/speed, path
+    val): 5 readings rejected, none valid since: payload has no value at 'val'``. Live:
+    not part of the stored result."""
+
+
 class ProcessesOut(ApiModel):
     window: WindowOut
     processes: list[ProcessOut]

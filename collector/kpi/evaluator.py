@@ -59,7 +59,7 @@ from collector.kpi.partials import NO_SCHEDULE, UNKNOWN, ProcessPartial, SignalP
 from collector.kpi.reconfirm import with_reconfirmations
 from collector.kpi.thresholds import Thresholds
 from common.quality import BAD, GOOD, Quality, classify
-from common.register import Line, Plant, Process, Signal, SignalRole, UpdateKind
+from common.register import Line, Plant, Process, Signal, SignalRole
 from common.register_loader import LoadedRegister
 from common.timestamps import datetime_to_ns
 from common.wire import EDGE_SOURCE
@@ -771,10 +771,7 @@ def _samples_of(samples: Samples, process: Process, signal: Signal) -> SignalSam
 
 
 def _hold_ns(signal: Signal, thresholds: Thresholds) -> int:
-    if signal.update is UpdateKind.PERIODIC:
-        seconds = thresholds.periodic_hold_factor * signal.interval
-    else:
-        seconds = thresholds.on_change_max_hold
+    seconds = signal.hold(thresholds.periodic_hold_factor, thresholds.on_change_max_hold)
     return round(seconds * 1e9)
 
 

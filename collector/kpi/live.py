@@ -49,11 +49,7 @@ def lookback_ns(register: LoadedRegister, thresholds: Thresholds) -> int:
     slice's result the same whichever window it is part of."""
     longest = 0.0
     for ref in register.signals():
-        signal = ref.signal
-        if signal.update is UpdateKind.ON_CHANGE:
-            hold = thresholds.on_change_max_hold
-        else:
-            hold = thresholds.periodic_hold_factor * signal.interval
+        hold = ref.signal.hold(thresholds.periodic_hold_factor, thresholds.on_change_max_hold)
         longest = max(longest, hold)
     return 2 * int(longest * 1e9)
 

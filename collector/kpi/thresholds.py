@@ -7,6 +7,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.durations import Duration
+from common.register import ON_CHANGE_MAX_HOLD, PERIODIC_HOLD_FACTOR
 
 
 class Thresholds(BaseModel):
@@ -18,9 +19,9 @@ class Thresholds(BaseModel):
     """R3: minimum share of the scheduled window with a known, good value."""
     manual_mode_max: float = Field(0.10, ge=0.0, le=1.0)
     """R6: maximum share of the scheduled window in manual control mode."""
-    periodic_hold_factor: float = Field(3.0, gt=0.0)
+    periodic_hold_factor: float = Field(PERIODIC_HOLD_FACTOR, gt=0.0)
     """A periodic sample stays known for this many expected intervals."""
-    on_change_max_hold: Duration = 43200.0
+    on_change_max_hold: Duration = ON_CHANGE_MAX_HOLD
     """Seconds an on-change sample stays known while its source is alive."""
     reason_min_share: float = Field(0.01, ge=0.0, le=1.0)
     """A failing signal reports every non-good category with at least this share."""

@@ -54,6 +54,7 @@ def parse_modbus_endpoint(url: str) -> tuple[str, int]:
 class ModbusSignalBinding(SignalBinding):
     kind: Literal["modbus"] = "modbus"
     table: Table = "holding"
+    """``holding`` (function 3), ``input`` (4), ``coil`` (1) or ``discrete`` (2)."""
     address: int = Field(ge=0, le=65535)
     """The protocol address, counted from 0 (holding register 40001 is address 0)."""
     type: DataType | None = None
@@ -69,8 +70,9 @@ class ModbusSignalBinding(SignalBinding):
     word_order: Order | None = None
     """Order of the registers of a 32/64-bit value; default the source's."""
     scale: float = 1.0
-    offset: float = 0.0
     """A numeric value is stored as raw × scale + offset (raw 1234, scale 0.1 → 123.4)."""
+    offset: float = 0.0
+    """Added after ``scale``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ModbusSignalBinding:
@@ -112,10 +114,12 @@ class ModbusSignalBinding(SignalBinding):
 
 class ModbusSource(SourceConfig):
     kind: Literal["modbus"]
+    """A Modbus TCP device, or a gateway to several."""
     endpoint: str
     """``modbus://host[:port]`` (port 502 by default): the device, or a gateway in front of
     several (``device_id`` per signal)."""
     device_id: int = Field(1, ge=0, le=255)
+    """The unit / slave id its signals are read from unless they say otherwise."""
     poll_interval: Duration = 1.0
     """Every signal of the source is read this often (its ``interval`` says what the KPI
     expects; keep it ≥ this)."""
@@ -124,6 +128,7 @@ class ModbusSource(SourceConfig):
     max_registers_per_read: int = Field(MAX_REGISTERS_PER_READ, ge=1, le=MAX_REGISTERS_PER_READ)
     """Some devices answer fewer than Modbus allows: lower it for them."""
     max_bits_per_read: int = Field(MAX_BITS_PER_READ, ge=1, le=MAX_BITS_PER_READ)
+    """Coils or discrete inputs in one request (Modbus allows 2,000)."""
     max_gap: int = Field(8, ge=0, le=MAX_REGISTERS_PER_READ)
     """Registers between two signals read along in one request rather than split in two
     (a device refuses a read over an address it does not have: set 0 for such devices)."""
@@ -131,7 +136,10 @@ class ModbusSource(SourceConfig):
     """Requests sent before their answers arrive; 1 for devices (and gateways to serial
     lines) that answer one at a time."""
     byte_order: Order = "big"
+    """Of the two bytes of a register: ``big`` (AB, the Modbus standard) or ``little``."""
     word_order: Order = "big"
+    """Of the registers of a 32/64-bit value: ``big`` (first register most significant)
+    or ``little`` (CDAB devices)."""
 
     @field_validator("endpoint")
     @classmethod

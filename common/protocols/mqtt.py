@@ -128,12 +128,15 @@ class MqttSignalBinding(SignalBinding):
 
 class MqttSource(SourceConfig):
     kind: Literal["mqtt"]
+    """Devices publishing to the plant's MQTT broker (JSON, plain values or Sparkplug B)."""
     broker: str = Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$")
     """The plant's device broker, ``mqtt://host:port`` or ``mqtts://host:port`` (TLS)."""
     qos: Literal[0, 1, 2] = 1
+    """The subscription's QoS: 1 or 2 for what must not be lost across an edge restart."""
     username: str | None = None
     """Login name; the password comes from the edge settings, never from the register."""
     tls: MqttTls | None = None
+    """For ``mqtts://``: the CA file and, for client certificates, the edge's own."""
     persistent_session: bool = False
     """MQTT 5 session kept by the broker while the edge is away (clean start off), with
     each message acknowledged only once its samples are on the edge's disk. Default: on

@@ -84,6 +84,7 @@ class MtconnectSignalBinding(SignalBinding):
 
 class MtconnectSource(SourceConfig):
     kind: Literal["mtconnect"]
+    """An MTConnect agent (CNC machines), read over HTTP."""
     endpoint: str
     """``http(s)://host[:port][/path]``: the agent (port 5000 is the usual agent's)."""
     device: str | None = None

@@ -120,13 +120,18 @@ class OpcUaSignalBinding(SignalBinding):
 
 class OpcUaSource(SourceConfig):
     kind: Literal["opcua"]
+    """An OPC UA server (a CNC, a PLC's, a gateway's)."""
     endpoint: Annotated[str, AfterValidator(check_opcua_endpoint)]
+    """``opc.tcp://host:port[/path]``, without a login in it."""
     security: OpcUaSecurity
     """Required: an unsecured connection must be asked for explicitly (policy None)."""
     mode: Literal["subscribe", "poll"] = "subscribe"
     """``poll`` reads all nodes every ``poll_interval`` for servers without subscriptions."""
     poll_interval: Duration = 1.0
+    """With ``mode: poll``: every node is read this often."""
     publishing_interval: Duration = 0.5
+    """With ``mode: subscribe``: how often the server sends the changes (its sampling is
+    each signal's ``interval``)."""
     max_nodes_per_connection: int = Field(3000, ge=1)
     """Above this many nodes the edge opens several connections (sessions) to the server,
     each with its own subscription (pure-Python asyncua handles ~3,000 tags at 1 s each)."""

@@ -122,8 +122,9 @@ class S7SignalBinding(SignalBinding):
     """For ``string``: its declared length (``STRING[20]`` → 20); the PLC stores two
     header bytes before the characters."""
     scale: float = 1.0
-    offset: float = 0.0
     """A numeric value is stored as raw × scale + offset (raw 1234, scale 0.1 → 123.4)."""
+    offset: float = 0.0
+    """Added after ``scale``."""
 
     @field_validator("address")
     @classmethod
@@ -185,9 +186,11 @@ def _suggest(where: S7Address, kind: str) -> str:
 
 class S7Source(SourceConfig):
     kind: Literal["s7"]
+    """A Siemens S7 PLC over ISO-on-TCP (PUT/GET allowed)."""
     endpoint: str
     """``s7://host[:port]`` (port 102 by default): the CPU, or the CP in front of it."""
     rack: int = Field(0, ge=0, le=7)
+    """The CPU's rack (0 for nearly every CPU)."""
     slot: int = Field(1, ge=0, le=31)
     """The CPU's slot: 1 for S7-1200/1500 and S7-200 SMART, 2 for most S7-300."""
     poll_interval: Duration = 1.0
@@ -199,6 +202,7 @@ class S7Source(SourceConfig):
     """The PDU size asked for at connect; the CPU answers with what it allows (240 for an
     S7-200 SMART or S7-1200, 480 or 960 for others) and reads are grouped to fit that."""
     max_items_per_read: int = Field(MAX_ITEMS_PER_READ, ge=1, le=MAX_ITEMS_PER_READ)
+    """Variables in one multi-variable read (20 for S7-300/400/1200/1500)."""
     max_gap: int = Field(16, ge=0, le=200)
     """Bytes between two signals of one area read along in one item rather than split in
     two (a CPU refuses an item past the end of a data block: signals near its end are

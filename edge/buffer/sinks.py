@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from common.wire import LivenessEvent, Sample
 from edge.buffer.store import SampleBuffer
-from edge.sources import SourceSink, now_ns
+from edge.signal_watch import SignalWatch
+from edge.sources import SignalKey, SourceSink, now_ns
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +40,48 @@ class BufferSink:
     def after_durable(self, callback: Callable[[], None]) -> None:
         self.buffer.after_durable(callback)
 
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
+    def rejected(
+        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
         self.rejected_count += 1
         if len(self.last_rejections) < 1000 or culprit in self.last_rejections:
             self.last_rejections[culprit] = f"{source}: {reason}"
 
 
 class CountingSink:
-    """A source's view of the agent's sink that counts what the source delivers."""
+    """A source's view of the agent's sink that counts what the source delivers, and shows
+    the agent's signal watch what each signal gets (``edge/signal_watch.py``)."""
 
-    def __init__(self, sink: SourceSink, source: str, counters: dict[str, int]) -> None:
+    def __init__(
+        self,
+        sink: SourceSink,
+        source: str,
+        counters: dict[str, int],
+        watch: SignalWatch | None = None,
+    ) -> None:
         self._sink = sink
         self._source = source
         self._counters = counters
+        self._watch = watch
         counters.setdefault(source, 0)
 
     def sample(self, sample: Sample) -> None:
         self._counters[self._source] += 1
+        if self._watch is not None:
+            self._watch.sample(sample)
         self._sink.sample(sample)
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None:
+        if self._watch is not None:
+            self._watch.liveness(source, up)
         self._sink.liveness(source, up, detail)
 
     def after_durable(self, callback: Callable[[], None]) -> None:
         self._sink.after_durable(callback)
 
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
-        self._sink.rejected(source, culprit, reason)
+    def rejected(
+        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
+        if self._watch is not None and signals:
+            self._watch.rejected(source, culprit, reason, signals)
+        self._sink.rejected(source, culprit, reason, signals)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -27,12 +27,17 @@ __all__ = [
     "Backoff",
     "BoundSignal",
     "BuildSource",
+    "SignalKey",
     "Source",
     "SourceContext",
     "SourceSink",
     "builder",
     "now_ns",
 ]
+
+
+SignalKey = tuple[str, str]
+"""(process id, signal id): one register signal."""
 
 
 class SourceSink(Protocol):
@@ -43,8 +48,11 @@ class SourceSink(Protocol):
     def after_durable(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once every sample reported so far is safely stored."""
 
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
-        """A reading that cannot become a sample (names the node id or topic)."""
+    def rejected(
+        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
+        """A reading that cannot become a sample: ``culprit`` names the node id, topic or
+        address, ``signals`` the (process, signal) it was for, when the source knows."""
 
 
 class Source(Protocol):

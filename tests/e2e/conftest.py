@@ -81,6 +81,7 @@ def demo_run(
             "table": kpi_cli("--api", stack.api_url),
             "json": kpi_cli("--api", stack.api_url, "--json"),
             "pressfit": kpi_cli("process", "a2-pressfit", "--api", stack.api_url),
+            "testing": kpi_cli("process", "a2-testing", "--api", stack.api_url),
         }
         yield {
             "cli": cli,

@@ -171,6 +171,8 @@ def test_dashboard_shows_the_numbers_the_api_gives(demo_run: dict[str, Any]) -> 
         assert edge["online"]
         depth = edge["health"].get("buffer", {}).get("depth")
         assert _value(shown, f"edge-buffer-{key}") == ("null" if depth is None else str(depth))
+        # The demo's offline and stalled machines: signals their edge names as not delivered.
+        assert int(_value(shown, f"edge-problems-{key}")) >= 1
 
     target = os.environ.get("PLANTKPI_SCREENSHOT")
     if target:

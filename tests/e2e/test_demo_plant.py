@@ -226,6 +226,13 @@ def test_kpi_cli_shows_rates_and_reasons(demo_run: dict[str, Any]) -> None:
         detail.returncode == 0 and "press_force" in detail.stdout and "OVERRIDDEN" in detail.stdout
     )
 
+    # The offline test bench: its edge says now which signals never arrived, and where.
+    testing = cli["testing"]
+    assert testing.returncode == 0 and "LOW_COVERAGE" in testing.stdout
+    told = [line for line in testing.stdout.splitlines() if line.startswith("edge now: ")]
+    assert told and all("nothing arrived" in line for line in told), testing.stdout
+    assert any("topic devices/plant-a/a2-testing/" in line for line in told), told
+
     unknown = kpi_cli("process", "no-such-process", "--api", api)
     assert unknown.returncode == 4 and "no key process 'no-such-process'" in unknown.stderr
     unreachable = kpi_cli("--api", "http://127.0.0.1:9")

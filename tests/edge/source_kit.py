@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 
 from common.wire import Sample
-from edge.sources import Source
+from edge.sources import SignalKey, Source
 
 
 @dataclass
@@ -39,7 +39,9 @@ class RecordingSink:
     def after_durable(self, callback: Callable[[], None]) -> None:
         callback()  # nothing to persist here: the sample is already recorded
 
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
+    def rejected(
+        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
         self.rejections.append((source, culprit, reason))
 
     def ups(self) -> list[Event]:

@@ -11,8 +11,8 @@ from collector.api.errors import ApiError, excerpt
 from collector.api.models import (
     EnterprisesOut,
     KpiOut,
+    ProcessDetailOut,
     ProcessesOut,
-    ProcessOut,
     ScopeKpiOut,
 )
 from collector.api.runtime import Runtime
@@ -24,6 +24,7 @@ from collector.api.scopes import (
     unknown_scope_id,
 )
 from collector.kpi.aggregate import SCOPES
+from collector.kpi.evaluator import ProcessResult
 from collector.kpi.service import KpiResult, KpiService
 
 
@@ -154,14 +155,16 @@ def router(runtime: Runtime) -> APIRouter:
         return ProcessesOut.model_validate({"window": result.window.to_dict(), "processes": items})
 
     @r.get("/processes/{process_id}")
-    async def process(process_id: str) -> ProcessOut:
+    async def process(process_id: str) -> ProcessDetailOut:
         """One key process: status, every failing rule's reason code, the evidence per
         signal, and the register version and thresholds it was computed with (R7)."""
         result = latest(runtime.kpi)
         for evaluation in result.evaluations:
             for p in evaluation.processes:
                 if p.process_id == process_id:
-                    return ProcessOut.model_validate(p.to_dict())
+                    return ProcessDetailOut.model_validate(
+                        {**p.to_dict(), "edge_problems": edge_problems(runtime, p)}
+                    )
         raise ApiError(
             404,
             "unknown_process",
@@ -170,3 +173,19 @@ def router(runtime: Runtime) -> APIRouter:
         )
 
     return r
+
+
+def edge_problems(runtime: Runtime, process: ProcessResult) -> list[str]:
+    """The signal problems the process's plant's edge agents report for it now."""
+    lines = []
+    for seen in runtime.pipeline.stats.edges.values():
+        if seen.plant != process.plant_id or seen.enterprise != process.enterprise_id:
+            continue
+        signals = seen.health.get("signals")
+        problems = signals.get("problems") if isinstance(signals, dict) else None
+        for problem in problems if isinstance(problems, list) else []:
+            if not isinstance(problem, dict) or problem.get("process") != process.process_id:
+                continue
+            where = f" ({problem['address']})" if problem.get("address") else ""
+            lines.append(f"{problem.get('signal')}{where}: {problem.get('reason')}")
+    return lines

@@ -256,9 +256,19 @@ function renderEdges(edges) {
         e.last_seen_ns ? clock(e.last_seen_ns) + ` (${e.seconds_since_seen.toFixed(0)} s ago)` : "never")),
       el("td", {}, num("edge-buffer-" + key, depth, depth === null ? "—" : depth)),
       el("td", {}, num("edge-dropped-" + key, dropped, dropped === null ? "—" : dropped)),
-      el("td", {}, num("edge-gaps-" + key, e.seq_gaps, e.seq_gaps))));
+      el("td", {}, num("edge-gaps-" + key, e.seq_gaps, e.seq_gaps)),
+      el("td", { class: "problems" }, problemList("edge-problems-" + key, (e.health && e.health.problems) || []))));
   }
-  if (!keys.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "no edge agent seen yet")));
+  if (!keys.length) body.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "no edge agent seen yet")));
+}
+
+// What the edge's health verdict says is wrong (a signal never delivered, a source down):
+// the first lines, and how many in all.
+function problemList(testid, problems) {
+  const shown = problems.slice(0, 3).map((line) => el("div", {}, line));
+  if (problems.length > 3) shown.push(el("div", {}, `+${problems.length - 3} more`));
+  return el("span", { "data-testid": testid, "data-value": String(problems.length) },
+    ...(shown.length ? shown : ["—"]));
 }
 
 function setStatus(text, state) {

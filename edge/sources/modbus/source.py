@@ -211,7 +211,7 @@ class ModbusTcpSource:
             try:
                 value = decode(words[start:end])
             except DecodeError as exc:
-                self._reject(sink, point.name, str(exc))
+                self._reject(sink, point.name, str(exc), point)
                 report(Sample(process, signal, recv, None, BAD_DATA_ENCODING_INVALID, recv))
                 continue
             report(Sample(process, signal, recv, value, GOOD, recv))
@@ -236,15 +236,15 @@ class ModbusTcpSource:
         reason = f"Modbus exception {code}"
         for point in read.points:
             if point.name not in self.stats.refused:
-                self._reject(sink, point.name, f"{reason} ({point.process}.{point.signal})")
+                self._reject(sink, point.name, f"{reason} ({point.process}.{point.signal})", point)
 
-    def _reject(self, sink: SourceSink, culprit: str, reason: str) -> None:
+    def _reject(self, sink: SourceSink, culprit: str, reason: str, point: Point) -> None:
         if culprit in self.stats.refused:
             return
         if len(self.stats.refused) < 100:
             self.stats.refused[culprit] = reason
         log.warning("Modbus source %s: %s: %s", self.id, culprit, reason)
-        sink.rejected(self.id, culprit, reason)
+        sink.rejected(self.id, culprit, reason, [(point.process, point.signal)])
 
     def _bad(self, read: Read, status: int, sink: SourceSink, recv: int | None = None) -> None:
         recv = recv or now_ns()

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from common import mqtt_client
 from common.endpoints import parse_broker_url
 from common.protocols.mqtt import MqttSource as MqttSourceConfig
 from common.wire import Sample
-from edge.sources import Backoff, SourceSink, now_ns
+from edge.sources import Backoff, SignalKey, SourceSink, now_ns
 from edge.sources.mqtt.payload import (
     DEFAULT_LIMITS,
     DeviceLimits,
@@ -320,11 +320,20 @@ class MqttDeviceSource:
                     value_type=read.value_type,
                 )
             except PayloadError as exc:
-                self._reject(sink, topic, str(exc), exc.rule)
+                self._reject(
+                    sink, topic, str(exc), exc.rule, [(binding.process, binding.signal.id)]
+                )
                 continue
             sink.sample(Sample(binding.process, binding.signal.id, ts, value, status, recv))
 
-    def _reject(self, sink: SourceSink, topic: str, reason: str, rule: str = "payload") -> None:
+    def _reject(
+        self,
+        sink: SourceSink,
+        topic: str,
+        reason: str,
+        rule: str = "payload",
+        signals: Collection[SignalKey] = (),
+    ) -> None:
         self.stats.rejected += 1
         by_rule = self.stats.rejected_by_rule
         by_rule[rule] = by_rule.get(rule, 0) + 1
@@ -332,7 +341,7 @@ class MqttDeviceSource:
         if topic in known or len(known) < MAX_REJECTED_TOPICS:
             known[topic] = reason
             self._log_rejection(topic, reason)
-        sink.rejected(self.id, f"topic {topic}", reason)
+        sink.rejected(self.id, f"topic {topic}", reason, signals)
 
     def _log_rejection(self, topic: str, reason: str) -> None:
         """Every topic's first rejection, then at most one line a topic per

@@ -280,7 +280,8 @@ class MtconnectAgentSource:
             if culprit not in self._rejected:
                 self._rejected.add(culprit)
                 log.warning("MTConnect source %s: data item %s: %s", self.id, culprit, reason)
-                sink.rejected(self.id, culprit, reason)
+                signals = [(i.process, i.signal) for i in missing if i.data_item == culprit]
+                sink.rejected(self.id, culprit, reason, signals)
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> Document:
         """One request's document; Unreadable when there is none to read."""

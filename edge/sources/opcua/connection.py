@@ -321,7 +321,8 @@ class OpcUaConnection:
             ts, value, status, server_ts = sample_fields(dv, recv)
         except UnsupportedValue as exc:
             self.stats.rejected += 1
-            sink.rejected(self.source_id, bindings[0].node, str(exc))
+            signals = [(binding.process, binding.signal) for binding in bindings]
+            sink.rejected(self.source_id, bindings[0].node, str(exc), signals)
             return
         self.stats.notifications += 1
         for binding in bindings:

@@ -203,7 +203,7 @@ class S7Source:
                 try:
                     value = decode(data, at)
                 except DecodeError as exc:
-                    self._reject(sink, point.name, f"{exc} ({point.process}.{point.signal})")
+                    self._reject(sink, point.name, f"{exc} ({point.process}.{point.signal})", point)
                     report(Sample(process, signal, recv, None, BAD_DATA_ENCODING_INVALID, recv))
                     continue
                 report(Sample(process, signal, recv, value, GOOD, recv))
@@ -230,15 +230,15 @@ class S7Source:
         reason = _ITEM_REASON.get(code, f"return code 0x{code:02X}")
         for point in item.points:
             if point.name not in self.stats.refused:
-                self._reject(sink, point.name, f"{reason} ({point.process}.{point.signal})")
+                self._reject(sink, point.name, f"{reason} ({point.process}.{point.signal})", point)
 
-    def _reject(self, sink: SourceSink, culprit: str, reason: str) -> None:
+    def _reject(self, sink: SourceSink, culprit: str, reason: str, point: Point) -> None:
         if culprit in self.stats.refused:
             return
         if len(self.stats.refused) < 100:
             self.stats.refused[culprit] = reason
         log.warning("S7 source %s: %s: %s", self.id, culprit, reason)
-        sink.rejected(self.id, culprit, reason)
+        sink.rejected(self.id, culprit, reason, [(point.process, point.signal)])
 
     def _report(self, sink: SourceSink, up: bool, detail: str) -> None:
         if self._reported_up == up:

@@ -7,12 +7,13 @@ Only the sink, the far end of the source, records; the brokers are real mosquitt
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from common.wire import Sample
+from edge.sources import SignalKey
 from harness.pki import make_pki
 from harness.servers import LOOPBACK, MosquittoServer
 from tests import registers
@@ -36,7 +37,9 @@ class RecordingSink:
     def after_durable(self, callback: Callable[[], None]) -> None:
         callback()  # nothing to persist here: the sample is already recorded
 
-    def rejected(self, source: str, culprit: str, reason: str) -> None:
+    def rejected(
+        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
         self.rejections.append((source, culprit, reason))
 
     def is_up(self) -> bool:

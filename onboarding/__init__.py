@@ -1,0 +1,1 @@
+"""Bringing a real plant in: checking and comparing register files (``plantkpi register``)."""

@@ -1,0 +1,147 @@
+"""docs/register-reference.md, generated from the register's models: every field of every
+part of a register file and of every protocol's sources and signals, with its type, its
+default and what it means (the models' attribute docstrings). A test holds the committed
+page to this output, so the reference cannot drift from the code.
+
+    python -m onboarding.reference > docs/register-reference.md
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from common.protocols import PROTOCOLS
+from common.register import Downtime, Enterprise, Line, Plant, Process, Register, Signal
+from common.register_base import SourceConfig
+
+HEADER = """\
+# Register reference
+
+Generated from the models by `python -m onboarding.reference` (a test compares this page
+with its output). A register is one YAML file per enterprise; unknown keys are errors, and
+every error names the file, the line and the field. `plantkpi register check FILE` lists
+every error and warning at once. Durations are written `500ms`, `1s`, `5m`, `1h`. A
+complete example: `examples/demo/register.yaml`; each protocol's README
+(`edge/sources/<kind>/README.md`) has a register snippet of its own.
+"""
+
+PARTS: tuple[tuple[str, type[BaseModel], str], ...] = (
+    ("register (the file)", Register, ""),
+    ("enterprise", Enterprise, "`enterprise:`"),
+    ("plant", Plant, "an item of `plants:`"),
+    ("line", Line, "an item of a plant's `lines:`"),
+    ("downtime", Downtime, "an item of a line's `downtime:` (planned: not scheduled)"),
+    ("process", Process, "an item of a line's `processes:`"),
+    ("signal", Signal, "an item of a process's `signals:`"),
+)
+
+
+def render() -> str:
+    out = [HEADER]
+    for title, model, where in PARTS:
+        out.append(_section(f"## {title}", model, where, skip={"binding"}))
+    out.append(
+        "## Protocols\n\nA source's `kind` selects its protocol; a signal of that source adds "
+        "the protocol's binding fields, written flat on the signal (a field of another "
+        "protocol is an unknown key).\n"
+    )
+    for protocol in PROTOCOLS:
+        kind = protocol.kind
+        out.append(
+            _section(
+                f"### `kind: {kind}`: source",
+                protocol.source,
+                f"an item of a plant's `sources:` (`edge/sources/{kind}/README.md`)",
+                skip=set(),
+            )
+        )
+        out.append(
+            _section(
+                f"### `kind: {kind}`: signal fields",
+                protocol.binding,
+                f"on a signal whose `source` is a {kind} source",
+                skip={"kind"},
+            )
+        )
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _section(title: str, model: type[BaseModel], where: str, skip: set[str]) -> str:
+    lines = [title, ""]
+    doc = (model.__doc__ or "").strip()
+    if doc and not doc.startswith(("Usage docs", "A base class")):
+        lines += [" ".join(doc.split()), ""]
+    if where:
+        lines += [f"Where: {where}.", ""]
+    lines += ["| field | type | default | meaning |", "|---|---|---|---|"]
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        lines.append(
+            f"| `{name}` | {_type(info.annotation)} | {_default(info)} | "
+            f"{_cell(info.description or '')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _default(info: FieldInfo) -> str:
+    if info.is_required():
+        return "required"
+    if info.default_factory is not None:
+        return "—"
+    value = info.default
+    if value is PydanticUndefined or value is None:
+        return "—"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, tuple | list):
+        return "`[" + ", ".join(str(v) for v in value) + "]`"
+    if value == "":
+        return '`""`'
+    return f"`{value}`"
+
+
+def _type(annotation: Any) -> str:
+    return _cell(_name(annotation))
+
+
+def _name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _name(args[0])
+    if origin is typing.Literal:
+        return " or ".join(f"`{a}`" for a in args)
+    if origin in (typing.Union, types.UnionType):
+        if all(isinstance(a, type) and issubclass(a, SourceConfig) for a in args):
+            return "a source (its `kind`: see Protocols)"
+        names = [_name(a) for a in args if a is not type(None)]
+        return " or ".join(names) + (" (optional)" if type(None) in args else "")
+    if origin in (tuple, list):
+        inner = args[0] if args else Any
+        return f"list of {_name(inner)}"
+    if origin is dict:
+        return f"mapping of {_name(args[0])} to {_name(args[1])}"
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return " or ".join(f"`{m.value}`" for m in annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation.__name__.lower()
+    name = getattr(annotation, "__name__", None) or str(annotation)
+    return {"float": "number", "int": "integer", "str": "text", "bool": "true/false"}.get(
+        name, name
+    )
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+if __name__ == "__main__":
+    print(render(), end="")
