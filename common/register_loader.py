@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from common.garbage import garbage_collector_paused
 from common.protocols import BY_KIND
 from common.register import Line, Plant, Process, Register, Signal
+from common.register_classes import ClassError, locate
+from common.register_classes import expand as expand_classes
 from common.yaml_source import YamlSourceError, parse_yaml, read_limited
 
 
@@ -90,11 +92,19 @@ def _parse_register(raw: bytes, path: Path) -> LoadedRegister:
             f"{path}: the register must be a mapping with 'enterprise' and 'plants'"
         )
     try:
-        model = Register.model_validate(document.data)
+        data, origins = expand_classes(document)
+    except ClassError as exc:
+        raise RegisterError(str(exc)) from None
+    try:
+        model = Register.model_validate(data)
     except ValidationError as exc:
         # pydantic puts the discriminator value ('opcua', 'mqtt', …) into the locations of a
         # source's and a binding's fields, and a binding's fields stand on the signal itself.
-        messages = document.validation_messages(exc, ignore=("binding", *BY_KIND))
+        messages = document.validation_messages(
+            exc,
+            ignore=("binding", *BY_KIND),
+            problem=lambda loc, reason: locate(document, origins, loc, reason),
+        )
         raise RegisterError("invalid register\n  " + "\n  ".join(messages)) from None
     signals = {
         (process.id, signal.id): SignalRef(plant, line, process, signal)

@@ -39,8 +39,15 @@ class YamlDocument:
     def problem(self, loc: Loc, reason: str) -> str:
         return f"{self.where(loc)}: {render_loc(loc) or '(top level)'}: {reason}"
 
-    def validation_messages(self, exc: ValidationError, ignore: Iterable[Any] = ()) -> list[str]:
-        """One line per pydantic error; ``ignore`` drops union tags pydantic adds to paths."""
+    def validation_messages(
+        self,
+        exc: ValidationError,
+        ignore: Iterable[Any] = (),
+        problem: Callable[[Loc, str], str] | None = None,
+    ) -> list[str]:
+        """One line per pydantic error; ``ignore`` drops union tags pydantic adds to paths;
+        ``problem`` places an error (default: this file's line of its location)."""
+        place = problem or self.problem
         skipped = set(ignore)
         messages = []
         for error in exc.errors():
@@ -48,7 +55,7 @@ class YamlDocument:
             reason = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 reason = "unknown key (check the spelling; unknown keys are not ignored)"
-            messages.append(self.problem(loc, reason))
+            messages.append(place(loc, reason))
         return messages
 
 

@@ -20,6 +20,7 @@ from pydantic_core import PydanticUndefined
 from common.protocols import PROTOCOLS
 from common.register import Downtime, Enterprise, Line, Plant, Process, Register, Signal
 from common.register_base import SourceConfig
+from common.register_classes import EquipmentClass
 
 HEADER = """\
 # Register reference
@@ -32,6 +33,24 @@ complete example: `examples/demo/register.yaml`; each protocol's README
 (`edge/sources/<kind>/README.md`) has a register snippet of its own.
 """
 
+INSTANCES = """\
+## process written from a class
+
+A process entry with `class: <id>` takes the class's signals and its `equipment`,
+`industry` and `key` (its own fields win), and adds:
+
+| field | type | default | meaning |
+|---|---|---|---|
+| `class` | text | required | The equipment class (an id of `equipment_classes`). |
+| `params` | mapping of text to text or integer | `{}` | Values of the class's placeholders: `{machine}` in a string is replaced by `params.machine`; `{base+4}` adds 4 to a whole-number parameter (a value that is only a placeholder keeps its type: `address: "{base+4}"` is a number). `{plant}`, `{line}` and `{process}` are the ids; `{{` and `}}` are braces. |
+| `source` | text | — | The source of the class's signals that name none. |
+| `signals` | list of signal entries | `[]` | Overrides merged into the class's signal of the same `id` (any field), or new signals. |
+
+The loaded register is the expanded one: the KPI, storage and the register version see the
+processes as if written out by hand. An error in an expanded signal names the process's
+place and the class field it came from.
+"""
+
 PARTS: tuple[tuple[str, type[BaseModel], str], ...] = (
     ("register (the file)", Register, ""),
     ("enterprise", Enterprise, "`enterprise:`"),
@@ -40,6 +59,7 @@ PARTS: tuple[tuple[str, type[BaseModel], str], ...] = (
     ("downtime", Downtime, "an item of a line's `downtime:` (planned: not scheduled)"),
     ("process", Process, "an item of a line's `processes:`"),
     ("signal", Signal, "an item of a process's `signals:`"),
+    ("equipment class", EquipmentClass, "an entry of the file's `equipment_classes:`"),
 )
 
 
@@ -47,6 +67,7 @@ def render() -> str:
     out = [HEADER]
     for title, model, where in PARTS:
         out.append(_section(f"## {title}", model, where, skip={"binding"}))
+    out.append(INSTANCES)
     out.append(
         "## Protocols\n\nA source's `kind` selects its protocol; a signal of that source adds "
         "the protocol's binding fields, written flat on the signal (a field of another "
@@ -113,6 +134,8 @@ def _type(annotation: Any) -> str:
 
 
 def _name(annotation: Any) -> str:
+    if annotation is Any:
+        return "value"
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:

@@ -1,0 +1,236 @@
+"""Equipment classes: a machine type written once and instantiated per machine loads as the
+register written out by hand; an error in an instance names its line and the class field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.register_loader import RegisterError, parse_register
+from tests import registers
+
+LATHE: dict[str, Any] = {
+    "equipment": "CNC lathe",
+    "industry": "discrete",
+    "key": True,
+    "params": {"ns": "urn:plant-a"},
+    "signals": [
+        {
+            "id": "state",
+            "role": "state",
+            "update": "on_change",
+            "node": "nsu={ns};s={machine}.State",
+        },
+        {"id": "spindle_speed", "role": "parameter", "node": "nsu={ns};s={machine}.Spindle"},
+        {
+            "id": "mode",
+            "role": "mode",
+            "update": "on_change",
+            "node": "nsu={ns};s={machine}.Mode",
+            "manual_values": ["JOG", "MDA"],
+        },
+    ],
+}
+
+
+def document(processes: list[dict[str, Any]], classes: dict[str, Any]) -> dict[str, Any]:
+    doc = registers.document(
+        [registers.plant("pl", registers.SOURCES, [registers.line("l1", processes)])]
+    )
+    return {**doc, "equipment_classes": classes}
+
+
+def load(doc: dict[str, Any]) -> Any:
+    return parse_register(registers.to_yaml(doc).encode(), Path("plant.yaml"))
+
+
+def test_instances_load_as_the_register_written_out_by_hand() -> None:
+    instances = [
+        {
+            "id": f"lathe{n}",
+            "name": f"车床 {n}",
+            "class": "lathe",
+            "source": "opc",
+            "params": {"machine": f"L0{n}"},
+        }
+        for n in (1, 2)
+    ]
+    by_class = load(document(instances, {"lathe": LATHE}))
+
+    def by_hand(n: int) -> dict[str, Any]:
+        ns = "nsu=urn:plant-a;s="
+        return {
+            "id": f"lathe{n}",
+            "name": f"车床 {n}",
+            "key": True,
+            "industry": "discrete",
+            "equipment": "CNC lathe",
+            "signals": [
+                {
+                    "id": "state",
+                    "role": "state",
+                    "update": "on_change",
+                    "source": "opc",
+                    "node": f"{ns}L0{n}.State",
+                },
+                {
+                    "id": "spindle_speed",
+                    "role": "parameter",
+                    "source": "opc",
+                    "node": f"{ns}L0{n}.Spindle",
+                },
+                {
+                    "id": "mode",
+                    "role": "mode",
+                    "update": "on_change",
+                    "source": "opc",
+                    "node": f"{ns}L0{n}.Mode",
+                    "manual_values": ["JOG", "MDA"],
+                },
+            ],
+        }
+
+    written = registers.load(
+        registers.document(
+            [
+                registers.plant(
+                    "pl", registers.SOURCES, [registers.line("l1", [by_hand(1), by_hand(2)])]
+                )
+            ]
+        )
+    )
+    assert by_class.model.plants == written.model.plants
+    assert [r.signal.binding for r in by_class.signals()][1].node == "nsu=urn:plant-a;s=L01.Spindle"
+
+
+def test_an_instance_overrides_a_field_adds_a_signal_and_keeps_number_types() -> None:
+    press = {
+        "industry": "discrete",
+        "key": True,
+        "signals": [
+            {
+                "id": "state",
+                "role": "state",
+                "update": "on_change",
+                "table": "holding",
+                "address": "{base}",
+                "type": "uint16",
+            },
+            {"id": "force", "role": "parameter", "address": "{base+4}", "type": "float32"},
+            {"id": "topic_like", "role": "parameter", "key": False, "address": "{base+10}"},
+        ],
+    }
+    plc = {"id": "plc", "kind": "modbus", "endpoint": "modbus://10.0.0.7"}
+    instance = {
+        "id": "press7",
+        "name": "Press 7",
+        "class": "press",
+        "source": "plc",
+        "params": {"base": 100},
+        "signals": [
+            {"id": "force", "interval": "500ms"},
+            {
+                "id": "temperature",
+                "role": "parameter",
+                "address": "{base+20}",
+                "type": "int16",
+                "scale": 0.1,
+            },
+        ],
+    }
+    doc = registers.document([registers.plant("pl", [plc], [registers.line("l1", [instance])])])
+    loaded = load({**doc, "equipment_classes": {"press": press}})
+    signals = {r.signal.id: r.signal for r in loaded.signals()}
+    assert list(signals) == ["state", "force", "topic_like", "temperature"]
+    assert [s.binding.address for s in signals.values()] == [100, 104, 110, 120]
+    assert signals["force"].interval == 0.5 and signals["state"].interval == 1.0
+    assert signals["temperature"].source == "plc"
+
+
+def test_braces_are_written_doubled() -> None:
+    cls = {
+        "key": True,
+        "industry": "discrete",
+        "signals": [
+            {"id": "state", "role": "state", "update": "on_change", "topic": "m/{machine}/{{raw}}"}
+        ],
+    }
+    instance = {"id": "m1", "name": "m1", "class": "c", "source": "dev", "params": {"machine": "x"}}
+    loaded = load(document([instance], {"c": cls}))
+    assert loaded.signals()[0].signal.binding.topic == "m/x/{raw}"
+
+
+@pytest.mark.parametrize(
+    ("instance", "classes", "needle", "reason"),
+    [
+        (
+            {"class": "lath"},
+            {"lathe": LATHE},
+            "class: lath",
+            "no equipment class 'lath' (classes: lathe)",
+        ),
+        (
+            {"class": "lathe", "params": {"machin": "L01"}},
+            {"lathe": LATHE},
+            "node: nsu={ns};s={machine}.State",
+            "class lathe, for process lathe1 (plant.yaml:25): no parameter 'machine' for {machine} "
+            "(known: line, machin, ns, plant, process)",
+        ),
+        (
+            {"class": "lathe", "params": {"machine": "L01", "ns": "x"}},
+            {"lathe": {**LATHE, "signals": [{**LATHE["signals"][0], "role": "sate"}]}},
+            "role: sate",
+            "(class lathe: equipment_classes.lathe.signals[0].role): Input should be",
+        ),
+        (
+            {
+                "class": "lathe",
+                "params": {"machine": "L01"},
+                "signals": [{"id": "mode", "intervl": "1s"}],
+            },
+            {"lathe": LATHE},
+            "intervl: 1s",
+            "processes[0].signals[2].intervl (class lathe: ",
+        ),
+    ],
+)
+def test_an_error_names_the_line_and_the_class_field(
+    instance: dict[str, Any], classes: dict[str, Any], needle: str, reason: str
+) -> None:
+    process = {"id": "lathe1", "name": "lathe 1", "source": "opc", **instance}
+    doc = document([process], classes)
+    text = registers.to_yaml(doc)
+    with pytest.raises(RegisterError) as caught:
+        parse_register(text.encode(), Path("plant.yaml"))
+    message = str(caught.value)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if needle in row)
+    assert f"plant.yaml:{line}: " in message and reason in message, (message, line)
+
+
+def test_a_class_without_signals_or_with_an_unknown_key_is_refused() -> None:
+    with pytest.raises(RegisterError, match=r"equipment_classes\.c\.signals: Field required"):
+        load(document([], {"c": {"key": True}}))
+    with pytest.raises(RegisterError, match=r"equipment_classes\.c\.colour"):
+        load(document([], {"c": {"signals": [], "colour": "red"}}))
+    cls = {
+        "key": True,
+        "industry": "discrete",
+        "signals": [{"id": "s", "role": "state", "node": "{machine+1}"}],
+    }
+    instance = {"id": "p", "name": "p", "class": "c", "source": "opc", "params": {"machine": "L01"}}
+    with pytest.raises(RegisterError, match="adds to machine='L01', not a whole number"):
+        load(document([instance], {"c": cls}))
+
+
+def test_the_example_of_docs_onboarding_loads_as_it_says() -> None:
+    page = Path(__file__).parents[2] / "docs" / "onboarding.md"
+    (block,) = re.findall(r"^```yaml\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S)
+    loaded = parse_register(block.encode(), Path("onboarding.md"))
+    signals = {(r.process.id, r.signal.id): r.signal for r in loaded.signals()}
+    assert signals[("a1-lathe-02", "spindle_speed")].interval == 0.5
+    assert signals[("a1-lathe-01", "spindle_speed")].interval == 1.0
+    assert signals[("a1-press-01", "force")].binding.address == 104  # type: ignore[union-attr]
+    assert signals[("a1-lathe-01", "mode")].manual_values == ("JOG", "MDA")
