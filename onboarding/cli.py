@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+import yaml
 
 from common.durations import parse_duration
 from common.register_loader import RegisterError, load_register
 from common.yaml_source import YamlSourceError, read_yaml
 from onboarding.check import DEFAULT_WINDOW_S, warnings
 from onboarding.diff import diff
+from onboarding.ledger import export_ledger, import_ledger
+from onboarding.sheets import SheetError, read_rows, write_rows
 
 app = typer.Typer(
     name="plantkpi",
@@ -20,7 +24,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-register_app = typer.Typer(help="Register files: check and compare.", no_args_is_help=True)
+register_app = typer.Typer(
+    help="Register files: check, compare, and import from / export to an equipment ledger.",
+    no_args_is_help=True,
+)
 app.add_typer(register_app, name="register")
 
 INVALID = 2
@@ -82,6 +89,78 @@ def compare(
         return
     for line in found.lines():
         typer.echo(line)
+
+
+@register_app.command("import")
+def import_(
+    ledger: Annotated[Path, typer.Argument(help="The ledger: .xlsx or .csv (UTF-8 or GBK).")],
+    base: Annotated[
+        Path,
+        typer.Option(
+            help="A register with the enterprise, the equipment classes and each plant's "
+            "sources (its plants' lines are replaced by the ledger's)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The register file to write.")],
+    sheet: Annotated[
+        str | None, typer.Option(help="The workbook's sheet (default the first).")
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(help="Of downtime times written without one (China: +08:00).")
+    ] = "+08:00",
+) -> None:
+    """An equipment ledger, one row per process, into a register file that loads; every bad
+    row is reported with its row and column, all at once (exit 2, nothing written)."""
+    try:
+        zone = dt.datetime.fromisoformat(f"2000-01-01T00:00:00{timezone}").tzinfo
+    except ValueError:
+        _fail(f"--timezone: {timezone!r} is not an offset such as +08:00")
+    assert zone is not None
+    try:
+        rows = read_rows(ledger, sheet)
+        base_data = read_yaml(base, "register").data
+    except (SheetError, YamlSourceError) as exc:
+        _fail(str(exc))
+    if not isinstance(base_data, dict):
+        _fail(f"{base}: not a register (a mapping with enterprise and plants)")
+    result = import_ledger(rows, base_data, ledger.name, zone)
+    if result.problems:
+        _fail(
+            f"{ledger}: {len(result.problems)} problems, nothing written\n  "
+            + "\n  ".join(result.problems)
+        )
+    out.write_text(
+        yaml.safe_dump(result.document, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    processes = sum(
+        len(line.get("processes", []))
+        for plant in result.document.get("plants", [])
+        for line in plant.get("lines", []) or []
+    )
+    typer.echo(f"{out}: {processes} processes from {len(rows)} rows of {ledger}")
+
+
+@register_app.command("export")
+def export(
+    file: Annotated[Path, typer.Argument(help="The register YAML.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The ledger to write: .xlsx or .csv.")],
+    chinese: Annotated[bool, typer.Option(help="Chinese column headers.")] = True,
+) -> None:
+    """A register's processes as an equipment ledger, one row per process (classes and
+    parameters as written), to keep the ledger as the source of truth."""
+    try:
+        load_register(file)  # only a register that loads is exported
+        data = read_yaml(file, "register").data
+    except (RegisterError, YamlSourceError) as exc:
+        _fail(str(exc))
+    headers, rows, notes = export_ledger(data, chinese)
+    try:
+        write_rows(out, headers, rows)
+    except SheetError as exc:
+        _fail(str(exc))
+    for note in notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"{out}: {len(rows)} rows")
 
 
 def main() -> None:

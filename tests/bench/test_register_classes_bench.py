@@ -11,3 +11,12 @@ def test_the_class_form_loads_the_same_plants_in_fewer_lines() -> None:
     written, with_classes = result["lines"]
     assert with_classes < written
     assert "| ratio |" in render(result, "(smoke test)")
+
+
+def test_the_ledger_import_bench_imports_a_small_ledger() -> None:
+    from bench.ledger_import import measure as measure_import
+    from bench.ledger_import import render as render_import
+
+    result = measure_import(20, 1)
+    assert result["import_s"] > 0 and result["rows"] == 20
+    assert "| 20 |" in render_import(result, "(smoke test)")
