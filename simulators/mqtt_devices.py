@@ -18,7 +18,7 @@ import json
 import logging
 import ssl
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,8 @@ class MqttBinding:
     path: str = "value"
     timestamp_path: str | None = "ts"
     quality_path: str | None = "quality"
+    select: Mapping[str, str | int | bool] | None = None
+    """Fields that name the signal in a message of a topic several signals share."""
 
 
 def quality_label(status: int) -> str:
@@ -68,6 +70,8 @@ def build_payload(binding: MqttBinding, value: Value, ts_ms: int, label: str) ->
         _put(document, binding.timestamp_path, ts_ms)
     if binding.quality_path is not None:
         _put(document, binding.quality_path, label)
+    for field_path, value_named in (binding.select or {}).items():
+        _put(document, field_path, value_named)
     return json.dumps(document, separators=(",", ":")).encode()
 
 

@@ -120,6 +120,7 @@ class Simulator:
                         binding.path,
                         binding.timestamp_path,
                         binding.quality_path,
+                        binding.select,
                     )
                 )
             else:

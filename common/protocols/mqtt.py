@@ -113,11 +113,19 @@ class MqttSignalBinding(SignalBinding):
     value_type: Literal["number", "boolean", "string"] | None = None
     """The kind of value the signal carries; a message with another kind (a string on a
     numeric parameter) is rejected with a reason instead of stored. Unset: any."""
+    select: dict[str, str | int | bool] | None = None
+    """For a topic that carries several signals, one message each naming its signal
+    (``{"signal": "spindle", "value": 1200}``): the payload fields (dotted paths) a message
+    must have, with these values, to be this signal's (``select: {signal: spindle}``).
+    Messages of the topic that no signal selects are rejected. (Several signals in one
+    message need no ``select``: bind each to the topic with its own ``path``.)"""
 
     @model_validator(mode="after")
     def _one_address(self) -> MqttSignalBinding:
         if self.topic is not None and (not self.topic or _MQTT_WILDCARD.search(self.topic)):
             raise ValueError(f"topic {self.topic!r} must be a concrete topic without + or #")
+        if self.select is not None and (self.topic is None or not self.select):
+            raise ValueError("select needs a topic and at least one payload field")
         if self.sparkplug is not None and self.topic is not None:
             raise ValueError(
                 "sparkplug given with a topic: a Sparkplug signal names only its source and "

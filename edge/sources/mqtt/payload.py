@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,7 +96,8 @@ def oversize_reason(size: int, limits: DeviceLimits) -> str:
     )
 
 
-def _lookup(document: Any, path: str) -> tuple[bool, Any]:
+def lookup(document: Any, path: str) -> tuple[bool, Any]:
+    """(found, value) at a dotted ``path`` of a decoded payload (``.``: all of it)."""
     if path == ".":
         return True, document
     current = document
@@ -154,7 +156,7 @@ def _type_problem(value: Value, value_type: str | None) -> str | None:
     return None
 
 
-def parse_payload(  # noqa: C901 (the hostile-input rules in the order they must apply, one branch each)
+def parse_payload(
     payload: bytes,
     *,
     path: str,
@@ -165,6 +167,29 @@ def parse_payload(  # noqa: C901 (the hostile-input rules in the order they must
     value_type: str | None = None,
 ) -> tuple[int, Value, int]:
     """Return (source ts ns, value, status code) or raise PayloadError."""
+    document = decode_payload(payload, plain=path == ".", limits=limits)
+    return read_reading(
+        document,
+        path=path,
+        timestamp_path=timestamp_path,
+        quality_path=quality_path,
+        recv_ns=recv_ns,
+        limits=limits,
+        value_type=value_type,
+    )
+
+
+class NotJson:
+    """A payload that is not JSON, kept as its text for signals that read it whole
+    (``path: .``); any other path on it is "not JSON"."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def decode_payload(payload: bytes, *, plain: bool, limits: DeviceLimits = DEFAULT_LIMITS) -> Any:
+    """The payload's JSON document (decoded once for every signal of its topic); a payload
+    that is not JSON is a PayloadError unless ``plain`` (a signal reads it whole)."""
     if len(payload) > limits.payload_bytes:
         raise PayloadError(oversize_reason(len(payload), limits))
     try:
@@ -172,19 +197,47 @@ def parse_payload(  # noqa: C901 (the hostile-input rules in the order they must
     except UnicodeDecodeError as exc:
         raise PayloadError(f"payload is not UTF-8 text (byte {exc.start})") from None
     try:
-        document = _loads(text)
+        return _loads(text)
     except _DuplicateKey as exc:
         raise PayloadError(f"payload repeats the key {shown(str(exc))}") from None
     except json.JSONDecodeError:
-        if path != ".":
+        if not plain:
             raise PayloadError(f"payload is not JSON (starts {text[:40]!r})") from None
-        document = text.strip()
+        return NotJson(text.strip())
     except RecursionError:
         raise PayloadError("payload is nested too deeply") from None
     except ValueError as exc:  # int() refuses numbers of more than 4300 digits
         raise PayloadError(f"payload holds a number the parser refuses: {exc}") from None
 
-    found, value = _lookup(document, path)
+
+def selected(document: Any, select: Mapping[str, object]) -> bool:
+    """Whether a decoded payload is for a signal that ``select``s its messages by payload
+    fields (one topic carrying several signals, each message naming its own)."""
+    for field_path, wanted in select.items():
+        found, value = lookup(document, field_path) if isinstance(document, dict) else (False, None)
+        if not found or value != wanted or isinstance(value, bool) != isinstance(wanted, bool):
+            return False
+    return True
+
+
+def read_reading(
+    document: Any,
+    *,
+    path: str,
+    timestamp_path: str | None,
+    quality_path: str | None,
+    recv_ns: int,
+    limits: DeviceLimits = DEFAULT_LIMITS,
+    value_type: str | None = None,
+) -> tuple[int, Value, int]:
+    """One signal's (source ts ns, value, status code) from a decoded payload, or
+    PayloadError."""
+    if isinstance(document, NotJson):
+        if path != ".":
+            raise PayloadError(f"payload is not JSON (starts {document.text[:40]!r})")
+        document = document.text
+
+    found, value = lookup(document, path)
     if not found:
         raise PayloadError(f"payload has no value at {path!r}", "no_value")
     if isinstance(value, dict | list):
@@ -200,7 +253,7 @@ def parse_payload(  # noqa: C901 (the hostile-input rules in the order they must
 
     status = GOOD
     if quality_path is not None and isinstance(document, dict):
-        found_q, quality = _lookup(document, quality_path)
+        found_q, quality = lookup(document, quality_path)
         if found_q:
             try:
                 status = status_from_label(quality)
@@ -213,7 +266,7 @@ def parse_payload(  # noqa: C901 (the hostile-input rules in the order they must
 
     ts = recv_ns
     if timestamp_path is not None and isinstance(document, dict):
-        found_t, raw_ts = _lookup(document, timestamp_path)
+        found_t, raw_ts = lookup(document, timestamp_path)
         if found_t and raw_ts is not None:
             ts = _timestamp_ns(raw_ts)
             bad_ts = timestamp_problem(ts, recv_ns, limits.future_tolerance_s)

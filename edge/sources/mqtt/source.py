@@ -29,8 +29,11 @@ from edge.sources.mqtt.payload import (
     DEFAULT_LIMITS,
     DeviceLimits,
     PayloadError,
+    decode_payload,
+    lookup,
     oversize_reason,
-    parse_payload,
+    read_reading,
+    selected,
 )
 from edge.sources.mqtt.routing import TopicBinding, TopicRouter
 from edge.sources.mqtt.security import BrokerSecurity, build_security, explain_connect_error
@@ -307,11 +310,23 @@ class MqttDeviceSource:
             self._reject(sink, topic, bindings)
             return
         recv = now_ns()
+        keys = [(b.process, b.signal.id) for b in bindings]
+        try:  # once for every signal of the topic
+            document = decode_payload(
+                payload, plain=any(b.binding.path == "." for b in bindings), limits=self.limits
+            )
+        except PayloadError as exc:
+            self._reject(sink, topic, str(exc), exc.rule, keys)
+            return
+        taken = False
         for binding in bindings:
             read = binding.binding
+            if read.select is not None and not selected(document, read.select):
+                continue
+            taken = True
             try:
-                ts, value, status = parse_payload(
-                    payload,
+                ts, value, status = read_reading(
+                    document,
                     path=read.path,
                     timestamp_path=read.timestamp_path,
                     quality_path=read.quality_path,
@@ -325,6 +340,8 @@ class MqttDeviceSource:
                 )
                 continue
             sink.sample(Sample(binding.process, binding.signal.id, ts, value, status, recv))
+        if not taken:
+            self._reject(sink, topic, unselected_reason(document, bindings), "select", keys)
 
     def _reject(
         self,
@@ -361,3 +378,18 @@ async def _stopped(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def unselected_reason(document: object, bindings: list[TopicBinding]) -> str:
+    """Why no signal of a topic took a message: what each selects, and what came."""
+    wanted = "; ".join(
+        ", ".join(f"{path}={value!r}" for path, value in (b.binding.select or {}).items())
+        for b in bindings
+    )
+    fields = sorted({path for b in bindings for path in b.binding.select or {}})
+    got = ", ".join(
+        f"{path}={found!r}" if ok else f"no {path}"
+        for path in fields
+        for ok, found in [lookup(document, path)]
+    )
+    return f"no signal of the topic selects this message ({got}; signals select {wanted})"
