@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from common.durations import Duration
 from common.protocols import BY_KIND, PROTOCOLS
 from common.register_base import Id, SignalBinding, SourceConfig, Strict
+from common.state_models import state_model
 
 if TYPE_CHECKING:
     Source = SourceConfig
@@ -79,10 +80,29 @@ class Signal(Strict):
     """For people: shown with the values."""
     manual_values: tuple[str | int | bool, ...] = ("MANUAL",)
     """For a ``mode`` signal: the values that mean manual control."""
+    profile: str | None = None
+    """The standard model the values follow (``MachineOperationMode``, ``CncOperationMode``,
+    ``ControllerMode``, … listed in docs/register-reference.md): for a ``mode`` signal it
+    gives ``manual_values`` (then not written)."""
 
     binding: Binding | None = None
     """How an automated signal is read: its source's protocol's fields (``node``, ``topic``,
     ``address``, …), written flat on the signal and gathered here by the plant."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _values_of_the_profile(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("profile") is None:
+            return data
+        model = state_model(str(data["profile"]), str(data.get("role")))
+        if "manual_values" in data:
+            raise ValueError(
+                f"manual_values given with profile {model.name}: the profile says which "
+                "values are manual (drop one of them)"
+            )
+        if model.role == "mode":
+            return {**data, "manual_values": model.manual_values}
+        return data
 
     @model_validator(mode="before")
     @classmethod

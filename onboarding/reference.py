@@ -21,6 +21,7 @@ from common.protocols import PROTOCOLS
 from common.register import Downtime, Enterprise, Line, Plant, Process, Register, Signal
 from common.register_base import SourceConfig
 from common.register_classes import EquipmentClass
+from common.state_models import MODELS
 
 HEADER = """\
 # Register reference
@@ -68,6 +69,7 @@ def render() -> str:
     for title, model, where in PARTS:
         out.append(_section(f"## {title}", model, where, skip={"binding"}))
     out.append(INSTANCES)
+    out.append(_state_models())
     out.append(
         "## Protocols\n\nA source's `kind` selects its protocol; a signal of that source adds "
         "the protocol's binding fields, written flat on the signal (a field of another "
@@ -92,6 +94,31 @@ def render() -> str:
             )
         )
     return "\n".join(out).rstrip() + "\n"
+
+
+def _state_models() -> str:
+    lines = [
+        "## Machine state and mode models (`profile`)",
+        "",
+        "A signal's `profile` names the standard its values follow; for a `mode` signal it "
+        "gives `manual_values` (the names, and the numbers where the standard fixes them: "
+        "an OPC UA server reports the number, an MQTT device or MTConnect agent the name). "
+        "PackML numbers differ between specifications: a server reporting PackML numbers "
+        "needs `manual_values` in its own numbering.",
+        "",
+        "| profile | role | standard | values | manual for R6 | why |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model in MODELS:
+        values = ", ".join(
+            f"{name}={number}" if number is not None else name for name, number in model.values
+        )
+        manual = ", ".join(f"`{v}`" for v in model.manual_values) or "—"
+        lines.append(
+            f"| `{model.name}` | {model.role} | {_cell(model.standard)} | {_cell(values)} | "
+            f"{manual} | {_cell(model.why) or '—'} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _section(title: str, model: type[BaseModel], where: str, skip: set[str]) -> str:

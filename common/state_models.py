@@ -1,0 +1,185 @@
+"""Standard machine-state and control-mode models, recognized by name (pure).
+
+A register signal may name the model its values follow (``profile: MachineOperationMode``)
+instead of listing them: for a ``mode`` signal the profile gives ``manual_values`` (rule
+R6), as the enumeration's names and, where the specification fixes them, its numbers — an
+OPC UA server reports an enumeration as its number, an MQTT device or an MTConnect agent
+as its name, and the KPI compares both as text. For a ``state`` signal the profile
+documents the states (the KPI judges a state by its quality: any state word counts as
+known).
+
+PackML (ISA-TR88; OPC 30050) numbers its states and unit modes differently from OPC 30060
+and from plant to plant: its profiles carry names only, and a server reporting numbers
+needs ``manual_values`` with that server's numbering (read from its EnumStrings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StateModel:
+    name: str
+    role: str
+    """``state`` or ``mode``: the signal role it describes."""
+    standard: str
+    values: tuple[tuple[str, int | None], ...]
+    """The enumeration: (name, number), number None where the specification does not fix it."""
+    manual: tuple[str, ...] = ()
+    """For a mode model: the names that are manual control for R6."""
+    why: str = ""
+
+    @property
+    def manual_values(self) -> tuple[str | int, ...]:
+        """What a mode signal of this model reports in manual control: names and numbers."""
+        numbers = [number for name, number in self.values if name in self.manual]
+        return (*self.manual, *(n for n in numbers if n is not None))
+
+
+MODELS: tuple[StateModel, ...] = (
+    StateModel(
+        "MachineryItemState",
+        "state",
+        "OPC 40001-1 Machinery (MachineryBuildingBlocks/MachineryItemState)",
+        (("NotAvailable", 0), ("OutOfService", 1), ("NotExecuting", 2), ("Executing", 3)),
+    ),
+    StateModel(
+        "MachineryOperationMode",
+        "mode",
+        "OPC 40001-1 Machinery (MachineryBuildingBlocks/MachineryOperationMode)",
+        (("None", 0), ("Maintenance", 1), ("Setup", 2), ("Processing", 3)),
+        manual=("Maintenance", "Setup"),
+        why="maintenance and setup are people working the machine; only Processing is the "
+        "machine producing under its own control",
+    ),
+    StateModel(
+        "MachineOperationMode",
+        "mode",
+        "OPC 40501-1 Machine Tools (Monitoring/MachineTool/OperationMode)",
+        (
+            ("Manual", 0),
+            ("Automatic", 1),
+            ("Setup", 2),
+            ("AutoWithManualIntervention", 3),
+            ("Service", 4),
+            ("Other", 5),
+        ),
+        manual=("Manual", "Setup", "AutoWithManualIntervention", "Service"),
+        why="an operator intervening in an automatic run is not the process under digital "
+        "control; Other is the vendor's own mode and is not assumed manual",
+    ),
+    StateModel(
+        "ChannelMode",
+        "mode",
+        "OPC 40501-1 Machine Tools (Monitoring/<Channel>/ChannelMode)",
+        (("Automatic", 0), ("MDI", 1), ("Manual", 2), ("Other", 3)),
+        manual=("MDI", "Manual"),
+        why="MDI (manual data input) runs blocks an operator types in: manual, like Manual",
+    ),
+    StateModel(
+        "ChannelState",
+        "state",
+        "OPC 40501-1 Machine Tools (Monitoring/<Channel>/ChannelState)",
+        (("Active", 0), ("Interrupted", 1), ("Reset", 2)),
+    ),
+    StateModel(
+        "CncOperationMode",
+        "mode",
+        "OPC 40502 CNC Systems (CncChannel/OperationMode)",
+        (("Manual", 0), ("MDA", 1), ("Automatic", 2)),
+        manual=("Manual", "MDA", "Manual_0", "MDA_1"),
+        why="MDA (manual data automatic) executes what the operator enters: it counts as "
+        "manual, only Automatic runs the part program",
+    ),
+    StateModel(
+        "CncChannelStatus",
+        "state",
+        "OPC 40502 CNC Systems (CncChannel/ChannelStatus)",
+        (("Active", 0), ("Interrupted", 1), ("Reset", 2)),
+    ),
+    StateModel(
+        "PackMLState",
+        "state",
+        "PackML / ISA-TR88.00.02 (OPC 30050): names only, numbering differs by spec",
+        tuple(
+            (name, None)
+            for name in (
+                "Undefined",
+                "Clearing",
+                "Stopped",
+                "Starting",
+                "Idle",
+                "Suspended",
+                "Execute",
+                "Stopping",
+                "Aborting",
+                "Aborted",
+                "Holding",
+                "Held",
+                "Unholding",
+                "Suspending",
+                "Unsuspending",
+                "Resetting",
+                "Completing",
+                "Complete",
+            )
+        ),
+    ),
+    StateModel(
+        "PackMLUnitMode",
+        "mode",
+        "PackML / ISA-TR88.00.02 (OPC 30050): names only, numbering differs by spec",
+        (("Production", None), ("Maintenance", None), ("Manual", None)),
+        manual=("Maintenance", "Manual"),
+        why="Production is the only mode in which the unit runs its recipe on its own",
+    ),
+    StateModel(
+        "Execution",
+        "state",
+        "MTConnect (Execution data item)",
+        tuple(
+            (name, None)
+            for name in (
+                "READY",
+                "ACTIVE",
+                "INTERRUPTED",
+                "WAIT",
+                "FEED_HOLD",
+                "STOPPED",
+                "OPTIONAL_STOP",
+                "PROGRAM_STOPPED",
+                "PROGRAM_COMPLETED",
+                "PROGRAM_OPTIONAL_STOP",
+            )
+        ),
+    ),
+    StateModel(
+        "ControllerMode",
+        "mode",
+        "MTConnect (ControllerMode data item)",
+        (
+            ("AUTOMATIC", None),
+            ("SEMI_AUTOMATIC", None),
+            ("MANUAL", None),
+            ("MANUAL_DATA_INPUT", None),
+            ("EDIT", None),
+        ),
+        manual=("MANUAL", "MANUAL_DATA_INPUT", "EDIT"),
+        why="MANUAL_DATA_INPUT is MTConnect's MDI and EDIT an operator at the program; "
+        "SEMI_AUTOMATIC (single block) is left to the plant (add it with manual_values)",
+    ),
+)
+
+BY_NAME: dict[str, StateModel] = {model.name: model for model in MODELS}
+
+
+def state_model(name: str, role: str) -> StateModel:
+    """The model ``name`` for a signal of ``role``; ValueError naming what is known."""
+    model = BY_NAME.get(name)
+    if model is None:
+        known = ", ".join(m.name for m in MODELS if m.role == role) or "none"
+        raise ValueError(f"no machine {role} model {name!r} (for {role} signals: {known})")
+    if model.role != role:
+        raise ValueError(f"{name} describes a {model.role} signal, not a {role} signal")
+    return model
