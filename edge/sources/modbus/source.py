@@ -31,6 +31,7 @@ from common.quality import BAD, BAD_NO_COMMUNICATION, GOOD
 from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns
 from edge.sources.modbus.plan import Point, Read, plan_reads, split
+from edge.sources.reports import Liveness, Refusals
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,9 @@ class ModbusTcpSource:
         ]
         self.backoff = Backoff(cap=reconnect_max_delay)
         self.stats = ModbusHealth(requests_per_cycle=len(self.reads))
-        self._reported_up: bool | None = None
+        self.liveness = Liveness(self.id, log)
+        self.refusals = Refusals(self.id, "Modbus source", log)
+        self.stats.refused = self.refusals.named
 
     def _layout(self, read: Read) -> Layout:
         """Where each point's registers sit in ``read``'s answer, and its decoder."""
@@ -137,13 +140,13 @@ class ModbusTcpSource:
                 self.stats.connects += 1
                 await self._poll(client, sink)
             except asyncio.CancelledError:
-                self._report(sink, False, "stopped")
+                self.liveness.report(sink, False, "stopped")
                 raise
             except (ModbusException, OSError) as exc:
                 self.stats.failed_connects += self.stats.state == "connecting"
                 self.stats.last_error = f"Modbus source {self.id} ({self.endpoint}): {exc}"
                 self.stats.state = "disconnected"
-                self._report(sink, False, self.stats.last_error)
+                self.liveness.report(sink, False, self.stats.last_error)
             finally:
                 client.close()
             delay = self.backoff.next_delay()
@@ -162,7 +165,7 @@ class ModbusTcpSource:
             if self.reads and not answered:
                 raise ConnectionException("no read of the cycle was answered")
             self.backoff.reset()
-            self._report(sink, True, "")
+            self.liveness.report(sink, True, "")
             next_cycle = max(next_cycle + interval, time.monotonic())
             await asyncio.sleep(next_cycle - time.monotonic())
 
@@ -235,29 +238,16 @@ class ModbusTcpSource:
     def _refused(self, read: Read, code: int, sink: SourceSink) -> None:
         reason = f"Modbus exception {code}"
         for point in read.points:
-            if point.name not in self.stats.refused:
+            if point.name not in self.refusals:
                 self._reject(sink, point.name, f"{reason} ({point.process}.{point.signal})", point)
 
     def _reject(self, sink: SourceSink, culprit: str, reason: str, point: Point) -> None:
-        if culprit in self.stats.refused:
-            return
-        if len(self.stats.refused) < 100:
-            self.stats.refused[culprit] = reason
-        log.warning("Modbus source %s: %s: %s", self.id, culprit, reason)
-        sink.rejected(self.id, culprit, reason, [(point.process, point.signal)])
+        self.refusals.refuse(sink, culprit, reason, [(point.process, point.signal)])
 
     def _bad(self, read: Read, status: int, sink: SourceSink, recv: int | None = None) -> None:
         recv = recv or now_ns()
         for point in read.points:
             sink.sample(Sample(point.process, point.signal, recv, None, status, recv))
-
-    def _report(self, sink: SourceSink, up: bool, detail: str) -> None:
-        if self._reported_up == up:
-            return
-        self._reported_up = up
-        if not up and detail != "stopped":
-            log.warning("%s", detail)
-        sink.liveness(self.id, up, detail)
 
 
 async def _request(client: AsyncModbusTcpClient, read: Read) -> ModbusPDU:

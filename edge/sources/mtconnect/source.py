@@ -44,6 +44,7 @@ from edge.sources.mtconnect.documents import (
     Streams,
     parse,
 )
+from edge.sources.reports import Liveness
 
 log = logging.getLogger(__name__)
 _new = tuple.__new__
@@ -120,7 +121,7 @@ class MtconnectAgentSource:
         """Data item id → the (process, signal) it gives: the items the probe has."""
         self._missing: list[BoundItem] = []
         self._rejected: set[str] = set()
-        self._reported_up: bool | None = None
+        self.liveness = Liveness(self.id, log)
 
     def health(self) -> dict[str, object]:
         return {
@@ -147,13 +148,13 @@ class MtconnectAgentSource:
                     self.stats.connects += 1
                     await self._poll(client, sink)
             except asyncio.CancelledError:
-                self._report(sink, False, "stopped")
+                self.liveness.report(sink, False, "stopped")
                 raise
             except Unreadable as exc:
                 self.stats.failed_connects += self.stats.state == "connecting"
                 self.stats.last_error = f"MTConnect source {self.id}: {exc}"
                 self.stats.state = "disconnected"
-                self._report(sink, False, self.stats.last_error)
+                self.liveness.report(sink, False, self.stats.last_error)
             delay = self.backoff.next_delay()
             log.debug("MTConnect source %s: reconnecting in %.1f s", self.id, delay)
             await asyncio.sleep(delay)
@@ -200,7 +201,7 @@ class MtconnectAgentSource:
             self._deliver(document.observations, sink)
             self._advance(Cursor(head.instance_id, head.next_sequence))
             self.backoff.reset()
-            self._report(sink, True, "")
+            self.liveness.report(sink, True, "")
             if head.next_sequence > head.last_sequence:
                 return
 
@@ -346,14 +347,6 @@ class MtconnectAgentSource:
     def _advance(self, cursor: Cursor) -> None:
         self.cursor = cursor
         self.stats.instance_id, self.stats.next_sequence = cursor
-
-    def _report(self, sink: SourceSink, up: bool, detail: str) -> None:
-        if self._reported_up == up:
-            return
-        self._reported_up = up
-        if not up and detail != "stopped":
-            log.warning("%s", detail)
-        sink.liveness(self.id, up, detail)
 
 
 async def _body(response: httpx.Response, url: str) -> bytes:

@@ -25,6 +25,7 @@ from common.protocols.s7_codec import DecodeError, Decoder, decoder
 from common.quality import BAD, GOOD
 from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns
+from edge.sources.reports import Liveness, Refusals
 from edge.sources.s7.link import OK, S7ConnectionError, S7Link, S7ProtocolError, S7TimeoutError
 from edge.sources.s7.plan import ANSWER_ITEM, HEADER, Item, Point, Request, pack, plan_items, split
 
@@ -98,7 +99,9 @@ class S7Source:
         self.stats = S7Health()
         self.items: list[Item] = []
         self._requests: list[tuple[Request, list[Layout]]] = []
-        self._reported_up: bool | None = None
+        self.liveness = Liveness(self.id, log)
+        self.refusals = Refusals(self.id, "S7 source", log)
+        self.stats.refused = self.refusals.named
 
     def health(self) -> dict[str, object]:
         return {
@@ -140,13 +143,13 @@ class S7Source:
                     self.plan(pdu_size)
                 await self._poll(link, sink)
             except asyncio.CancelledError:
-                self._report(sink, False, "stopped")
+                self.liveness.report(sink, False, "stopped")
                 raise
             except (S7ConnectionError, S7TimeoutError, S7ProtocolError, OSError) as exc:
                 self.stats.failed_connects += self.stats.state == "connecting"
                 self.stats.last_error = f"S7 source {self.id} ({self.endpoint}): {exc}"
                 self.stats.state = "disconnected"
-                self._report(sink, False, self.stats.last_error)
+                self.liveness.report(sink, False, self.stats.last_error)
             finally:
                 await link.close()
             delay = self.backoff.next_delay()
@@ -164,7 +167,7 @@ class S7Source:
             self.stats.cycles += 1
             self.stats.last_cycle_s = time.monotonic() - started
             self.backoff.reset()
-            self._report(sink, True, "")
+            self.liveness.report(sink, True, "")
             next_cycle = max(next_cycle + interval, time.monotonic())
             await asyncio.sleep(next_cycle - time.monotonic())
 
@@ -229,24 +232,11 @@ class S7Source:
     def _refused(self, item: Item, code: int, sink: SourceSink) -> None:
         reason = _ITEM_REASON.get(code, f"return code 0x{code:02X}")
         for point in item.points:
-            if point.name not in self.stats.refused:
+            if point.name not in self.refusals:
                 self._reject(sink, point.name, f"{reason} ({point.process}.{point.signal})", point)
 
     def _reject(self, sink: SourceSink, culprit: str, reason: str, point: Point) -> None:
-        if culprit in self.stats.refused:
-            return
-        if len(self.stats.refused) < 100:
-            self.stats.refused[culprit] = reason
-        log.warning("S7 source %s: %s: %s", self.id, culprit, reason)
-        sink.rejected(self.id, culprit, reason, [(point.process, point.signal)])
-
-    def _report(self, sink: SourceSink, up: bool, detail: str) -> None:
-        if self._reported_up == up:
-            return
-        self._reported_up = up
-        if not up and detail != "stopped":
-            log.warning("%s", detail)
-        sink.liveness(self.id, up, detail)
+        self.refusals.refuse(sink, culprit, reason, [(point.process, point.signal)])
 
 
 def _layout(item: Item) -> Layout:
