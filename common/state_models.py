@@ -8,9 +8,10 @@ as its name, and the KPI compares both as text. For a ``state`` signal the profi
 documents the states (the KPI judges a state by its quality: any state word counts as
 known).
 
-PackML (ISA-TR88; OPC 30050) numbers its states and unit modes differently from OPC 30060
-and from plant to plant: its profiles carry names only, and a server reporting numbers
-needs ``manual_values`` with that server's numbering (read from its EnumStrings).
+PackML (ISA-TR88; OPC 30050): vendors' state and unit-mode numbering differs from
+installation to installation (user-defined modes and states are common): its profiles
+carry names only, and a server reporting numbers needs ``manual_values`` with that
+server's numbering (read from its EnumStrings).
 """
 
 from __future__ import annotations
@@ -73,9 +74,20 @@ MODELS: tuple[StateModel, ...] = (
         "ChannelMode",
         "mode",
         "OPC 40501-1 Machine Tools (Monitoring/<Channel>/ChannelMode)",
-        (("Automatic", 0), ("MDI", 1), ("Manual", 2), ("Other", 3)),
-        manual=("MDI", "Manual"),
-        why="MDI (manual data input) runs blocks an operator types in: manual, like Manual",
+        (
+            ("Automatic", 0),
+            ("MdaMdi", 1),
+            ("JogManual", 2),
+            ("JogIncrement", 3),
+            ("TeachingHandle", 4),
+            ("Remote", 5),
+            ("Reference", 6),
+            ("Other", 7),
+        ),
+        manual=("MdaMdi", "JogManual", "JogIncrement", "TeachingHandle", "Reference"),
+        why="MDA/MDI runs blocks an operator types in, jogging and the teaching handle move "
+        "the axes by hand, referencing is setup; Remote (driven by a cell controller) and "
+        "Other are not assumed manual",
     ),
     StateModel(
         "ChannelState",
@@ -87,10 +99,11 @@ MODELS: tuple[StateModel, ...] = (
         "CncOperationMode",
         "mode",
         "OPC 40502 CNC Systems (CncChannel/OperationMode)",
-        (("Manual", 0), ("MDA", 1), ("Automatic", 2)),
-        manual=("Manual", "MDA", "Manual_0", "MDA_1"),
+        (("Manual_0", 0), ("MDA_1", 1), ("Automatic_2", 2)),
+        manual=("Manual_0", "MDA_1", "Manual", "MDA"),
         why="MDA (manual data automatic) executes what the operator enters: it counts as "
-        "manual, only Automatic runs the part program",
+        "manual, only Automatic runs the part program (the EnumStrings carry the number; "
+        "Manual and MDA without it are accepted too)",
     ),
     StateModel(
         "CncChannelStatus",
@@ -101,7 +114,7 @@ MODELS: tuple[StateModel, ...] = (
     StateModel(
         "PackMLState",
         "state",
-        "PackML / ISA-TR88.00.02 (OPC 30050): names only, numbering differs by spec",
+        "PackML / ISA-TR88.00.02 (OPC 30050): names only, numbering differs by installation",
         tuple(
             (name, None)
             for name in (
@@ -129,7 +142,7 @@ MODELS: tuple[StateModel, ...] = (
     StateModel(
         "PackMLUnitMode",
         "mode",
-        "PackML / ISA-TR88.00.02 (OPC 30050): names only, numbering differs by spec",
+        "PackML / ISA-TR88.00.02 (OPC 30050): names only, numbering differs by installation",
         (("Production", None), ("Maintenance", None), ("Manual", None)),
         manual=("Maintenance", "Manual"),
         why="Production is the only mode in which the unit runs its recipe on its own",

@@ -63,6 +63,8 @@ class _Watched:
     valid_at: float | None = None
     """When a check last found new valid samples."""
     rejected_since_valid: int = 0
+    bad_at_valid: int = 0
+    """``bad`` when a check last found new valid samples: Bad ones since are the rest."""
 
 
 @dataclass
@@ -112,7 +114,7 @@ class SignalWatch:
         problems: list[dict[str, Any]] = []
         for (process, signal), w in self._signals.items():
             if w.valid != w.seen_valid:
-                w.valid_at, w.rejected_since_valid = now, 0
+                w.valid_at, w.rejected_since_valid, w.bad_at_valid = now, 0, w.bad
             else:
                 w.rejected_since_valid += w.rejected - w.seen_rejected
             w.seen_valid, w.seen_rejected = w.valid, w.rejected
@@ -148,7 +150,8 @@ class SignalWatch:
         silent_s = now - since
         if silent_s <= w.hold_s:
             return None
-        got = f"only Bad samples ({w.bad})" if w.bad else "nothing arrived"
+        bad = w.bad - w.bad_at_valid
+        got = f"only Bad samples ({bad})" if bad else "nothing arrived"
         return {
             "problem": "silent",
             "reason": f"no valid sample for {silent_s:.0f} s (hold {w.hold_s:g} s): {got}",

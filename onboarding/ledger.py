@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,11 +84,7 @@ def import_ledger(
         missing = [COLUMNS[c][0] for c in REQUIRED if not cell.get(c) and c != "process"]
         plant_id, line_id = cell.get("plant", ""), cell.get("line", "")
         if not cell.get("process"):
-            if plant_id and line_id and cell.get("downtime_start"):
-                line = lines.setdefault((plant_id, line_id), {"id": line_id, "processes": []})
-                _downtime(cell, line, where, columns, timezone, problems)
-            else:
-                problems.append(f"{where}: no process id ({_header(columns, 'process')})")
+            _line_row(cell, where, columns, plants, lines, timezone, problems)
             continue
         pid = cell["process"]
         if missing:
@@ -103,7 +100,12 @@ def import_ledger(
                 f"base register (plants: {', '.join(map(str, plants)) or 'none'})"
             )
             continue
-        process = _process(cell, row, where, columns, classes, base_processes, problems)
+        sources = {
+            str(source.get("id"))
+            for source in plants[plant_id].get("sources", []) or []
+            if isinstance(source, dict)
+        }
+        process = _process(cell, row, where, columns, classes, base_processes, sources, problems)
         if process is None:
             continue
         line = lines.setdefault((plant_id, line_id), {"id": line_id, "processes": []})
@@ -124,6 +126,32 @@ def import_ledger(
     return result
 
 
+def _line_row(
+    cell: dict[str, str],
+    where: str,
+    columns: dict[str, str],
+    plants: dict[Any, dict[str, Any]],
+    lines: dict[tuple[str, str], dict[str, Any]],
+    timezone: dt.tzinfo,
+    problems: list[str],
+) -> None:
+    """A row without a process: a planned downtime (and name) of its line, or a mistake."""
+    plant_id, line_id = cell.get("plant", ""), cell.get("line", "")
+    if not (plant_id and line_id and cell.get("downtime_start")):
+        problems.append(f"{where}: no process id ({_header(columns, 'process')})")
+        return
+    if plant_id not in plants:
+        problems.append(
+            f"{where}, column {_header(columns, 'plant')}: plant {plant_id!r} is not in the "
+            "base register"
+        )
+        return
+    line = lines.setdefault((plant_id, line_id), {"id": line_id, "processes": []})
+    if cell.get("line_name"):
+        line["name"] = cell["line_name"]
+    _downtime(cell, line, where, columns, timezone, problems)
+
+
 def _process(
     cell: dict[str, str],
     row: Row,
@@ -131,6 +159,7 @@ def _process(
     columns: dict[str, str],
     classes: dict[str, Any],
     base_processes: dict[str, dict[str, Any]],
+    sources: set[str],
     problems: list[str],
 ) -> dict[str, Any] | None:
     """The register entry of one row's process; None when its class is unknown."""
@@ -171,9 +200,19 @@ def _process(
             return None
         process["class"] = cell["class"]
         if cell.get("source"):
+            if cell["source"] not in sources:
+                problems.append(
+                    f"{where}, column {_header(columns, 'source')}: source "
+                    f"{cell['source']!r} is not one of its plant's in the base register "
+                    f"(sources: {', '.join(sorted(sources)) or 'none'})"
+                )
             process["source"] = cell["source"]
         if params:
             process["params"] = params
+        kept = base_processes.get(pid)
+        if kept is not None and kept.get("class") == cell["class"] and kept.get("signals"):
+            # The instance's signal overrides live in the register, not the ledger.
+            process["signals"] = copy.deepcopy(kept["signals"])
     else:
         kept = base_processes.get(pid)
         if kept is not None and "signals" in kept and "class" not in kept:
@@ -225,10 +264,12 @@ def export_ledger(
                     "downtime_end": _time_text(stop.get("end")),
                     "downtime_reason": stop.get("reason", ""),
                 }
-                if process and "class" not in process and process.get("signals"):
+                if process and process.get("signals"):
+                    what = "overrides of its class's" if "class" in process else "its"
                     warnings.append(
-                        f"process {process.get('id')} has its signals written out (no class): "
-                        "they stay in the register, the ledger row carries the rest"
+                        f"process {process.get('id')}: {what} signals are written in the "
+                        "register, not the ledger (an import with this register as --base "
+                        "keeps them)"
                     )
                 params = process.get("params") or {}
                 rows.append(
@@ -273,9 +314,14 @@ def _param_name(header: str) -> str | None:
     return None
 
 
+_WHOLE = re.compile(r"^(0|-?[1-9][0-9]{0,17})$")
+
+
 def _param(text: str) -> str | int:
+    """A whole number written as one (``100``, ``-4``) is a number; anything else, ``01``
+    included, stays text (a machine called ``01`` keeps its zero)."""
     value = text.strip()
-    return int(value) if value.lstrip("-").isdigit() else value
+    return int(value) if _WHOLE.match(value) else value
 
 
 def _downtime(
@@ -357,7 +403,10 @@ def _load_problems(
             problems.append(f"{where}: {str(exc).split(': ', 1)[-1]}")
     if problems:
         return problems
-    data, _ = expand_classes(YamlDocument(Path(label), document, {}))
+    try:
+        data, _ = expand_classes(YamlDocument(Path(label), document, {}))
+    except ClassError as exc:  # a process of the base the ledger leaves as it is
+        return [f"{label} (the base register's processes): {exc}"]
     try:
         Register.model_validate(data)
     except ValidationError as exc:

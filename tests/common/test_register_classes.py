@@ -175,9 +175,25 @@ def test_braces_are_written_doubled() -> None:
         (
             {"class": "lathe", "params": {"machin": "L01"}},
             {"lathe": LATHE},
+            "machin: L01",
+            "class lathe has no parameter 'machin' (its parameters: machine, ns)",
+        ),
+        (
+            {"class": "lathe"},
+            {"lathe": LATHE},
             "node: nsu={ns};s={machine}.State",
             "class lathe, for process lathe1 (plant.yaml:25): no parameter 'machine' for {machine} "
-            "(known: line, machin, ns, plant, process)",
+            "(known: line, ns, plant, process)",
+        ),
+        (
+            {
+                "class": "lathe",
+                "params": {"machine": "L01"},
+                "signals": [{"id": "mode"}, {"unit": "twice", "id": "mode"}],
+            },
+            {"lathe": LATHE},
+            "  id: mode",  # the second entry's id (its first key is unit)
+            "signal 'mode' is overridden twice",
         ),
         (
             {"class": "lathe", "params": {"machine": "L01", "ns": "x"}},
@@ -206,8 +222,65 @@ def test_an_error_names_the_line_and_the_class_field(
     with pytest.raises(RegisterError) as caught:
         parse_register(text.encode(), Path("plant.yaml"))
     message = str(caught.value)
-    line = next(n for n, row in enumerate(text.splitlines(), 1) if needle in row)
+    line = [n for n, row in enumerate(text.splitlines(), 1) if needle in row][-1]
     assert f"plant.yaml:{line}: " in message and reason in message, (message, line)
+
+
+def test_an_override_error_points_at_the_field_where_it_was_written() -> None:
+    """A class field's error names the class's line, an overridden field's the override's."""
+    instance = {
+        "id": "l1",
+        "name": "l1",
+        "class": "lathe",
+        "source": "opc",
+        "params": {"machine": "L01"},
+        "signals": [{"id": "mode", "update": "sometimes"}],
+    }
+    text = registers.to_yaml(
+        document(
+            [instance],
+            {
+                "lathe": {
+                    **LATHE,
+                    "signals": [
+                        LATHE["signals"][0],
+                        LATHE["signals"][1],
+                        {**LATHE["signals"][2], "interval": "fast"},
+                    ],
+                }
+            },
+        )
+    )
+    with pytest.raises(RegisterError) as caught:
+        parse_register(text.encode(), Path("plant.yaml"))
+    rows = text.splitlines()
+    interval = next(n for n, row in enumerate(rows, 1) if "interval: fast" in row)
+    update = next(n for n, row in enumerate(rows, 1) if "update: sometimes" in row)
+    message = str(caught.value)
+    assert f"plant.yaml:{interval}: plants[0].lines[0].processes[0].signals[2].interval " in message
+    assert f"plant.yaml:{update}: plants[0].lines[0].processes[0].signals[2].update " in message
+
+
+def test_params_are_text_or_numbers_named_as_placeholders_and_braces_are_checked() -> None:
+    def instance(**params: Any) -> dict[str, Any]:
+        return {"id": "p", "name": "p", "class": "c", "source": "opc", "params": params}
+
+    def cls(node: str, **defaults: Any) -> dict[str, Any]:
+        return {
+            "key": True,
+            "industry": "discrete",
+            "params": defaults,
+            "signals": [{"id": "s", "role": "state", "node": node}],
+        }
+
+    with pytest.raises(RegisterError, match="a parameter is text or a whole number"):
+        load(document([instance(machine=True)], {"c": cls("{machine}")}))
+    with pytest.raises(RegisterError, match="is not a placeholder"):
+        load(document([instance(machine="x")], {"c": cls("{spindle-no}.{machine}")}))
+    with pytest.raises(RegisterError, match="letters, digits and _ only"):
+        load(document([instance()], {"c": cls("x", **{"spindle-no": 1})}))
+    with pytest.raises(RegisterError, match="is always the line's id"):
+        load(document([instance()], {"c": cls("x", line="l9")}))
 
 
 def test_a_class_without_signals_or_with_an_unknown_key_is_refused() -> None:

@@ -91,6 +91,8 @@ def test_a_periodic_signal_silent_past_its_hold_is_a_problem_saying_what_came() 
     assert problems(watch) == {}
     clock.now += 3.5
     assert problems(watch) == {"temp": "silent"}
+    # The Bad samples were before the last valid one: now nothing arrives.
+    assert watch.report()["problems"][0]["reason"].endswith("nothing arrived")
 
 
 def test_signals_of_a_down_source_are_left_to_the_sources_own_problem() -> None:

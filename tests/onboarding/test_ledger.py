@@ -254,3 +254,48 @@ def test_export_then_import_gives_the_register_again(tmp_path: Path) -> None:
         assert load_register(again).model == load_register(first).model
     header = next(csv.reader((tmp_path / "back.csv").read_text(encoding="utf-8-sig").splitlines()))
     assert header[:4] == ["plant", "line", "process", "name"] and "param:machine" in header
+
+
+def test_leading_zeros_stay_an_unknown_source_is_a_row_problem_and_overrides_survive(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        [
+            "plant-a",
+            "a1",
+            "a1-lathe-01",
+            "1号车床",
+            "是",
+            "离散",
+            "cnc-lathe",
+            "opc",
+            "01",
+            "",
+            "",
+            "",
+            "",
+        ],
+    ]
+    ledger = write_xlsx(tmp_path / "ledger.xlsx", HEADERS, rows)
+    out = tmp_path / "first.yaml"
+    assert run("import", ledger, "--base", base_file(tmp_path), "-o", out)[0] == 0
+    node = load_register(out).signals()[0].signal.binding.node  # type: ignore[union-attr]
+    assert node == "nsu=urn:a;s=01.State"  # the machine called 01 keeps its zero
+    # An override written in the register (not the ledger) survives export and import.
+    data = yaml.safe_load(out.read_text())
+    data["plants"][0]["lines"][0]["processes"][0]["signals"] = [
+        {"id": "spindle_speed", "interval": "500ms"}
+    ]
+    out.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    back = tmp_path / "back.xlsx"
+    code, stdout, _ = run("export", out, "-o", back)
+    assert code == 0 and "overrides of its class's signals are written in the register" in stdout
+    again = tmp_path / "again.yaml"
+    assert run("import", back, "--base", out, "-o", again)[0] == 0
+    assert load_register(again).model == load_register(out).model
+    # A source its plant does not have is named with its row and column.
+    rows[0][7] = "nope"
+    ledger = write_xlsx(tmp_path / "ledger.xlsx", HEADERS, rows)
+    code, _, stderr = run("import", ledger, "--base", base_file(tmp_path), "-o", again)
+    assert code == 2
+    assert "ledger.xlsx row 2, column 数据源: source 'nope' is not one of its plant's" in stderr

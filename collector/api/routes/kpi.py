@@ -176,11 +176,15 @@ def router(runtime: Runtime) -> APIRouter:
 
 
 def edge_problems(runtime: Runtime, process: ProcessResult) -> list[str]:
-    """The signal problems the process's plant's edge agents report for it now."""
+    """The signal problems the process's plant's online edge agents report for it now."""
     lines = []
     for seen in runtime.pipeline.stats.edges.values():
-        if seen.plant != process.plant_id or seen.enterprise != process.enterprise_id:
-            continue
+        if (
+            not seen.online
+            or seen.plant != process.plant_id
+            or seen.enterprise != process.enterprise_id
+        ):
+            continue  # an edge that is gone says nothing about now
         signals = seen.health.get("signals")
         problems = signals.get("problems") if isinstance(signals, dict) else None
         for problem in problems if isinstance(problems, list) else []:
@@ -188,4 +192,11 @@ def edge_problems(runtime: Runtime, process: ProcessResult) -> list[str]:
                 continue
             where = f" ({problem['address']})" if problem.get("address") else ""
             lines.append(f"{problem.get('signal')}{where}: {problem.get('reason')}")
+        listed = len(problems) if isinstance(problems, list) else 0
+        total = signals.get("problem_signals", 0) if isinstance(signals, dict) else 0
+        if isinstance(total, int) and total > listed:
+            lines.append(
+                f"(the edge lists {listed} of its {total} signals not delivered: this "
+                "process's may be among the rest; see /api/v1/edges)"
+            )
     return lines

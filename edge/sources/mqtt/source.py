@@ -341,7 +341,9 @@ class MqttDeviceSource:
                 continue
             sink.sample(Sample(binding.process, binding.signal.id, ts, value, status, recv))
         if not taken:
-            self._reject(sink, topic, unselected_reason(document, bindings), "select", keys)
+            # Not charged to the topic's signals: devices publish readings the register
+            # does not bind, and those say nothing about the bound ones.
+            self._reject(sink, topic, unselected_reason(document, bindings), "select")
 
     def _reject(
         self,

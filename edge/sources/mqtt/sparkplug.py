@@ -30,15 +30,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from common.protocols.mqtt import SPARKPLUG_NAMESPACE, SparkplugGroup
 from common.quality import BAD, BAD_NO_COMMUNICATION, GOOD
 from common.wire import Sample, Value
-from edge.sources import SourceSink
+from edge.sources import SignalKey, SourceSink
 from edge.sources.mqtt.payload import MAX_STRING
 from edge.sources.mqtt.routing import TopicBinding
 
@@ -194,7 +194,19 @@ class _Node:
     rebirth_requested_at: int | None = None
 
 
-Reject = Callable[[SourceSink, str, str], None]
+class Reject(Protocol):
+    """How the reader rejects a message (the MQTT source's, which counts and logs it)."""
+
+    def __call__(
+        self,
+        sink: SourceSink,
+        topic: str,
+        reason: str,
+        rule: str = ...,
+        signals: Collection[SignalKey] = ...,
+    ) -> None: ...
+
+
 _Key = tuple[str, str | None, str]
 """(edge node id, device id or None, metric name)."""
 
@@ -433,7 +445,7 @@ class SparkplugReader:
             try:
                 value, status = _sample_value(metric)
             except ValueError as exc:
-                self.reject(sink, topic, f"metric {metric.name!r}: {exc}")
+                self.reject(sink, topic, f"metric {metric.name!r}: {exc}", signals=targets)
                 continue
             for process, signal in targets:
                 sink.sample(Sample(process, signal, ts, value, status, recv))
@@ -447,6 +459,7 @@ class SparkplugReader:
                         f"metric {key[2]!r} bound to signal(s) "
                         f"{', '.join('.'.join(t) for t in self.bindings[key])} is not in the "
                         f"birth of {where}",
+                        signals=self.bindings[key],
                     )
 
     def _mark_stale(self, keys: list[_Key], ts: int, recv: int, sink: SourceSink) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from asyncua import ua
@@ -26,7 +26,7 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from common.protocols.opcua import OpcUaSecurity
 from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from common.wire import Sample
-from edge.sources import Backoff, SourceSink, now_ns
+from edge.sources import Backoff, SignalKey, SourceSink, now_ns
 from edge.sources.opcua.addressing import resolve_addresses
 from edge.sources.opcua.limits import OperationLimits, RequestSize, read_operation_limits
 from edge.sources.opcua.nodes import NodeBinding, data_change_filter, monitoring_for
@@ -200,7 +200,8 @@ class OpcUaConnection:
             node_id = resolved[binding.node]
             if isinstance(node_id, str):
                 named = ", ".join(signals[binding.node])
-                self._node_failed(sink, binding.node, f"{node_id} (signals {named})")
+                keys = [(b.process, b.signal) for b in self.bindings if b.node == binding.node]
+                self._node_failed(sink, binding.node, f"{node_id} (signals {named})", keys)
                 continue
             by_node.setdefault(node_id, []).append(binding)
         if not by_node:
@@ -209,12 +210,14 @@ class OpcUaConnection:
             )
         return list(by_node.items())
 
-    def _node_failed(self, sink: SourceSink, node: str, reason: str) -> None:
+    def _node_failed(
+        self, sink: SourceSink, node: str, reason: str, signals: Collection[SignalKey] = ()
+    ) -> None:
         if node not in self.stats.failed_nodes:
             log.error("OPC UA %s (%s): node %s: %s", self.name, self.endpoint, node, reason)
         self.stats.failed_nodes[node] = reason
         self.stats.nodes_failed = len(self.stats.failed_nodes)
-        sink.rejected(self.source_id, node, reason)
+        sink.rejected(self.source_id, node, reason, signals)
 
     async def _subscribe(
         self, client: Client, nodes: Resolved, sink: SourceSink
@@ -249,7 +252,8 @@ class OpcUaConnection:
             handle = request.RequestedParameters.ClientHandle
             if isinstance(result, ua.StatusCode):
                 reason = f"monitored item refused: {result.name}"
-                self._node_failed(sink, by_handle[handle][0].node, reason)
+                keys = [(b.process, b.signal) for b in by_handle[handle]]
+                self._node_failed(sink, by_handle[handle][0].node, reason, keys)
             else:
                 monitored[handle] = by_handle[handle]
         self.stats.nodes_ok = len(monitored)

@@ -42,7 +42,9 @@ CASES = [
     ("MachineOperationMode", 3, True),  # AutoWithManualIntervention
     ("MachineOperationMode", 1, False),  # Automatic
     ("MachineOperationMode", 5, False),  # Other: not assumed manual
-    ("ChannelMode", "MDI", True),
+    ("ChannelMode", "MdaMdi", True),
+    ("ChannelMode", 3, True),  # JogIncrement
+    ("ChannelMode", 5, False),  # Remote
     ("ChannelMode", 0, False),
     ("MachineryOperationMode", 2, True),  # Setup
     ("MachineryOperationMode", "Processing", False),
@@ -70,8 +72,8 @@ def test_every_mode_model_lists_manual_values_of_its_own_enumeration() -> None:
             continue
         assert model.manual and model.why
         numbers = {n for name, n in model.values if name in model.manual and n is not None}
-        extra = set(model.manual) - names
-        assert extra <= {f"{n}_{v}" for n, v in model.values}, (model.name, extra)
+        extra = set(model.manual) - names  # a name without its EnumStrings number suffix
+        assert extra <= {name.rsplit("_", 1)[0] for name, _ in model.values}, (model.name, extra)
         assert numbers <= set(model.manual_values)
     assert BY_NAME["PackMLUnitMode"].manual_values == ("Maintenance", "Manual")  # names only
 
