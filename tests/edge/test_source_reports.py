@@ -14,7 +14,13 @@ log = logging.getLogger("test")
 def test_liveness_reports_each_change_once() -> None:
     sink = RecordingSink()
     liveness = Liveness("plc", log)
-    for up, detail in [(False, "refused"), (False, "refused"), (True, ""), (True, ""), (False, "x")]:
+    for up, detail in [
+        (False, "refused"),
+        (False, "refused"),
+        (True, ""),
+        (True, ""),
+        (False, "x"),
+    ]:
         liveness.report(sink, up, detail)
     assert [(e.up, e.detail) for e in sink.events] == [(False, "refused"), (True, ""), (False, "x")]
 
