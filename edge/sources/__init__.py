@@ -7,6 +7,7 @@ it up again once readings flow.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import time
 from collections.abc import Callable, Collection
@@ -33,6 +34,7 @@ __all__ = [
     "SourceSink",
     "builder",
     "now_ns",
+    "stop_if_cancelled",
 ]
 
 
@@ -65,6 +67,16 @@ class Source(Protocol):
 
 def now_ns() -> int:
     return time.time_ns()
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when this task was asked to stop. asyncua, pymodbus and
+    python-snap7 await with 3.11's ``asyncio.wait_for``, which returns (or raises the
+    operation's own error) instead of raising when a cancellation arrives just as the wait
+    ends (CPython #86296): a reader's loop would go on after the agent stopped it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 BoundSignal = tuple[str, Signal]

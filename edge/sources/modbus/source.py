@@ -29,7 +29,7 @@ from common.protocols.modbus import parse_modbus_endpoint
 from common.protocols.modbus_codec import DecodeError, Decoder, decoder
 from common.quality import BAD, BAD_NO_COMMUNICATION, GOOD
 from common.wire import Sample
-from edge.sources import Backoff, SourceSink, now_ns
+from edge.sources import Backoff, SourceSink, now_ns, stop_if_cancelled
 from edge.sources.modbus.plan import Point, Read, plan_reads, split
 from edge.sources.reports import Liveness, Refusals
 
@@ -258,10 +258,5 @@ async def _request(client: AsyncModbusTcpClient, read: Read) -> ModbusPDU:
         "discrete": client.read_discrete_inputs,
     }[read.table]
     response = await call(read.address, count=read.count, device_id=read.device_id)
-    # pymodbus awaits the answer with 3.11's asyncio.wait_for, which returns the answer
-    # instead of raising when a cancellation arrives just as it does (CPython #86296): a
-    # stopping agent's cancellation would be lost and the poll loop go on for good.
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+    stop_if_cancelled()  # pymodbus's wait_for may have swallowed our cancellation
     return response

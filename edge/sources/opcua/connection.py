@@ -26,7 +26,7 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from common.protocols.opcua import OpcUaSecurity
 from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from common.wire import Sample
-from edge.sources import Backoff, SignalKey, SourceSink, now_ns
+from edge.sources import Backoff, SignalKey, SourceSink, now_ns, stop_if_cancelled
 from edge.sources.opcua.addressing import resolve_addresses
 from edge.sources.opcua.limits import OperationLimits, RequestSize, read_operation_limits
 from edge.sources.opcua.nodes import NodeBinding, data_change_filter, monitoring_for
@@ -176,6 +176,7 @@ class OpcUaConnection:
                         "OPC UA %s (%s) down: %s", self.name, self.endpoint, self.stats.last_error
                     )
                 await _close(client)
+            stop_if_cancelled()  # asyncua's close may have swallowed our cancellation
             await asyncio.sleep(self.backoff.next_delay())
 
     async def _prepare(self, client: Client, sink: SourceSink) -> Resolved:
@@ -364,6 +365,7 @@ class OpcUaConnection:
                 lambda chunk: client.uaclient.read_attributes(list(chunk), AttributeIds.Value),
                 self.limits.max_nodes_per_read,
             )
+            stop_if_cancelled()  # asyncua's read may have swallowed our cancellation
             for (node_id, bindings), dv in zip(nodes, values, strict=True):
                 # A poll re-reads an unchanged value: the same source timestamp and
                 # status mean the same sample, which is not stored twice.

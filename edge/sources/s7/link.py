@@ -10,7 +10,6 @@ are used.
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from typing import Any
 
@@ -18,6 +17,7 @@ from snap7.async_client import AsyncISOTCPConnection
 from snap7.error import S7ConnectionError, S7ProtocolError, S7TimeoutError
 from snap7.s7protocol import S7Protocol
 
+from edge.sources import stop_if_cancelled
 from edge.sources.s7.plan import Request
 
 __all__ = ["S7ConnectionError", "S7Link", "S7ProtocolError", "S7TimeoutError"]
@@ -53,7 +53,7 @@ class S7Link:
         )
         self._connection = connection
         await connection.connect(timeout=self.timeout)
-        _not_cancelled()
+        stop_if_cancelled()
         answer = await self._exchange(
             self._protocol.build_setup_communication_request(pdu_length=self.asked_pdu)
         )
@@ -106,19 +106,10 @@ class S7Link:
         connection.timeout = self.timeout
         await connection.send_data(request)
         data = await connection.receive_data()
-        _not_cancelled()
+        stop_if_cancelled()
         answer: dict[str, Any] = self._protocol.parse_response(data)
         # One request at a time on the connection: its answer is the next one. A timed-out
         # answer leaves the stream unknown; the library then marks it closed (reopened).
         if answer.get("sequence") != struct.unpack_from(">H", request, 4)[0]:
             raise S7ProtocolError("an answer to another request arrived")
         return answer
-
-
-def _not_cancelled() -> None:
-    # python-snap7 awaits the stream with 3.11's asyncio.wait_for, which returns the data
-    # instead of raising when a cancellation arrives just as it does (CPython #86296): a
-    # stopping agent's cancellation would be lost and the poll loop go on for good.
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
