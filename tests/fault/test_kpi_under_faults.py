@@ -469,10 +469,10 @@ async def _source_events(rig: Rig, source: str, start: int, end: int) -> list[di
     return [{"ts": r.ts_ns, **r.fields} for r in rows]
 
 
-async def _wait_source_up(rig: Rig, source: str, after: int, timeout: float = 60.0) -> int:
-    """When the edge's up report of ``source`` after ``after`` was stored."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+async def _wait_source_up(rig: Rig, source: str, after: int, attempts: int = 120) -> int:
+    """When the edge's up report of ``source`` after ``after`` was stored (looked for every
+    0.5 s, a bounded number of times: a bound on waiting, not on speed)."""
+    for _ in range(attempts):
         events = await _source_events(rig, source, after, time.time_ns() + S)
         ups = [e["ts"] for e in events if e["up"] and e["ts"] >= after]
         if ups:
