@@ -20,3 +20,12 @@ def test_the_ledger_import_bench_imports_a_small_ledger() -> None:
     result = measure_import(20, 1)
     assert result["rows"] == 20 and result["bytes"] > 0  # sizes, never a speed
     assert "| 20 |" in render_import(result, "(smoke test)")
+
+
+def test_the_signal_watch_bench_runs_both_paths() -> None:
+    from bench.signal_watch import measure as measure_watch
+    from bench.signal_watch import render as render_watch
+
+    result = measure_watch(10, 1000, 1)
+    assert result["signals"] == 10 and result["samples"] == 1000
+    assert "| 10 | 1,000 |" in render_watch(result, "(smoke test)")
