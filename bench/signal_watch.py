@@ -105,8 +105,10 @@ def render(r: dict[str, float], command: str) -> str:
                 f"{r['with_ns']:.0f} ns | {r['ratio']:.2f} | {r['report_ms']:.2f} ms |",
                 "",
                 "The path measured is the source's counting sink alone (into a sink that drops the "
-                "sample): the watch's share of the whole agent's work per sample (buffer, uplink) is "
-                "far smaller. A report runs every health request and every `EDGE_STATUS_INTERVAL`.",
+                "sample), so the ratio is large; what counts is the difference, about 0.2 µs per "
+                "sample, against the edge agent's 23.9 to 47.5 ms of CPU per 1,000 stored samples "
+                '("End-to-end throughput"): about 1 %. A report runs every health request and '
+                "every `EDGE_STATUS_INTERVAL`.",
             ]
         )
         + "\n"
