@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,12 +47,11 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
+from bench.modbus_path import CountingSink  # noqa: E402
 from bench.opcua_path import BenchError, Timing, measure_window  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from common.protocols.mtconnect import MtconnectSource  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
-from common.wire import Sample  # noqa: E402
-from edge.sources import SignalKey  # noqa: E402
 from edge.sources.mtconnect.build import bound_item  # noqa: E402
 from edge.sources.mtconnect.source import BoundItem, MtconnectAgentSource  # noqa: E402
 from harness.servers import free_port  # noqa: E402
@@ -104,26 +103,6 @@ def register_document(signals: int, count: int) -> dict[str, Any]:
             {"id": "p1", "sources": [source], "lines": [{"id": "l1", "processes": machines}]}
         ],
     }
-
-
-class CountingSink:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def sample(self, sample: Sample) -> None:
-        self.count += 1
-
-    def liveness(self, source: str, up: bool, detail: str = "") -> None:
-        if not up and detail != "stopped":
-            raise BenchError(f"edge source down: {detail}")
-
-    def after_durable(self, callback: Callable[[], None]) -> None:
-        callback()
-
-    def rejected(
-        self, source: str, culprit: str, reason: str, signals: Collection[SignalKey] = ()
-    ) -> None:
-        raise BenchError(f"rejected {culprit}: {reason}")
 
 
 def _local(tag: str) -> str:

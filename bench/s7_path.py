@@ -27,7 +27,6 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from snap7.async_client import AsyncClient  # noqa: E402
 from snap7.type import Area  # noqa: E402
 from snap7.util.getters import get_int, get_real  # noqa: E402
 
-from bench.modbus_path import CountingSink, device_process, stop, write_plant  # noqa: E402
+from bench.modbus_path import CountingSink, SizeResult, device_process, stop, write_plant  # noqa: E402
 from bench.opcua_path import BenchError, Timing, measure_window  # noqa: E402
 from bench.report import machine_description, replace_section  # noqa: E402
 from common.protocols.s7 import S7Source  # noqa: E402
@@ -54,18 +53,6 @@ from harness.servers import free_port  # noqa: E402
 SECTION = "S7 path"
 SOURCE = "bench-plc"
 SIGNALS_PER_MACHINE = 10
-
-
-@dataclass
-class SizeResult:
-    signals: int
-    requests: int
-    baseline: list[float]
-    edge: list[float]
-
-    @property
-    def ratios(self) -> list[float]:
-        return [e / b for e, b in zip(self.edge, self.baseline, strict=True)]
 
 
 def register_document(signals: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from typing import Any
 
 from edge.sources import SignalKey, SourceSink
 
@@ -55,3 +56,18 @@ class Refusals:
             self.named[culprit] = reason
         self._log.warning("%s %s: %s: %s", self.what, self.source_id, culprit, reason)
         sink.rejected(self.source_id, culprit, reason, signals)
+
+
+def poll_health(
+    endpoint: str, signals: int, poll_interval: float, stats: object, **extra: object
+) -> dict[str, Any]:
+    """The health report of a polled source: where, how many signals, its poll interval
+    (the edge's verdict flags a poll cycle longer than it, edge/health.py), its counters."""
+    return {
+        "endpoint": endpoint,
+        **extra,
+        "signals": signals,
+        "mode": "poll",
+        "poll_interval_s": poll_interval,
+        **vars(stats),
+    }

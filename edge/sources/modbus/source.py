@@ -31,7 +31,7 @@ from common.quality import BAD, BAD_NO_COMMUNICATION, GOOD
 from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns, stop_if_cancelled
 from edge.sources.modbus.plan import Point, Read, plan_reads, split
-from edge.sources.reports import Liveness, Refusals
+from edge.sources.reports import Liveness, Refusals, poll_health
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +114,7 @@ class ModbusTcpSource:
         ]
 
     def health(self) -> dict[str, object]:
-        return {
-            "endpoint": self.endpoint,
-            "signals": len(self.points),
-            # The edge's verdict flags a poll cycle longer than the interval (edge/health.py).
-            "mode": "poll",
-            "poll_interval_s": self.config.poll_interval,
-            **{name: value for name, value in vars(self.stats).items()},
-        }
+        return poll_health(self.endpoint, len(self.points), self.config.poll_interval, self.stats)
 
     async def run(self, sink: SourceSink) -> None:
         while True:

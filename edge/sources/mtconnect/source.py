@@ -44,7 +44,7 @@ from edge.sources.mtconnect.documents import (
     Streams,
     parse,
 )
-from edge.sources.reports import Liveness
+from edge.sources.reports import Liveness, poll_health
 
 log = logging.getLogger(__name__)
 _new = tuple.__new__
@@ -124,14 +124,7 @@ class MtconnectAgentSource:
         self.liveness = Liveness(self.id, log)
 
     def health(self) -> dict[str, object]:
-        return {
-            "endpoint": self.endpoint,
-            "signals": len(self.items),
-            # The edge's verdict flags a poll cycle longer than the interval (edge/health.py).
-            "mode": "poll",
-            "poll_interval_s": self.config.poll_interval,
-            **{name: value for name, value in vars(self.stats).items()},
-        }
+        return poll_health(self.endpoint, len(self.items), self.config.poll_interval, self.stats)
 
     async def run(self, sink: SourceSink) -> None:
         while True:

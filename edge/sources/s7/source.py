@@ -25,7 +25,7 @@ from common.protocols.s7_codec import DecodeError, Decoder, decoder
 from common.quality import BAD, GOOD
 from common.wire import Sample
 from edge.sources import Backoff, SourceSink, now_ns
-from edge.sources.reports import Liveness, Refusals
+from edge.sources.reports import Liveness, Refusals, poll_health
 from edge.sources.s7.link import OK, S7ConnectionError, S7Link, S7ProtocolError, S7TimeoutError
 from edge.sources.s7.plan import ANSWER_ITEM, HEADER, Item, Point, Request, pack, plan_items, split
 
@@ -104,16 +104,14 @@ class S7Source:
         self.stats.refused = self.refusals.named
 
     def health(self) -> dict[str, object]:
-        return {
-            "endpoint": self.endpoint,
-            "rack": self.config.rack,
-            "slot": self.config.slot,
-            "signals": len(self.points),
-            # The edge's verdict flags a poll cycle longer than the interval (edge/health.py).
-            "mode": "poll",
-            "poll_interval_s": self.config.poll_interval,
-            **{name: value for name, value in vars(self.stats).items()},
-        }
+        return poll_health(
+            self.endpoint,
+            len(self.points),
+            self.config.poll_interval,
+            self.stats,
+            rack=self.config.rack,
+            slot=self.config.slot,
+        )
 
     def plan(self, pdu_size: int) -> None:
         """Group the signals for a CPU that granted ``pdu_size``."""
