@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -32,6 +34,18 @@ app.add_typer(register_app, name="register")
 
 INVALID = 2
 """Exit status of a register that does not load (as the services' configuration errors)."""
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` whole or not at all: a full disk or a failed write leaves the file as
+    it was (written beside it, then renamed over it)."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        _fail(f"cannot write {path}: {exc.strerror or exc}; it is as it was", code=1)
 
 
 def _fail(message: str, code: int = INVALID) -> NoReturn:
@@ -129,9 +143,8 @@ def import_(
             f"{ledger}: {len(result.problems)} problems, nothing written\n  "
             + "\n  ".join(result.problems)
         )
-    out.write_text(
-        yaml.safe_dump(result.document, sort_keys=False, allow_unicode=True), encoding="utf-8"
-    )
+    text = yaml.safe_dump(result.document, sort_keys=False, allow_unicode=True)
+    _replace(out, lambda path: path.write_text(text, encoding="utf-8"))
     processes = sum(
         len(line.get("processes", []))
         for plant in result.document.get("plants", [])
@@ -155,7 +168,7 @@ def export(
         _fail(str(exc))
     headers, rows, notes = export_ledger(data, chinese)
     try:
-        write_rows(out, headers, rows)
+        _replace(out, lambda path: write_rows(path, headers, rows, out.suffix))
     except SheetError as exc:
         _fail(str(exc))
     for note in notes:

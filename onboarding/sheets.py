@@ -41,8 +41,11 @@ def read_rows(path: Path, sheet: str | None = None) -> list[Row]:
     raise SheetError(f"{path}: a ledger is .xlsx or .csv, not {suffix or 'no extension'}")
 
 
-def write_rows(path: Path, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    suffix = path.suffix.lower()
+def write_rows(
+    path: Path, headers: Sequence[str], rows: Sequence[Sequence[str]], kind: str | None = None
+) -> None:
+    """Write the rows as ``kind`` (``.xlsx`` or ``.csv``; default: the path's suffix)."""
+    suffix = (kind or path.suffix).lower()
     if suffix == ".csv":
         # UTF-8 with a BOM: what Excel recognises as UTF-8 when it opens a CSV.
         with path.open("w", encoding="utf-8-sig", newline="") as out:

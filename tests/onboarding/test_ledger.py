@@ -4,11 +4,15 @@ and column, and the same sheet written back."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -299,3 +303,48 @@ def test_leading_zeros_stay_an_unknown_source_is_a_row_problem_and_overrides_sur
     code, _, stderr = run("import", ledger, "--base", base_file(tmp_path), "-o", again)
     assert code == 2
     assert "ledger.xlsx row 2, column 数据源: source 'nope' is not one of its plant's" in stderr
+
+
+def test_a_damaged_workbook_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    ledger = tmp_path / "台账.xlsx"
+    ledger.write_bytes(b"PK\x03\x04" + bytes(200))  # a zip header, then nothing
+    out = tmp_path / "register.yaml"
+    code, _, stderr = run("import", ledger, "--base", base_file(tmp_path), "-o", out)
+    assert code == 2 and "台账.xlsx: not a readable .xlsx workbook" in stderr
+    assert not out.exists()
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs of our own, filled (the tests run as root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
+
+
+def test_on_a_full_disk_the_register_and_the_ledger_are_left_as_they_were(
+    tmp_path: Path, full_disk: Path
+) -> None:
+    ledger = write_xlsx(tmp_path / "ledger.xlsx", HEADERS, ROWS)
+    out = full_disk / "register.yaml"
+    assert run("import", ledger, "--base", base_file(tmp_path), "-o", out)[0] == 0
+    before = out.read_bytes()
+    back = full_disk / "ledger.csv"
+    back.write_text("the plant's ledger\n", encoding="utf-8")
+    with contextlib.suppress(OSError):  # fill what is left
+        (full_disk / "filler").write_bytes(bytes(1024 * 1024))
+    code, _, stderr = run("import", ledger, "--base", base_file(tmp_path), "-o", out)
+    assert code == 1 and f"cannot write {out}: No space left on device" in stderr
+    assert out.read_bytes() == before
+    code, _, stderr = run("export", out, "-o", back)
+    assert code == 1 and "No space left on device; it is as it was" in stderr
+    assert back.read_text(encoding="utf-8") == "the plant's ledger\n"
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "ledger.csv", "register.yaml"]
