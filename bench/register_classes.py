@@ -7,6 +7,10 @@ Modbus TCP, welding cells on S7, test benches on MQTT), each type with its state
 four parameters, written twice: every process written out, and one class per type with
 one line per machine. Both files must load to the same plants (checked); the figures are
 their lines and bytes and the load time of each (median of ``--runs``, in this process).
+
+The demo plant (``examples/demo/register.yaml``, written with classes) is measured too:
+the file as committed, and its expansion written out the same way (every process written
+out; it must load to the same register, checked).
 Writes the "Register size with equipment classes" section of ``docs/benchmarks.md``.
 """
 
@@ -29,7 +33,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.report import machine_description, replace_section  # noqa: E402
+from common.register_classes import CLASSES, expand  # noqa: E402
 from common.register_loader import load_register  # noqa: E402
+from common.yaml_source import parse_yaml  # noqa: E402
 
 SECTION = "Register size with equipment classes"
 PARAMETERS = ("p1", "p2", "p3", "p4")
@@ -42,6 +48,11 @@ TYPES: dict[str, tuple[str, dict[str, str]]] = {
     "bench": ("dev", {"topic": "plant/{line}/{machine}/{signal}", "path": "value"}),
 }
 SIGNALS = ("state", "mode", *PARAMETERS)
+DEMO = ROOT / "examples" / "demo" / "register.yaml"
+DEMO_BEFORE = (558, 14_528)
+"""Lines and bytes of ``examples/demo/register.yaml`` as committed before it used classes
+(every process written out by hand, with its comments): the file is gone, so the figures
+are kept here; the expansion written out by ``_dump`` is the reproducible equivalent."""
 
 
 def _role(signal: str) -> str:
@@ -183,7 +194,60 @@ def measure(processes: int, runs: int) -> dict[str, Any]:
             "lines": (len(a.read_text().splitlines()), len(b.read_text().splitlines())),
             "bytes": (a.stat().st_size, b.stat().st_size),
             "load_s": (_load_time(a, runs), _load_time(b, runs)),
+            "demo": measure_demo(),
         }
+
+
+def _size(text: str) -> tuple[int, int]:
+    return len(text.splitlines()), len(text.encode("utf-8"))
+
+
+def measure_demo(path: Path = DEMO) -> dict[str, Any]:
+    """Lines and bytes of a register written with classes: as it is, with its data dumped
+    as ``_dump`` dumps (no comments), and expanded (every process written out)."""
+    raw = path.read_bytes()
+    written = yaml.safe_load(raw)
+    expanded, _ = expand(parse_yaml(raw, path))
+    with tempfile.TemporaryDirectory(prefix="register-classes-demo-") as tmp:
+        flat = Path(tmp) / "written.yaml"
+        flat.write_text(_dump(expanded), encoding="utf-8")
+        if load_register(flat).model != load_register(path).model:
+            raise SystemExit(f"{path} written out does not load to the same register")
+    processes = [p for pl in written["plants"] for ln in pl["lines"] for p in ln["processes"]]
+    return {
+        "path": path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path),
+        "processes": len(processes),
+        "instances": sum("class" in p for p in processes),
+        "classes": len(written.get(CLASSES) or {}),
+        "committed": _size(raw.decode("utf-8")),
+        "dumped": _size(_dump(written)),
+        "written_out": _size(_dump(expanded)),
+    }
+
+
+def render_demo(demo: dict[str, Any]) -> list[str]:
+    before, committed = DEMO_BEFORE, demo["committed"]
+    dumped, written_out = demo["dumped"], demo["written_out"]
+    return [
+        f"The demo plant (`{demo['path']}`): {demo['processes']} processes, "
+        f"{demo['instances']} of them machines of {demo['classes']} equipment classes, the "
+        "others written out. The committed files are written by hand, with comments; "
+        '"before" is the file as committed before it used classes, measured then (kept '
+        "as `DEMO_BEFORE`). The dumps are the register's data written as above; the one "
+        "with every process written out loads to the same register (checked).",
+        "",
+        "| demo register | lines | bytes |",
+        "|---|---|---|",
+        f"| before: every process written out, as committed before classes | {before[0]:,} "
+        f"| {before[1]:,} |",
+        f"| with classes, as committed | {committed[0]:,} | {committed[1]:,} |",
+        f"| ratio | {committed[0] / before[0]:.2f} | {committed[1] / before[1]:.2f} |",
+        f"| every process written out: its expansion, dumped | {written_out[0]:,} "
+        f"| {written_out[1]:,} |",
+        f"| with classes, dumped | {dumped[0]:,} | {dumped[1]:,} |",
+        f"| ratio of the dumps | {dumped[0] / written_out[0]:.2f} "
+        f"| {dumped[1] / written_out[1]:.2f} |",
+    ]
 
 
 def render(result: dict[str, Any], command: str) -> str:
@@ -208,6 +272,8 @@ def render(result: dict[str, Any], command: str) -> str:
                 "Both files are written as `yaml.safe_dump` writes them (block style). The "
                 "class-based file loads faster although it is expanded first: the expansion "
                 "costs less than parsing the YAML it saves; validation is the same.",
+                "",
+                *render_demo(result["demo"]),
             ]
         )
         + "\n"

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from common.durations import Duration
 from common.protocols import BY_KIND, PROTOCOLS
-from common.register_base import Id, SignalBinding, SourceConfig, Strict
+from common.register_base import Id, SignalBinding, SourceConfig, Strict, WrittenAs
 from common.state_models import state_model
 
 if TYPE_CHECKING:
@@ -84,6 +84,11 @@ class Signal(Strict):
     """The standard model the values follow (``MachineOperationMode``, ``CncOperationMode``,
     ``ControllerMode``, … listed in docs/register-reference.md): for a ``mode`` signal it
     gives ``manual_values`` (then not written)."""
+    numbering: Annotated[tuple[tuple[str, int], ...], WrittenAs("mapping of text to integer")] = ()
+    """With ``profile``: the server's number for the model's names, written as a mapping
+    (``{Production: 1, Maintenance: 2, Manual: 3}``) from its EnumStrings or EnumValues
+    (``plantkpi-edge browse`` writes it). Replaces the standard's numbers; needed where the
+    standard fixes none (PackML) and the values arrive as numbers."""
 
     binding: Binding | None = None
     """How an automated signal is read: its source's protocol's fields (``node``, ``topic``,
@@ -92,7 +97,11 @@ class Signal(Strict):
     @model_validator(mode="before")
     @classmethod
     def _values_of_the_profile(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("profile") is None:
+        if not isinstance(data, dict):
+            return data
+        if data.get("profile") is None:
+            if data.get("numbering"):
+                raise ValueError("numbering given without a profile: it numbers a profile's names")
             return data
         model = state_model(str(data["profile"]), str(data.get("role")))
         if "manual_values" in data:
@@ -100,8 +109,12 @@ class Signal(Strict):
                 f"manual_values given with profile {model.name}: the profile says which "
                 "values are manual (drop one of them)"
             )
+        numbering = _numbering(data.get("numbering"))
+        if numbering is not None:
+            model.check_numbering(numbering)
+            data = {**data, "numbering": tuple(sorted(numbering.items(), key=lambda i: i[1]))}
         if model.role == "mode":
-            return {**data, "manual_values": model.manual_values}
+            return {**data, "manual_values": model.manual_values(numbering)}
         return data
 
     @model_validator(mode="before")
@@ -146,6 +159,26 @@ class Signal(Strict):
         if self.update is UpdateKind.PERIODIC:
             return periodic_factor * self.interval
         return on_change_max
+
+
+def _numbering(raw: object) -> dict[str, int] | None:
+    """``numbering`` as written (a mapping name → number) or as loaded (pairs)."""
+    if raw is None or raw == ():
+        return None
+    if isinstance(raw, Mapping):
+        pairs: list[Any] = list(raw.items())
+    elif isinstance(raw, list | tuple):
+        pairs = list(raw)
+    else:
+        pairs = [raw]
+    try:
+        numbering = {str(name): number for name, number in pairs}
+    except (TypeError, ValueError):
+        raise ValueError("numbering must be a mapping of names to numbers") from None
+    for name, number in numbering.items():
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise ValueError(f"numbering of {name}: {number!r} is not a whole number")
+    return numbering
 
 
 class Downtime(Strict):
@@ -220,9 +253,10 @@ class Plant(Strict):
         known kind, a layout that is not a register) is left for validation to name."""
         if not isinstance(data, dict) or not isinstance(data.get("lines"), list | tuple):
             return data
+        sources = data.get("sources")
         kinds = {
             source.get("id"): source.get("kind")
-            for source in data.get("sources") or ()
+            for source in (sources if isinstance(sources, list | tuple) else ())
             if isinstance(source, dict)
         }
         return {**data, "lines": [_bind_line(line, kinds) for line in data["lines"]]}

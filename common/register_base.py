@@ -33,6 +33,15 @@ def _check_id(value: str) -> str:
 Id = Annotated[str, AfterValidator(_check_id)]
 
 
+@dataclass(frozen=True)
+class WrittenAs:
+    """How a field is written in the register file when its model type says otherwise
+    (a mapping kept as sorted pairs, so the frozen model stays hashable); the reference
+    (onboarding/reference.py) shows this."""
+
+    text: str
+
+
 class Strict(BaseModel):
     # Attribute docstrings become field descriptions: docs/register-reference.md is
     # generated from them (onboarding/reference.py).

@@ -8,14 +8,18 @@ as its name, and the KPI compares both as text. For a ``state`` signal the profi
 documents the states (the KPI judges a state by its quality: any state word counts as
 known).
 
-PackML (ISA-TR88; OPC 30050): vendors' state and unit-mode numbering differs from
-installation to installation (user-defined modes and states are common): its profiles
-carry names only, and a server reporting numbers needs ``manual_values`` with that
-server's numbering (read from its EnumStrings).
+A server's own numbering comes first: an OPC UA enumeration's numbers are what its
+EnumStrings or EnumValues say, and a signal's ``numbering`` (written by
+``plantkpi-edge browse`` from them) replaces the standard's numbers. PackML (ISA-TR88;
+OPC 30050, and OPC 30060 which numbers the states differently) fixes no numbers at all:
+vendors' state and unit-mode numbering differs by installation (user-defined modes are
+common), so its profiles carry names only and a server reporting numbers needs
+``numbering``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -32,10 +36,41 @@ class StateModel:
     why: str = ""
 
     @property
-    def manual_values(self) -> tuple[str | int, ...]:
-        """What a mode signal of this model reports in manual control: names and numbers."""
-        numbers = [number for name, number in self.values if name in self.manual]
-        return (*self.manual, *(n for n in numbers if n is not None))
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.values)
+
+    @property
+    def fixes_numbers(self) -> bool:
+        """Whether the standard fixes a number for every name."""
+        return all(number is not None for _, number in self.values)
+
+    def numbers(self, numbering: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Name → number: the server's ``numbering`` when given, else the standard's
+        (none for a model that fixes none)."""
+        if numbering:
+            return dict(numbering)
+        return {name: number for name, number in self.values if number is not None}
+
+    def manual_values(self, numbering: Mapping[str, int] | None = None) -> tuple[str | int, ...]:
+        """What a mode signal of this model reports in manual control: names and numbers,
+        the numbers from ``numbering`` (the server's) when given, else the standard's."""
+        numbers = self.numbers(numbering)
+        manual = [numbers.get(name) for name in self.manual]
+        return (*self.manual, *(n for n in manual if n is not None))
+
+    def check_numbering(self, numbering: Mapping[str, int]) -> None:
+        """ValueError naming the names the model does not have, or a number given twice."""
+        unknown = sorted(set(numbering) - set(self.names))
+        if unknown:
+            raise ValueError(
+                f"numbering names {', '.join(unknown)}: not values of {self.name} "
+                f"({', '.join(self.names)})"
+            )
+        by_number: dict[int, str] = {}
+        for name, number in numbering.items():
+            if number in by_number:
+                raise ValueError(f"numbering gives {number} to both {by_number[number]} and {name}")
+            by_number[number] = name
 
 
 MODELS: tuple[StateModel, ...] = (

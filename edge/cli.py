@@ -16,6 +16,7 @@ from common.service import run_until_signal, setup_logging
 from common.settings_env import warn_unknown_settings
 
 if TYPE_CHECKING:
+    from edge.sources.opcua.machines import ProposedProcess
     from edge.sources.opcua.security import ClientSecurity
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -112,11 +113,22 @@ def browse(
         str, typer.Option(help="Address the entries by 'node' (nsu= node id) or 'browse_path'")
     ] = "node",
     timeout: Annotated[float, typer.Option(help="Seconds per request")] = 4.0,
+    machines: Annotated[
+        bool,
+        typer.Option(
+            "--machines",
+            help="Recognize standard machines (OPC 40001 Machinery, 40501 Machine Tools, 40502 "
+            "CNC, PackML) and print register processes with their state and mode bound",
+        ),
+    ] = False,
 ) -> None:
     """Walk a server's address space and print register-ready signal entries (YAML)."""
     import asyncio
 
+    from asyncua.ua.uaerrors import UaError
+
     from edge.sources.opcua.browse import BrowseError, browse_endpoint, register_entries
+    from edge.sources.opcua.machines import register_processes
 
     setup_logging("WARNING")
     # asyncua logs every refused request; the learned sizes are reported by our own logger.
@@ -132,6 +144,10 @@ def browse(
             endpoint, security = _source_security(register, plant, source, endpoint)
         if endpoint is None:
             raise BrowseError("give --endpoint, or --register, --plant and --source")
+        if machines:
+            found = asyncio.run(_recognize(endpoint, max_nodes, timeout, security))
+            sys.stdout.write(register_processes(found, source, endpoint))
+            return
         outcome = asyncio.run(
             browse_endpoint(
                 endpoint,
@@ -142,12 +158,22 @@ def browse(
                 security=security,
             )
         )
-    except (BrowseError, ValidationError, RegisterError, ValueError) as exc:
+    except (BrowseError, ValidationError, RegisterError, ValueError, UaError) as exc:
         print(f"plantkpi-edge browse: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     sys.stdout.write(register_entries(outcome, source, address))
     if outcome.stopped:
         print(f"plantkpi-edge browse: stopped early: {outcome.stopped}", file=sys.stderr)
+
+
+async def _recognize(
+    endpoint: str, max_machines: int, timeout: float, security: ClientSecurity | None
+) -> list[ProposedProcess]:
+    from edge.sources.opcua.browse import browse_session
+    from edge.sources.opcua.machines import recognize_machines
+
+    async with browse_session(endpoint, timeout=timeout, security=security) as client:
+        return await recognize_machines(client, max_machines=max_machines)
 
 
 def _source_security(

@@ -7,7 +7,10 @@ loads but will not measure what its author expects (pure).
 - a periodic signal whose hold (interval × the periodic hold factor) is longer than the
   KPI window: one missed sample covers the window, so a stopped feed never shows;
 - two signals read from the same address of one source: a copy-paste slip (the second
-  machine's node id still pointing at the first).
+  machine's node id still pointing at the first);
+- a mode signal whose profile fixes no numbers (PackML), read over a protocol that reports
+  numbers, without the server's ``numbering``: its manual numbers match nothing, so the
+  process never shows as manual.
 """
 
 from __future__ import annotations
@@ -17,7 +20,11 @@ from dataclasses import dataclass
 
 from common.register import PERIODIC_HOLD_FACTOR, SignalRole, UpdateKind
 from common.register_loader import LoadedRegister
+from common.state_models import BY_NAME
 from common.yaml_source import Loc, YamlDocument
+
+_NUMBERED_KINDS = frozenset({"opcua", "modbus", "s7"})
+"""Protocols whose enumerations arrive as numbers (an OPC UA enumeration, a register)."""
 
 DEFAULT_WINDOW_S = 3600.0
 """The collector's default KPI window (``COLLECTOR_KPI__WINDOW``)."""
@@ -37,6 +44,7 @@ def warnings(register: LoadedRegister, window_s: float = DEFAULT_WINDOW_S) -> li
         *_key_processes_without_parameters(register),
         *_holds_longer_than_the_window(register, window_s),
         *_shared_addresses(register),
+        *_unnumbered_profiles(register),
     ]
 
 
@@ -89,3 +97,27 @@ def _shared_addresses(register: LoadedRegister) -> Iterator[Finding]:
                         )
                     else:
                         first[key] = here
+
+
+def _unnumbered_profiles(register: LoadedRegister) -> Iterator[Finding]:
+    for p, plant in enumerate(register.model.plants):
+        for li, line in enumerate(plant.lines):
+            for pi, process in enumerate(line.processes):
+                for si, signal in enumerate(process.signals):
+                    model = BY_NAME.get(signal.profile or "")
+                    if (
+                        model is None
+                        or signal.role is not SignalRole.MODE
+                        or model.fixes_numbers
+                        or signal.numbering
+                        or signal.binding is None
+                        or signal.binding.kind not in _NUMBERED_KINDS
+                    ):
+                        continue
+                    yield Finding(
+                        ("plants", p, "lines", li, "processes", pi, "signals", si, "profile"),
+                        f"{process.id}.{signal.id}: {model.name} fixes no numbers and "
+                        f"{signal.binding.kind} reports numbers: without numbering (the "
+                        "server's own, e.g. from plantkpi-edge browse --machines) no number "
+                        "is manual",
+                    )

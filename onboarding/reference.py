@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 
 from common.protocols import PROTOCOLS
 from common.register import Downtime, Enterprise, Line, Plant, Process, Register, Signal
-from common.register_base import SourceConfig
+from common.register_base import SourceConfig, WrittenAs
 from common.register_classes import EquipmentClass
 from common.state_models import MODELS
 
@@ -103,8 +103,10 @@ def _state_models() -> str:
         "A signal's `profile` names the standard its values follow; for a `mode` signal it "
         "gives `manual_values` (the names, and the numbers where the standard fixes them: "
         "an OPC UA server reports the number, an MQTT device or MTConnect agent the name). "
-        "PackML numbers differ between specifications: a server reporting PackML numbers "
-        "needs `manual_values` in its own numbering.",
+        "A server's own numbering comes first: `numbering` (the server's EnumStrings or "
+        "EnumValues, written by `plantkpi-edge browse`) replaces the standard's numbers. "
+        "PackML fixes none (OPC 30050 and OPC 30060 number the states differently): a "
+        "server reporting PackML numbers needs `numbering`.",
         "",
         "| profile | role | standard | values | manual for R6 | why |",
         "|---|---|---|---|---|---|",
@@ -113,7 +115,7 @@ def _state_models() -> str:
         values = ", ".join(
             f"{name}={number}" if number is not None else name for name, number in model.values
         )
-        manual = ", ".join(f"`{v}`" for v in model.manual_values) or "—"
+        manual = ", ".join(f"`{v}`" for v in model.manual_values()) or "—"
         lines.append(
             f"| `{model.name}` | {model.role} | {_cell(model.standard)} | {_cell(values)} | "
             f"{manual} | {_cell(model.why) or '—'} |"
@@ -133,8 +135,7 @@ def _section(title: str, model: type[BaseModel], where: str, skip: set[str]) -> 
         if name in skip:
             continue
         lines.append(
-            f"| `{name}` | {_type(info.annotation)} | {_default(info)} | "
-            f"{_cell(info.description or '')} |"
+            f"| `{name}` | {_type_of(info)} | {_default(info)} | {_cell(info.description or '')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -150,10 +151,17 @@ def _default(info: FieldInfo) -> str:
     if isinstance(value, enum.Enum):
         value = value.value
     if isinstance(value, tuple | list):
+        if not value and any(isinstance(m, WrittenAs) for m in info.metadata):
+            return "—"
         return "`[" + ", ".join(str(v) for v in value) + "]`"
     if value == "":
         return '`""`'
     return f"`{value}`"
+
+
+def _type_of(info: FieldInfo) -> str:
+    written = [m.text for m in info.metadata if isinstance(m, WrittenAs)]
+    return _cell(written[0]) if written else _type(info.annotation)
 
 
 def _type(annotation: Any) -> str:

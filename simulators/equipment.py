@@ -4,18 +4,21 @@ protocol.
 
 A protocol's simulator module (named by its line in ``common/protocols/__init__.py``) has
 ``serve(source, endpoint, served, ledger)``, which builds its ``Equipment`` for one register
-source, or raises ``SimulatorError`` naming the signal it cannot serve. MQTT devices are not
-equipment of this kind: they publish to a broker (``mqtt_devices.py``).
+source, or raises ``SimulatorError`` naming the signal it cannot serve; and may have
+``signal_spec(signal)``, how its equipment reports a register signal (OPC UA serves some
+profiles as enumerations: their numbers, not their names). MQTT devices are not equipment
+of this kind: they publish to a broker (``mqtt_devices.py``).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from common.protocols import BY_KIND
+from common.register import Signal
 from common.register_base import SignalBinding, SourceConfig
 from simulators.ledger import Ledger
 from simulators.machine import Sample, SignalSpec
@@ -75,6 +78,17 @@ def server(kind: str) -> Serve:
         raise SimulatorError(f"{kind} sources are not simulated as equipment on an endpoint")
     serve: Serve = importlib.import_module(module).serve
     return serve
+
+
+def signal_spec(kind: str, signal: Signal) -> SignalSpec:
+    """What a machine reports for ``signal`` when a source of ``kind`` serves it: the
+    protocol's simulator module's ``signal_spec`` when it has one."""
+    protocol = BY_KIND.get(kind)
+    module = protocol.simulator_module if protocol is not None else None
+    spec: Callable[[Signal], SignalSpec] | None = None
+    if module is not None:
+        spec = getattr(importlib.import_module(module), "signal_spec", None)
+    return spec(signal) if spec is not None else SignalSpec.from_register(signal)
 
 
 def check_endpoint(source: SourceConfig, url: str) -> None:

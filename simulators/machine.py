@@ -25,7 +25,9 @@ from typing import NamedTuple
 
 from common.quality import BAD, GOOD, GOOD_LOCAL_OVERRIDE, UNCERTAIN
 from common.register import Signal, SignalRole, UpdateKind
+from common.state_models import BY_NAME, StateModel, state_model
 from simulators.dynamics import Dynamics, dynamics_for, is_counter
+from simulators.standard_values import mode_name, state_name, unreportable
 
 Value = float | int | str | bool
 
@@ -120,20 +122,63 @@ class SignalSpec:
     """Seconds between grid points."""
     update: UpdateKind = UpdateKind.PERIODIC
     manual_values: tuple[str | int | bool, ...] = ("MANUAL",)
+    profile: str | None = None
+    """The standard model a state or mode signal follows (``common/state_models.py``): the
+    machine reports its states and modes in the model's words
+    (``simulators/standard_values.py``) instead of ``MachineState`` / ``manual_values``."""
+    numbering: tuple[tuple[str, int], ...] = ()
+    """With ``profile``: the server's numbers for the model's names (else the standard's)."""
+    numbered: bool = False
+    """With ``profile``: report the model's numbers, not its names (its equipment serves an
+    enumeration: ``simulators/opcua_machines.py``)."""
 
     def __post_init__(self) -> None:
         if self.interval <= 0:
             raise ValueError(f"signal {self.id}: interval must be positive, got {self.interval}")
         if self.role is SignalRole.MODE and not self.manual_values:
             raise ValueError(f"mode signal {self.id}: manual_values is empty")
+        if self.profile is None:
+            if self.numbering or self.numbered:
+                raise ValueError(f"signal {self.id}: numbering or numbered without a profile")
+            return
+        try:
+            model = state_model(self.profile, str(self.role))
+        except ValueError as exc:
+            raise ValueError(f"signal {self.id}: {exc}") from None
+        problem = unreportable(model, self.numbers)
+        if problem is not None:
+            raise ValueError(f"signal {self.id}: {problem}")
+
+    @property
+    def model(self) -> StateModel | None:
+        """The profile's model."""
+        return None if self.profile is None else BY_NAME[self.profile]
+
+    @property
+    def numbers(self) -> dict[str, int] | None:
+        """The numbers a numbered signal reports for the model's names; None: names."""
+        model = self.model
+        return model.numbers(dict(self.numbering)) if model is not None and self.numbered else None
 
     @classmethod
-    def from_register(cls, signal: Signal) -> SignalSpec:
-        return cls(signal.id, signal.role, signal.interval, signal.update, signal.manual_values)
+    def from_register(cls, signal: Signal, *, numbered: bool = False) -> SignalSpec:
+        """``numbered``: the equipment serves the signal's profile as an enumeration."""
+        return cls(
+            signal.id,
+            signal.role,
+            signal.interval,
+            signal.update,
+            signal.manual_values,
+            signal.profile,
+            signal.numbering,
+            numbered,
+        )
 
 
 def value_type(spec: SignalSpec) -> type[str] | type[int] | type[float] | type[bool]:
     """The Python type of every value the machine reports for ``spec``."""
+    if spec.profile is not None:
+        return int if spec.numbered else str
     if spec.role is SignalRole.STATE:
         return str
     if spec.role is SignalRole.MODE:
@@ -141,12 +186,34 @@ def value_type(spec: SignalSpec) -> type[str] | type[int] | type[float] | type[b
     return int if is_counter(spec.id) else float
 
 
+def _word(spec: SignalSpec, name: str) -> str | int:
+    """A profile's name as the signal reports it: the name, or its number."""
+    numbered = spec.numbers
+    return name if numbered is None else numbered[name]
+
+
+def state_value(spec: SignalSpec, state: MachineState) -> str | int:
+    """What a state signal reports for ``state``: the profile's name (or number) for it,
+    else the state itself."""
+    model = spec.model
+    return state.value if model is None else _word(spec, state_name(model, state))
+
+
 def manual_value(spec: SignalSpec) -> str | int | bool:
+    """What a mode signal reports in manual control: the profile's first manual name (or
+    its number), else the first of ``manual_values``."""
+    model = spec.model
+    if model is not None:
+        return _word(spec, mode_name(model, True, spec.numbers))
     return spec.manual_values[0]
 
 
 def auto_value(spec: SignalSpec) -> str | int | bool:
-    """A mode value that is not manual, of the same type as the manual ones."""
+    """A mode value that is not manual: the profile's automatic name (or its number), else
+    one of the same type as the manual ones."""
+    model = spec.model
+    if model is not None:
+        return _word(spec, mode_name(model, False))
     manual = spec.manual_values[0]
     if isinstance(manual, bool):
         return not manual
@@ -283,7 +350,7 @@ class Machine:
     def _value(self, channel: _Channel, t: int, active: bool) -> Value:
         spec = channel.spec
         if spec.role is SignalRole.STATE:
-            return self._state.value
+            return state_value(spec, self._state)
         if spec.role is SignalRole.MODE:
             manual = active and self.plan.behaviour is Behaviour.MANUAL_MODE
             return manual_value(spec) if manual else auto_value(spec)

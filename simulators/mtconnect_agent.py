@@ -13,8 +13,9 @@ The runner hands every machine sample to ``write``: one observation per sample, 
 ``data_item``; its device the binding's ``device``, else the source's, else the process
 id. A state signal is served as ``Execution`` and a mode signal as ``ControllerMode`` in
 MTConnect's words (RUNNING → ACTIVE, AUTO → AUTOMATIC; a manual value as the register
-gives it), counters as ``PartCount`` events, other parameters as samples; each device also
-has its ``<device>_avail`` Availability. Serving while ``stop``ped is not possible, but
+gives it; a signal with a profile in its profile's words), counters as ``PartCount``
+events, other parameters as samples; each device also has its ``<device>_avail``
+Availability. Serving while ``stop``ped is not possible, but
 ``write`` goes on: the buffer keeps what the machine did meanwhile, as an agent whose
 network link went down does.
 
@@ -54,7 +55,8 @@ from common.register_base import SourceConfig
 from simulators.dynamics import is_counter
 from simulators.equipment import Served, SimulatorError
 from simulators.ledger import Ledger
-from simulators.machine import Sample, SignalSpec
+from simulators.machine import AUTO, Sample, SignalSpec
+from simulators.standard_values import AUTOMATIC, STATE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +65,10 @@ DEFAULT_BUFFER_SIZE = 131_072
 """2^17 observations: the usual agent's default."""
 UNAVAILABLE = "UNAVAILABLE"
 CONDITION_LEVELS = {"normal": "Normal", "warning": "Warning", "fault": "Fault"}
-EXECUTION = {"RUNNING": "ACTIVE", "IDLE": "READY", "FAULT": "INTERRUPTED", "MAINTENANCE": "STOPPED"}
-"""The scenario's machine states in MTConnect's Execution words."""
-CONTROLLER_MODE = {"AUTO": "AUTOMATIC"}
+EXECUTION = STATE_NAMES["Execution"]
+"""The scenario's machine states in MTConnect's Execution words (a signal with a profile
+reports its profile's words already: ``simulators/standard_values.py``)."""
+CONTROLLER_MODE = {AUTO: AUTOMATIC["ControllerMode"]}
 """The scenario's automatic mode value in MTConnect's ControllerMode words."""
 _SENDER = "plantkpi-sim"
 

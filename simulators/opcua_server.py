@@ -2,8 +2,10 @@
 
 Node ids are taken verbatim from the register (``nsu=<namespace uri>;s=<name>``): each
 namespace URI is registered, each machine (process) gets one folder under Objects, and its
-variables carry the exact string node ids. Values are written server-side with a real
-status code and source timestamp, so a client sees what an actual PLC gateway would send.
+variables carry the exact string node ids; a process with a signal of an OPC 40001 or 40501
+profile is served as a standard machine instead (``simulators/opcua_machines.py``). Values
+are written server-side with a real status code and source timestamp, so a client sees what
+an actual PLC gateway would send.
 
 Before any sample is written a variable holds BadWaitingForInitialData. The first tick is
 written before the server listens, so a client only ever sees that for machines that never
@@ -43,6 +45,8 @@ from common.timestamps import ns_to_datetime
 from simulators.equipment import Served, SimulatorError
 from simulators.ledger import Ledger
 from simulators.machine import Sample, SignalSpec, Value, value_type
+from simulators.opcua_machines import MachineSpace, Placement, layout
+from simulators.opcua_machines import signal_spec as signal_spec
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +177,18 @@ def seen_ts(ns: int) -> int:
 
 
 class _Variable:
-    __slots__ = ("address", "binding", "last", "node_id", "variant", "written")
+    __slots__ = ("address", "binding", "last", "node_id", "placement", "variant", "written")
 
-    def __init__(self, binding: OpcUaBinding, address: NodeAddress) -> None:
+    def __init__(
+        self, binding: OpcUaBinding, address: NodeAddress, placement: Placement | None
+    ) -> None:
         self.binding = binding
         self.address = address
-        self.variant = _VARIANTS[value_type(binding.signal)]
+        self.placement = placement
+        """Its standard place below its machine, or None: directly below its folder."""
+        self.variant = (
+            _VARIANTS[value_type(binding.signal)] if placement is None else placement.variant
+        )
         self.node_id: ua.NodeId | None = None
         self.last: tuple[Value, int] | None = None
         self.written = False
@@ -209,6 +219,7 @@ class OpcUaSourceServer:
         self.ledger = ledger
         self.polled = polled
         self._vars: dict[tuple[str, str], _Variable] = {}
+        self._layout = layout((b.process, b.signal) for b in bindings)
         seen_nodes: dict[tuple[str, str], str] = {}
         for binding in bindings:
             where = f"source {source_id}, process {binding.process}, signal {binding.signal.id}"
@@ -222,9 +233,12 @@ class OpcUaSourceServer:
                     f"{where}: node {binding.node!r} is also used by {seen_nodes[key]}"
                 )
             seen_nodes[key] = where
-            self._vars[(binding.process, binding.signal.id)] = _Variable(binding, address)
+            placement = self._layout.placements.get((binding.process, binding.signal.id))
+            self._vars[(binding.process, binding.signal.id)] = _Variable(
+                binding, address, placement
+            )
         self._folders: dict[str, str] = {}
-        """Machine → namespace URI of its folder (that of its first variable)."""
+        """Machine → namespace URI of its folder or object (that of its first variable)."""
         for var in self._vars.values():
             process = var.binding.process
             if process not in self._folders:
@@ -279,22 +293,31 @@ class OpcUaSourceServer:
         for var in self._vars.values():
             var.node_id = _node_id(var.address.identifier, indexes[var.address.uri])
             by_process.setdefault(var.binding.process, []).append(var)
+        machines = MachineSpace(server, self._layout)
+        await machines.prepare()
         created = 0
         # One folder per machine: asyncua adds siblings under one parent in quadratic time.
         for process, variables in by_process.items():
             folder_id = _node_id(process, indexes[self._folders[process]])
-            folder = await server.nodes.objects.add_folder(
-                folder_id, ua.QualifiedName(process, folder_id.NamespaceIndex)
-            )
+            if machines.is_machine(process):
+                folder = await machines.add_machine(folder_id)
+            else:
+                folder = await server.nodes.objects.add_folder(
+                    folder_id, ua.QualifiedName(process, folder_id.NamespaceIndex)
+                )
             for var in variables:
                 assert var.node_id is not None
-                kind = value_type(var.binding.signal)
-                await folder.add_variable(
-                    var.node_id,
-                    ua.QualifiedName(var.binding.signal.id, var.node_id.NamespaceIndex),
-                    _DEFAULTS[kind],
-                    var.variant,
-                )
+                spec = var.binding.signal
+                if var.placement is not None:
+                    assert spec.profile is not None
+                    await machines.add_variable(folder, var.placement, var.node_id, spec.profile)
+                else:
+                    await folder.add_variable(
+                        var.node_id,
+                        ua.QualifiedName(spec.id, var.node_id.NamespaceIndex),
+                        _DEFAULTS[value_type(spec)],
+                        var.variant,
+                    )
                 await server.write_attribute_value(var.node_id, self._initial_value())
                 created += 1
                 if created % _YIELD_EVERY == 0:
@@ -381,8 +404,14 @@ class OpcUaSourceServer:
             if repeat and (not self.polled or var.binding.signal.update is UpdateKind.ON_CHANGE):
                 continue
             assert var.node_id is not None
+            # A state's name as LocalizedText: a client reads (and the ledger keeps) its text.
+            served = (
+                ua.LocalizedText(str(value))
+                if var.variant is ua.VariantType.LocalizedText
+                else value
+            )
             datavalue = ua.DataValue(
-                ua.Variant(value, var.variant),
+                ua.Variant(served, var.variant),
                 _status(sample.status),
                 SourceTimestamp=to_datetime(sample.ts),
                 ServerTimestamp=server_ts,

@@ -29,6 +29,7 @@ from simulators.equipment import (
     check_endpoint,
     server,
     serves_endpoint,
+    signal_spec,
 )
 from simulators.ledger import Ledger
 from simulators.machine import BehaviourPlan, Machine, Sample, SignalSpec
@@ -95,7 +96,7 @@ class Simulator:
                 continue
             assert signal.source is not None
             process = ref.process
-            spec = SignalSpec.from_register(signal)
+            spec = signal_spec(selected[signal.source].kind, signal)
             binding = signal.binding
             if signal.source in served and binding is not None:
                 served[signal.source].append(Served(process.id, spec, binding))

@@ -1,16 +1,22 @@
 """Equipment classes: a machine type written once and instantiated per machine loads as the
-register written out by hand; an error in an instance names its line and the class field."""
+register written out by hand; an error in an instance names its line and the class field.
+The demo register is the worked example: its instances load as their classes declare."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from common.register_loader import RegisterError, parse_register
+from common.register import Signal
+from common.register_loader import RegisterError, load_register, parse_register
 from tests import registers
+
+DEMO = Path(__file__).parents[2] / "examples" / "demo" / "register.yaml"
 
 LATHE: dict[str, Any] = {
     "equipment": "CNC lathe",
@@ -307,3 +313,37 @@ def test_the_example_of_docs_onboarding_loads_as_it_says() -> None:
     assert signals[("a1-lathe-01", "spindle_speed")].interval == 1.0
     assert signals[("a1-press-01", "force")].binding.address == 104  # type: ignore[union-attr]
     assert signals[("a1-lathe-01", "mode")].manual_values == ("JOG", "MDA")
+
+
+def test_the_demo_register_loads_each_class_instance_as_its_class_declares() -> None:
+    written = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    classes = written["equipment_classes"]
+    loaded = load_register(DEMO)
+    processes = {p.id: p for pl in loaded.model.plants for ln in pl.lines for p in ln.processes}
+    instances = [
+        p for pl in written["plants"] for ln in pl["lines"] for p in ln["processes"] if "class" in p
+    ]
+    uses = Counter(p["class"] for p in instances)
+    assert set(uses) == set(classes), "a class of the example that no machine uses"
+    assert min(uses.values()) >= 2, f"a class written for one machine only: {uses}"
+    for instance in instances:
+        cls, process = classes[instance["class"]], processes[instance["id"]]
+        for field in ("key", "industry", "equipment"):
+            assert getattr(process, field) == instance.get(field, cls.get(field, "")), field
+        overrides = {s["id"]: s for s in instance.get("signals", [])}
+        entries = [{**s, **overrides.pop(s["id"], {})} for s in cls["signals"]]
+        entries += overrides.values()  # the instance's own signals follow the class's
+        assert [s.id for s in process.signals] == [e["id"] for e in entries], process.id
+        for signal, entry in zip(process.signals, entries, strict=True):
+            where = f"{process.id}.{signal.id}"
+            assert signal.source == entry.get("source", instance.get("source")), where
+            core = {k: v for k, v in entry.items() if k in Signal.model_fields and k != "source"}
+            as_declared = Signal.model_validate(core)
+            assert signal.model_copy(update={"source": None, "binding": None}) == as_declared
+            assert signal.binding is not None, where
+            address = signal.binding.model_dump(exclude={"kind"})
+            assert set(entry) - set(Signal.model_fields) <= set(address), where
+            assert not any("{" in str(v) for v in address.values()), f"{where}: {address}"
+    # Placeholders are what keep machines of one class apart: no two signals read one address.
+    read = [(r.signal.source, repr(r.signal.binding)) for r in loaded.signals() if r.signal.binding]
+    assert [a for a, n in Counter(read).items() if n > 1] == []

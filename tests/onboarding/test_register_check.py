@@ -95,3 +95,40 @@ def test_a_bad_window_is_named(tmp_path: Path) -> None:
     path = registers.write(tmp_path, doc())
     code, _, err = check(path, "--window", "soon")
     assert code == 2 and "--window" in err
+
+
+def test_a_packml_mode_read_as_numbers_without_the_servers_numbering_is_named(
+    tmp_path: Path,
+) -> None:
+    def filler(process_id: str, source: str, **mode: Any) -> dict[str, Any]:
+        return registers.process(
+            process_id,
+            [
+                registers.sig("state", "state", update="on_change", source=source),
+                registers.sig("speed", source=source),
+                registers.sig(
+                    "unit_mode",
+                    "mode",
+                    source=source,
+                    update="on_change",
+                    profile="PackMLUnitMode",
+                    **mode,
+                ),
+            ],
+        )
+
+    processes = [
+        filler("bare", "opc"),  # numbers from OPC UA, no numbering: warned
+        filler("numbered", "opc2", numbering={"Production": 1, "Manual": 3}),
+        filler("named", "dev"),  # an MQTT device sends the names
+    ]
+    path = registers.write(tmp_path, doc([registers.line("l1", processes)]))
+    code, out, _ = check(path)
+    assert code == 0
+    warnings = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1, out
+    profile_line = next(
+        n for n, row in enumerate(path.read_text().splitlines(), 1) if "PackMLUnitMode" in row
+    )
+    assert warnings[0].startswith(f"warning: {path}:{profile_line}: "), warnings
+    assert "bare.unit_mode: PackMLUnitMode fixes no numbers and opcua reports numbers" in out

@@ -9,6 +9,7 @@ import pytest
 
 from common.quality import BAD, GOOD, GOOD_LOCAL_OVERRIDE, UNCERTAIN
 from common.register import SignalRole, UpdateKind
+from common.state_models import MODELS
 from simulators.machine import (
     Behaviour,
     BehaviourPlan,
@@ -16,8 +17,12 @@ from simulators.machine import (
     MachineState,
     Sample,
     SignalSpec,
+    auto_value,
     interval_ns,
+    manual_value,
+    value_type,
 )
+from simulators.standard_values import AUTOMATIC, STATE_NAMES
 
 S = 1_000_000_000
 START = 1_795_852_800 * S
@@ -202,3 +207,81 @@ def test_unknown_parameter_is_a_bounded_random_walk() -> None:
     values = [s.value for s in run(m, 2000)]
     assert all(isinstance(v, float) and 0.0 <= v <= 100.0 for v in values)
     assert len(set(values)) > 100
+
+
+def test_every_standard_model_has_the_machines_states_or_modes_in_its_own_names() -> None:
+    for model in MODELS:
+        if model.role == "state":
+            assert set(STATE_NAMES[model.name]) == set(MachineState), model.name
+            assert set(STATE_NAMES[model.name].values()) <= set(model.names), model.name
+        else:
+            assert AUTOMATIC[model.name] in model.names, model.name
+            assert AUTOMATIC[model.name] not in model.manual, model.name
+
+
+@pytest.mark.parametrize(
+    ("profile", "manual", "automatic"),
+    [
+        ("ControllerMode", "MANUAL", "AUTOMATIC"),  # an MQTT device or MTConnect agent
+        ("MachineryOperationMode", "Maintenance", "Processing"),
+        ("MachineOperationMode", "Manual", "Automatic"),
+        ("ChannelMode", "MdaMdi", "Automatic"),
+        ("CncOperationMode", "Manual_0", "Automatic_2"),
+        ("PackMLUnitMode", "Maintenance", "Production"),
+    ],
+)
+def test_a_profiled_mode_reports_its_profiles_names(
+    profile: str, manual: str, automatic: str
+) -> None:
+    spec = SignalSpec("mode", SignalRole.MODE, 1.0, UpdateKind.ON_CHANGE, profile=profile)
+    assert (manual_value(spec), auto_value(spec), value_type(spec)) == (manual, automatic, str)
+    auto = Machine("m", [spec], seed=1, start_ns=START).step(START)
+    forced = Machine("m", [spec], seed=1, start_ns=START, plan=BehaviourPlan(Behaviour.MANUAL_MODE))
+    assert [s.value for s in auto] == [automatic]
+    assert [s.value for s in forced.step(START)] == [manual]
+
+
+def test_a_numbered_mode_reports_the_servers_numbers_else_the_standards() -> None:
+    standard = SignalSpec("mode", SignalRole.MODE, profile="MachineOperationMode", numbered=True)
+    assert (manual_value(standard), auto_value(standard), value_type(standard)) == (0, 1, int)
+    server = SignalSpec(
+        "mode",
+        SignalRole.MODE,
+        profile="MachineOperationMode",
+        numbering=(("Automatic", 20), ("Setup", 30)),  # the server has no Manual
+        numbered=True,
+    )
+    assert (manual_value(server), auto_value(server)) == (30, 20)
+    with pytest.raises(ValueError, match="signal mode: Automatic of MachineOperationMode has no"):
+        SignalSpec(
+            "mode",
+            SignalRole.MODE,
+            profile="MachineOperationMode",
+            numbering=(("Manual", 1),),
+            numbered=True,
+        )
+    with pytest.raises(ValueError, match="signal s: ChannelMode describes a mode signal"):
+        SignalSpec("s", SignalRole.STATE, profile="ChannelMode")
+
+
+@pytest.mark.parametrize("profile", sorted(STATE_NAMES))
+def test_a_profiled_state_follows_the_machine_in_its_profiles_names(profile: str) -> None:
+    names = STATE_NAMES[profile]
+    spec = SignalSpec("state", SignalRole.STATE, 1.0, UpdateKind.PERIODIC, profile=profile)
+    plain = SignalSpec("state", SignalRole.STATE, 1.0, UpdateKind.PERIODIC)
+    profiled = Machine("m", [spec], seed=11, start_ns=START)
+    unprofiled = Machine("m", [plain], seed=11, start_ns=START)
+    seen = set()
+    for sample, state in zip(
+        run(profiled, 3000, tick=S), run(unprofiled, 3000, tick=S), strict=True
+    ):
+        assert sample.value == names[str(state.value)]
+        seen.add(state.value)
+    assert seen == set(MachineState)  # every state came up
+
+
+def test_a_numbered_state_reports_numbers() -> None:
+    spec = SignalSpec("state", SignalRole.STATE, profile="ChannelState", numbered=True)
+    values = {s.value for s in run(Machine("m", [spec], seed=11, start_ns=START), 3000, tick=S)}
+    assert values == {0, 1, 2}  # Active, Interrupted, Reset
+    assert value_type(spec) is int

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -63,7 +63,7 @@ class BrowseOutcome:
 
 
 @dataclass(frozen=True)
-class _Place:
+class Place:
     node_id: ua.NodeId
     path: tuple[BrowseName, ...]
 
@@ -91,19 +91,19 @@ async def browse_tree(
     if isinstance(resolved, str):
         raise BrowseError(f"root {root!r} on {where}: {resolved}")
     outcome = BrowseOutcome(root)
-    frontier = [_Place(resolved, await _path_of(client, resolved, namespaces))]
+    frontier = [Place(resolved, await path_of(client, resolved, namespaces))]
     seen = {resolved}
-    found: list[tuple[_Place, ua.ReferenceDescription]] = []
+    found: list[tuple[Place, ua.ReferenceDescription]] = []
     for level in range(1, depth + 1):
         if not frontier:
             break
         budget = max_nodes - outcome.nodes + 1  # one more than allowed: "there are more"
-        children, cut = await _browse_level(
+        children, cut = await browse_children(
             client, frontier, browse_size, limits.max_nodes_per_browse, references_per_node, budget
         )
         if cut:
             outcome.stopped = f"node limit {max_nodes} reached at depth {level}"
-        next_frontier: list[_Place] = []
+        next_frontier: list[Place] = []
         for parent, reference in children:
             target = reference.NodeId
             if target in seen or reference.ReferenceTypeId == _HAS_PROPERTY:
@@ -114,7 +114,7 @@ async def browse_tree(
                 break
             seen.add(target)
             outcome.nodes += 1
-            place = _Place(target, (*parent.path, _name(reference.BrowseName, namespaces)))
+            place = Place(target, (*parent.path, browse_name_of(reference.BrowseName, namespaces)))
             if reference.NodeClass == ua.NodeClass.Variable:
                 found.append((place, reference))
             else:
@@ -131,20 +131,20 @@ async def browse_tree(
     return outcome
 
 
-async def _browse_level(
+async def browse_children(
     client: Client,
-    places: Sequence[_Place],
+    places: Sequence[Place],
     size: RequestSize,
     published: int,
     references_per_node: int,
     budget: int,
-) -> tuple[list[tuple[_Place, ua.ReferenceDescription]], bool]:
+) -> tuple[list[tuple[Place, ua.ReferenceDescription]], bool]:
     """Every forward hierarchical reference of ``places`` to an object or a variable, and
     whether references were left unread because ``budget`` of them were already read."""
     cut = False
     count = 0
 
-    async def browse(chunk: Sequence[_Place]) -> list[ua.BrowseResult]:
+    async def browse(chunk: Sequence[Place]) -> list[ua.BrowseResult]:
         nonlocal cut, count
         params = ua.BrowseParameters()
         params.RequestedMaxReferencesPerNode = ua.UInt32(references_per_node)
@@ -166,7 +166,7 @@ async def _browse_level(
         return results
 
     results = await size.run(places, browse, published)
-    children: list[tuple[_Place, ua.ReferenceDescription]] = []
+    children: list[tuple[Place, ua.ReferenceDescription]] = []
     for place, result in zip(places, results, strict=True):
         children.extend((place, reference) for reference in result.References or [])
     return children, cut
@@ -194,16 +194,16 @@ def _description(node_id: ua.NodeId) -> ua.BrowseDescription:
     )
 
 
-async def _path_of(
+async def path_of(
     client: Client, node_id: ua.NodeId, namespaces: list[str]
 ) -> tuple[BrowseName, ...]:
     """The browse names from the Root folder down to ``node_id`` (one of its paths)."""
     nodes = await client.get_node(node_id).get_path(as_string=False)
     names = [await node.read_browse_name() for node in nodes[1:]]  # Root has no element
-    return tuple(_name(name, namespaces) for name in names)
+    return tuple(browse_name_of(name, namespaces) for name in names)
 
 
-def _name(name: ua.QualifiedName, namespaces: list[str]) -> BrowseName:
+def browse_name_of(name: ua.QualifiedName, namespaces: list[str]) -> BrowseName:
     index = name.NamespaceIndex
     uri = namespaces[index] if index < len(namespaces) else f"urn:unknown-namespace-{index}"
     return BrowseName(uri, name.Name or "")
@@ -220,7 +220,7 @@ def namespace_uri_form(node_id: ua.NodeId, namespaces: list[str]) -> str:
 
 async def _describe(
     client: Client,
-    found: list[tuple[_Place, ua.ReferenceDescription]],
+    found: list[tuple[Place, ua.ReferenceDescription]],
     namespaces: list[str],
     published: int,
 ) -> list[FoundVariable]:
@@ -245,7 +245,7 @@ async def _describe(
             FoundVariable(
                 node=namespace_uri_form(place.node_id, namespaces),
                 browse_path=format_browse_path(place.path),
-                data_type=_type_name(type_id, namespaces),
+                data_type=type_name(type_id, namespaces),
                 array=rank is not None and isinstance(rank.Value, int) and rank.Value >= 0,
                 parent=format_browse_path(place.path[:-1]),
             )
@@ -253,7 +253,7 @@ async def _describe(
     return variables
 
 
-def _type_name(type_id: object, namespaces: list[str]) -> str:
+def type_name(type_id: object, namespaces: list[str]) -> str:
     if not isinstance(type_id, ua.NodeId):
         return "unknown"
     if type_id.NamespaceIndex == 0 and isinstance(type_id.Identifier, int):
@@ -286,17 +286,11 @@ def register_entries(outcome: BrowseOutcome, source: str, address: str = "node")
     return "\n".join(lines) + "\n"
 
 
-async def browse_endpoint(
-    endpoint: str,
-    root: str,
-    *,
-    depth: int,
-    max_nodes: int,
-    timeout: float = 4.0,
-    references_per_node: int = 1000,
-    security: ClientSecurity | None = None,
-) -> BrowseOutcome:
-    """``browse_tree`` over a session of its own, secured like the register's source when
+@contextlib.asynccontextmanager
+async def browse_session(
+    endpoint: str, *, timeout: float = 4.0, security: ClientSecurity | None = None
+) -> AsyncIterator[Client]:
+    """A session of its own for browsing, secured like the register's source when
     ``security`` is given (policy None and anonymous otherwise)."""
     client = Client(endpoint, timeout=timeout)
     try:
@@ -310,6 +304,24 @@ async def browse_endpoint(
             explained or f"cannot connect to {endpoint}: {type(exc).__name__}: {exc}"
         ) from None
     try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.disconnect(), 2.0)
+
+
+async def browse_endpoint(
+    endpoint: str,
+    root: str,
+    *,
+    depth: int,
+    max_nodes: int,
+    timeout: float = 4.0,
+    references_per_node: int = 1000,
+    security: ClientSecurity | None = None,
+) -> BrowseOutcome:
+    """``browse_tree`` over a session of its own (``browse_session``)."""
+    async with browse_session(endpoint, timeout=timeout, security=security) as client:
         return await browse_tree(
             client,
             root,
@@ -317,6 +329,3 @@ async def browse_endpoint(
             max_nodes=max_nodes,
             references_per_node=references_per_node,
         )
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), 2.0)
