@@ -57,7 +57,9 @@ async def test_every_standard_machine_is_proposed_with_its_state_and_modes(
     by_id = {s.id: s for s in mill.signals}
     # The MachineTool nodeset numbers MachineOperationMode as OPC 40501 does: no numbering.
     assert by_id["operation_mode"].numbering == ()
-    assert "numbered as MachineOperationMode" in by_id["operation_mode"].note
+    assert "the server numbers it as the standard does" in by_id["operation_mode"].note
+    assert mill.standard == "OPC 40501 machine tool"
+    assert found["Press7"].standard == "OPC 40001 machine"
     assert by_id["state"].data_type == "LocalizedText"
 
     assert signals(found["Press7"]) == {

@@ -106,6 +106,9 @@ _PACKML_PLACES = (
 )
 
 
+_MACHINE_TOOL_PROFILES = frozenset({"MachineOperationMode", "ChannelMode", "ChannelState"})
+
+
 @dataclass(frozen=True)
 class ProposedSignal:
     id: str
@@ -307,6 +310,8 @@ async def _bind(
             type_name(type_id, session.namespaces),
             enums.get(type_id) if isinstance(type_id, ua.NodeId) else None,
         )
+        if place.profile in _MACHINE_TOOL_PROFILES:
+            process.standard = "OPC 40501 machine tool"
         if place.role == "state" and any(s.role == "state" for s in process.signals):
             process.notes.append(f"also a state: {signal.browse_path} ({place.profile})")
             continue
@@ -431,7 +436,7 @@ def _proposal(
             "to count one, write manual_values instead of the profile)"
         )
     if same:
-        notes.append(f"numbered as {model.name} (the server's {enumeration.name})")
+        notes.append(f"the server numbers it as the standard does ({enumeration.name})")
     return replace(
         plain,
         data_type=enumeration.name,
