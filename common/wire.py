@@ -39,6 +39,9 @@ class Sample(NamedTuple):
     """When the edge received it (ns)."""
     server_ts: int | None = None
     """OPC UA server timestamp (ns) where the server sent one."""
+    backfill: bool = False
+    """Read from the source's history after a gap (``edge/sources/opcua/backfill.py``), not
+    received live: a value known at its source time all the same."""
 
 
 class WireError(ValueError):
@@ -61,6 +64,9 @@ class SampleColumns(BaseModel):
     """When the edge received it (ns)."""
     server_ts: list[StrictInt | None] = Field(default_factory=list)
     """OPC UA server timestamp (ns) where the server sent one."""
+    backfill: list[StrictInt] = Field(default_factory=list)
+    """Indexes of the samples read from the source's history after a gap (ascending);
+    left out of a batch that has none, so a collector older than it reads live batches."""
 
     @model_validator(mode="after")
     def _same_length(self) -> SampleColumns:
@@ -75,6 +81,11 @@ class SampleColumns(BaseModel):
         for i, code in enumerate(self.status):
             if not 0 <= code <= 0xFFFFFFFF:
                 raise ValueError(f"sample {i}: status {code} is not a 32-bit status code")
+        previous = -1
+        for index in self.backfill:
+            if not previous < index < n:
+                raise ValueError(f"backfill index {index}: not ascending within the {n} samples")
+            previous = index
         return self
 
     def __len__(self) -> int:
@@ -88,13 +99,17 @@ class SampleColumns(BaseModel):
         self.status.append(sample.status)
         self.recv.append(sample.recv)
         self.server_ts.append(sample.server_ts)
+        if sample.backfill:
+            self.backfill.append(len(self.process) - 1)
 
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> SampleColumns:
         """The columns of samples this process made itself (not validated again)."""
         if not samples:
             return cls()
-        process, signal, ts, value, status, recv, server_ts = map(list, zip(*samples, strict=True))
+        process, signal, ts, value, status, recv, server_ts, backfill = map(
+            list, zip(*samples, strict=True)
+        )
         return cls.model_construct(
             process=process,
             signal=signal,
@@ -103,6 +118,7 @@ class SampleColumns(BaseModel):
             status=status,
             recv=recv,
             server_ts=server_ts,
+            backfill=[i for i, flag in enumerate(backfill) if flag] if any(backfill) else [],
         )
 
 
@@ -142,7 +158,9 @@ class UplinkBatch(BaseModel):
     liveness: list[LivenessEvent] = Field(default_factory=list)
 
     def encode(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
+        if self.samples.backfill:
+            return self.model_dump_json(by_alias=True).encode()
+        return self.model_dump_json(by_alias=True, exclude={"samples": {"backfill"}}).encode()
 
 
 def decode_batch(payload: bytes, topic: str) -> UplinkBatch:

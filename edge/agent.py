@@ -14,18 +14,21 @@ from common.register_loader import LoadedRegister, load_register
 from common.service import wait_for_stop_or_failure
 from common.topics import edge_topic
 from edge.buffer import BufferConfig, SampleBuffer
+from edge.buffer.marks import SignalMarks
 from edge.buffer.sinks import BufferSink, CountingSink
 from edge.health import GOOD_SOURCE_STATES, RateMeter, add_connection_rates, verdict
 from edge.health_server import HealthServer
 from edge.settings import EdgeSettings, check_buffer_dir
 from edge.signal_watch import SignalWatch
-from edge.sources import BoundSignal, Source, SourceContext, builder
+from edge.sources import BoundSignal, Source, SourceContext, StoredMarks, builder
 from edge.uplink import Uplink, UplinkIdentity
 
 log = logging.getLogger(__name__)
 
 
-def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Source]:
+def build_sources(
+    register: LoadedRegister, settings: EdgeSettings, marks: StoredMarks | None = None
+) -> list[Source]:
     """One reader per source of the agent's plant, each built by its protocol
     (``edge/sources/<kind>/build.py``) with the signals bound to it."""
     plant = register.plant(settings.plant)
@@ -44,7 +47,7 @@ def build_sources(register: LoadedRegister, settings: EdgeSettings) -> list[Sour
             for signal in process.signals:
                 if signal.source is not None and signal.is_automated:
                     signals.setdefault(signal.source, []).append((process.id, signal))
-    context = SourceContext(register, settings)
+    context = SourceContext(register, settings, marks)
     return [
         builder(config.kind)(config, signals.get(config.id, []), context)
         for config in plant.sources
@@ -56,11 +59,13 @@ class EdgeAgent:
         self.settings = settings
         self.register = load_register(settings.register_file)
         self.plant = self.register.plant(settings.plant)
-        self.sources = build_sources(self.register, settings)
+        buffer_dir = check_buffer_dir(settings.resolved_buffer_dir)
+        self.marks = SignalMarks.load(buffer_dir)
+        self.sources = build_sources(self.register, settings, self.marks)
         # Blocking, at start-up: lock the buffer directory and index the backlog on disk.
         self.buffer = SampleBuffer.open(
             BufferConfig(
-                directory=check_buffer_dir(settings.resolved_buffer_dir),
+                directory=buffer_dir,
                 max_bytes=settings.buffer_max_bytes,
                 max_samples=settings.buffer_max_samples,
                 segment_bytes=settings.buffer_segment_bytes,
@@ -70,6 +75,7 @@ class EdgeAgent:
                 fsync_interval=settings.buffer_fsync_interval,
             )
         )
+        self.buffer.marks = self.marks
         edge_id = settings.resolved_edge_id
         enterprise = self.register.enterprise_id
 

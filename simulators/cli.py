@@ -73,6 +73,14 @@ def run(
     ledger: Annotated[
         Path | None, typer.Option(help="Record every produced sample to this JSON-lines file.")
     ] = None,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="OPC UA servers keep every value they serve in DIR/<source id>.sqlite and "
+            "answer HistoryRead from it (kept across restarts).",
+        ),
+    ] = None,
     tick: Annotated[str, typer.Option(help="How often the machines are stepped.")] = "0.1s",
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR.")] = "INFO",
 ) -> None:
@@ -94,6 +102,7 @@ def run(
             sources=only,
             tick=tick_s,
             ledger=Ledger(ledger) if ledger is not None else None,
+            history_dir=history,
         )
     except (SimulatorError, NodeIdError, ValueError) as exc:
         _fail(str(exc))

@@ -6,8 +6,10 @@ A protocol's simulator module (named by its line in ``common/protocols/__init__.
 ``serve(source, endpoint, served, ledger)``, which builds its ``Equipment`` for one register
 source, or raises ``SimulatorError`` naming the signal it cannot serve; and may have
 ``signal_spec(signal)``, how its equipment reports a register signal (OPC UA serves some
-profiles as enumerations: their numbers, not their names). MQTT devices are not equipment
-of this kind: they publish to a broker (``mqtt_devices.py``).
+profiles as enumerations: their numbers, not their names). Equipment that can keep the
+history of what it serves for its clients to read (OPC UA Historical Access) has
+``keep_history(folder)`` (``KeepsHistory``). MQTT devices are not equipment of this kind:
+they publish to a broker (``mqtt_devices.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from common.protocols import BY_KIND
 from common.register import Signal
@@ -53,6 +56,14 @@ class Equipment(Protocol):
         """Serve these (process, sample) from now on; how many were written."""
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class KeepsHistory(Protocol):
+    """Equipment that can keep the history of what it serves, readable by its clients."""
+
+    def keep_history(self, folder: Path) -> None:
+        """Keep it in ``folder`` (one file per source), from ``prepare()`` on."""
 
 
 class Serve(Protocol):

@@ -10,6 +10,16 @@ an actual PLC gateway would send.
 Before any sample is written a variable holds BadWaitingForInitialData. The first tick is
 written before the server listens, so a client only ever sees that for machines that never
 report (offline); those initial values are recorded in the ledger when listening starts.
+
+History (off unless a history folder is given: ``history_dir``, ``plantkpi-sim run
+--history DIR``): the server keeps every value it serves in ``<folder>/<source id>.sqlite``
+(asyncua's SQLite history, ``simulators/opcua_history.py``), as a PLC or SCADA server with
+Historical Access does, and answers HistoryRead (raw) from it: what the ledger records,
+exactly (value, status, source and server timestamps; Bad writes with their value; the
+initial BadWaitingForInitialData of a variable not written when the server starts to
+listen), kept across restarts (kill -9 too: each batch is committed as it is written).
+Its variables then say so: AccessLevel and UserAccessLevel have HistoryRead, Historizing is
+true. Without a folder they are CurrentRead and not historizing, as before.
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from common.timestamps import ns_to_datetime
 from simulators.equipment import Served, SimulatorError
 from simulators.ledger import Ledger
 from simulators.machine import Sample, SignalSpec, Value, value_type
+from simulators.opcua_history import SQLiteHistory, history_file
 from simulators.opcua_machines import MachineSpace, Placement, layout
 from simulators.opcua_machines import signal_spec as signal_spec
 
@@ -210,10 +221,13 @@ class OpcUaSourceServer:
         ledger: Ledger | None = None,
         polled: bool = False,
         security: ServerSecurity | None = None,
+        history_dir: Path | None = None,
     ) -> None:
         """``polled``: the edge reads this source by polling (register ``mode: poll``).
-        ``security``: None serves anonymous clients without security (policy None)."""
+        ``security``: None serves anonymous clients without security (policy None).
+        ``history_dir``: keep the history of every variable there (module docstring)."""
         self.source_id = source_id
+        self.history_dir = history_dir
         self.security = security
         self.endpoint = endpoint
         self.ledger = ledger
@@ -251,6 +265,17 @@ class OpcUaSourceServer:
         self._server: Server | None = None
         self._start_ns = 0
         self.writes = 0
+        self.history: SQLiteHistory | None = None
+        """The history, from ``prepare`` when ``history_dir`` is set."""
+
+    def keep_history(self, folder: Path) -> None:
+        """Keep the history of every variable in ``folder`` (before ``prepare``)."""
+        self.history_dir = folder
+
+    @property
+    def history_path(self) -> Path | None:
+        """``<history_dir>/<source id>.sqlite``, or None: no history."""
+        return None if self.history_dir is None else history_file(self.history_dir, self.source_id)
 
     @property
     def processes(self) -> list[str]:
@@ -276,7 +301,14 @@ class OpcUaSourceServer:
             server_logger.setLevel(logging.WARNING)
         security = self.security
         server = Server(user_manager=await _user_manager(security) if security else None)
+        history_path = self.history_path
+        if history_path is not None:
+            history_path.parent.mkdir(parents=True, exist_ok=True)
+            self.history = SQLiteHistory(history_path)
+            # asyncua opens its history storage in init().
+            server.iserver.history_manager.set_storage(self.history)
         await server.init()
+        self._server = server  # stop() closes what init() opened, whatever fails next
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"plantkpi simulator {self.source_id}")
         await server.set_application_uri(f"urn:plantkpi:sim:{self.source_id}")
@@ -285,7 +317,6 @@ class OpcUaSourceServer:
             server.set_identity_tokens([ua.AnonymousIdentityToken])
         else:
             await self._secure(server, security)
-        self._server = server
         self._start_ns = time.time_ns()
 
         indexes = {uri: await server.register_namespace(uri) for uri in self.namespaces}
@@ -295,6 +326,8 @@ class OpcUaSourceServer:
             by_process.setdefault(var.binding.process, []).append(var)
         machines = MachineSpace(server, self._layout)
         await machines.prepare()
+        if self.history is not None:
+            self.history.namespaces = dict(enumerate(await server.get_namespace_array()))
         created = 0
         # One folder per machine: asyncua adds siblings under one parent in quadratic time.
         for process, variables in by_process.items():
@@ -319,9 +352,22 @@ class OpcUaSourceServer:
                         var.variant,
                     )
                 await server.write_attribute_value(var.node_id, self._initial_value())
+                if self.history is not None:
+                    await self._historize(server, self.history, var.node_id)
                 created += 1
                 if created % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
+
+    @staticmethod
+    async def _historize(server: Server, history: SQLiteHistory, node_id: ua.NodeId) -> None:
+        """What asyncua's ``enable_history_data_change`` does, but for the monitored item:
+        the server records what it writes itself (``opcua_history.py`` says why)."""
+        node = server.get_node(node_id)
+        historizing = ua.DataValue(ua.Variant(True, ua.VariantType.Boolean))
+        await node.write_attribute(AttributeIds.Historizing, historizing)
+        await node.set_attr_bit(AttributeIds.AccessLevel, ua.AccessLevel.HistoryRead)
+        await node.set_attr_bit(AttributeIds.UserAccessLevel, ua.AccessLevel.HistoryRead)
+        await history.new_historized_node(node_id, period=None, count=0)  # all values, forever
 
     @staticmethod
     async def _secure(server: Server, security: ServerSecurity) -> None:
@@ -361,26 +407,31 @@ class OpcUaSourceServer:
                 exc.errno,
                 f"OPC UA source {self.source_id}: cannot listen on {self.endpoint}: {exc.strerror}",
             ) from exc
-        if self.ledger is not None:
-            ts = seen_ts(self._start_ns)
-            for var in self._vars.values():
-                if not var.written:
-                    self.ledger.record(
-                        self.source_id,
-                        var.binding.process,
-                        var.binding.signal.id,
-                        ts,
-                        None,
-                        BAD_WAITING_FOR_INITIAL_DATA,
-                    )
+        ts = seen_ts(self._start_ns)
+        for var in self._vars.values():
+            if var.written:
+                continue
+            if self.history is not None:
+                assert var.node_id is not None
+                self.history.record(var.node_id, self._initial_value())
+            if self.ledger is not None:
+                self.ledger.record(
+                    self.source_id,
+                    var.binding.process,
+                    var.binding.signal.id,
+                    ts,
+                    None,
+                    BAD_WAITING_FOR_INITIAL_DATA,
+                )
         log.info(
-            "OPC UA source %s: %d nodes of %d machines (%s) in %s on %s",
+            "OPC UA source %s: %d nodes of %d machines (%s) in %s on %s%s",
             self.source_id,
             len(self._vars),
             len(self.processes),
             brief_list(self.processes),
             ", ".join(self.namespaces),
             self.url,
+            f"; history in {self.history_path}" if self.history is not None else "",
         )
 
     async def write(self, samples: Iterable[tuple[str, Sample]]) -> int:
@@ -422,6 +473,8 @@ class OpcUaSourceServer:
                 await server.write_attribute_value(var.node_id, datavalue)
             var.last = (value, sample.status)
             var.written = True
+            if self.history is not None:
+                self.history.record(var.node_id, datavalue)
             if self.ledger is not None:
                 self.ledger.record(
                     self.source_id, process, sample.signal, seen_ts(sample.ts), value, sample.status
@@ -435,7 +488,11 @@ class OpcUaSourceServer:
     async def stop(self) -> None:
         if self._server is not None:
             server, self._server = self._server, None
-            await server.stop()
+            try:
+                await server.stop()  # asyncua's stop writes out and closes the history
+            finally:
+                if self.history is not None:  # (again, a no-op, unless that stop failed)
+                    await self.history.stop()
 
     async def _write_keeping_value(self, node_id: ua.NodeId, datavalue: ua.DataValue) -> None:
         """Write a Bad DataValue without dropping its value.

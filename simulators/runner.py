@@ -4,7 +4,7 @@ In-process use (tests, benches)::
 
     scenario = load_scenario("examples/demo/scenario.yaml")
     async with Simulator(scenario, endpoints={"a1-opcua": "opc.tcp://127.0.0.1:4841"},
-                         ledger=Ledger(keep=True)) as sim:
+                         ledger=Ledger(keep=True), history_dir=Path("history")) as sim:
         ...  # sim.endpoints, sim.brokers, sim.ledger.records
 """
 
@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
 from typing import Any, Self
 
 from common.endpoints import parse_broker_url
@@ -24,6 +25,7 @@ from common.register import Source
 from common.register_loader import LoadedRegister
 from simulators.equipment import (
     Equipment,
+    KeepsHistory,
     Served,
     SimulatorError,
     check_endpoint,
@@ -46,6 +48,8 @@ class Simulator:
 
     ``endpoints`` / ``brokers`` override a source's URL by source id; ``sources`` limits the
     run to some source ids (default: all). The simulator starts and closes ``ledger``.
+    ``history_dir``: each OPC UA server keeps the history of every variable it serves in
+    ``<history_dir>/<source id>.sqlite`` (Historical Access), across restarts; default none.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class Simulator:
         sources: Collection[str] | None = None,
         tick: float = 0.1,
         ledger: Ledger | None = None,
+        history_dir: Path | None = None,
     ) -> None:
         if tick <= 0:
             raise SimulatorError(f"tick must be positive, got {tick}")
@@ -145,6 +150,9 @@ class Simulator:
                 )
             except SimulatorError as exc:
                 raise SimulatorError(f"{register.path.name}: source {sid}: {exc}") from None
+        self.history_dir = history_dir
+        if history_dir is not None:
+            self._keep_history(history_dir)
         self.mqtt: dict[str, MqttDevices] = {
             sid: MqttDevices(
                 sid,
@@ -252,6 +260,17 @@ class Simulator:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def _keep_history(self, folder: Path) -> None:
+        keepers = [e for e in self.equipment.values() if isinstance(e, KeepsHistory)]
+        for equipment in keepers:
+            equipment.keep_history(folder)
+        if not keepers:
+            log.warning(
+                "history folder %s: none of the simulated sources keeps a history "
+                "(OPC UA servers do)",
+                folder,
+            )
 
     def _plan(self, process_id: str, specs: list[SignalSpec]) -> BehaviourPlan:
         plan = self.scenario.plan(process_id)

@@ -51,6 +51,11 @@ class RuntimeCollector(Collector):
         yield _counter("plantkpi_uplink_batches", "Uplink batches accepted", s.batches)
         yield _counter("plantkpi_samples_written", "Samples written to InfluxDB", s.samples_written)
         yield _counter(
+            "plantkpi_samples_backfilled",
+            "Of the samples written, those an edge read from a source's history after a gap",
+            s.samples_backfilled,
+        )
+        yield _counter(
             "plantkpi_samples_rejected", "Samples rejected against the register", s.samples_rejected
         )
         yield _counter(

@@ -59,6 +59,8 @@ DeadLetter = Callable[[EdgeTopic | None, str, bytes, str], Awaitable[None]]
 class IngestStats:
     batches: int = 0
     samples_written: int = 0
+    samples_backfilled: int = 0
+    """Of ``samples_written``, those an edge read from a source's history after a gap."""
     samples_rejected: int = 0
     batches_malformed: int = 0
     batches_dead_lettered: int = 0
@@ -91,6 +93,16 @@ class Pending:
     on_written: Callable[[], None] | None = None
     source_ts: list[int] = field(default_factory=list)
     """The stored samples' source times (for :class:`SampleAges`)."""
+    backfilled: int = 0
+    """Of ``samples``, those read from a source's history after a gap."""
+
+
+def _backfilled(resolved: Resolved) -> int:
+    batch = resolved.batch
+    if batch is None or not batch.samples.backfill:
+        return 0
+    backfill = frozenset(batch.samples.backfill)
+    return sum(1 for row in resolved.rows if row in backfill)
 
 
 def stored_watermark(complete_until: int, received: int) -> int:
@@ -221,6 +233,7 @@ class IngestPipeline:
                     len(resolved.rows) - resolved.samples_unstorable,
                     done,
                     stored_ts,
+                    _backfilled(resolved),
                 ),
                 len(lines),
             )
@@ -248,6 +261,7 @@ class IngestPipeline:
                 cols.server_ts,
                 batch.edge,
                 batch.seq,
+                backfill=cols.backfill,
             )
             lines, stored_ts = out.lines, out.stored_ts
             for _row, problem in out.failed:
@@ -410,6 +424,7 @@ class IngestPipeline:
 
     def _done(self, item: Pending) -> None:
         self.stats.samples_written += item.samples
+        self.stats.samples_backfilled += item.backfilled
         self.stats.sample_ages.observe(item.source_ts, self.clock())
         if item.on_written is not None:
             item.on_written()

@@ -63,6 +63,7 @@ class Resolved:
         if self.batch is None:
             return []
         cols, batch = self.batch.samples, self.batch
+        backfilled = frozenset(cols.backfill)
         return [
             StoredSample(
                 enterprise=tags[0],
@@ -77,6 +78,7 @@ class Resolved:
                 server_ts_ns=cols.server_ts[i],
                 edge=batch.edge,
                 seq=batch.seq,
+                backfill=i in backfilled,
             )
             for i, tags in zip(self.rows, self.series, strict=True)
         ]

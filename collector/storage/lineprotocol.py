@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -202,6 +202,9 @@ class StoredSample:
     server_ts_ns: int | None
     edge: str
     seq: int
+    backfill: bool = False
+    """Read from the source's history after a gap: stored with ``backfill=true`` and never
+    as a reconfirmation (its receipt says nothing about the value being current then)."""
 
 
 @lru_cache(maxsize=65536)
@@ -237,6 +240,7 @@ def sample_line(sample: StoredSample, stats: SerializeStats | None = None) -> st
         sample.seq,
         _where(sample),
         stats,
+        sample.backfill,
     )
 
 
@@ -251,8 +255,10 @@ def _sample_line(
     seq: int,
     where: str,
     stats: SerializeStats | None,
+    backfill: bool = False,
 ) -> str:
     fields: list[str] = []
+    nonfinite = False
     if isinstance(value, bool):
         fields.append("value_bool=true" if value else "value_bool=false")
     elif isinstance(value, int | float):
@@ -264,8 +270,8 @@ def _sample_line(
             number = math.inf
         if math.isfinite(number):
             fields.append(f"value={number!r}")
-        elif stats is not None:
-            stats.nonfinite_fields += 1
+        else:
+            nonfinite = True  # counted once the line is known to be written
     elif isinstance(value, str):
         fields.append(f"value_str={escape_string_field(value)}")
     elif value is not None:
@@ -278,9 +284,13 @@ def _sample_line(
         fields.append(f"server_ns={_int_field(where, 'server_ns', server_ts)}")
     fields.append(edge_field)
     fields.append(f"seq={_int_field(where, 'seq', seq)}")
+    if backfill:
+        fields.append("backfill=true")
     if type(ts) is not int or not TIME_MIN <= ts <= TIME_MAX:
         _check_time(ts, where)
         ts = int(ts)
+    if nonfinite and stats is not None:
+        stats.nonfinite_fields += 1
     return f"{prefix}{','.join(fields)} {ts}"
 
 
@@ -311,13 +321,15 @@ def sample_lines_of_columns(
     edge: str,
     seq: int,
     stats: SerializeStats | None = None,
+    backfill: Collection[int] = (),
 ) -> ColumnLines:
     """The lines of an uplink batch's rows ``rows`` (indices into the columns), ``series[k]``
     the tags of ``rows[k]``: :func:`sample_line` and :func:`reconfirm_line` for each row,
     without a :class:`StoredSample` per row (the collector's hot path, measured in
     docs/benchmarks.md, "Collector ingest"). The common case (a finite float or an int
     value, in-range integers) is written inline; anything else goes through
-    :func:`sample_line`'s checks. Tests hold the two to the same output."""
+    :func:`sample_line`'s checks. Tests hold the two to the same output. ``backfill``: the
+    column indices of samples read from history after a gap."""
     out = ColumnLines([], [], [])
     lines, stored_ts, failed = out.lines, out.stored_ts, out.failed
     edge_field = f"edge={escape_string_field(edge)}"
@@ -326,6 +338,7 @@ def sample_lines_of_columns(
         tail = ""  # every row takes the checked path, which names the problem
     prefixes: dict[Series, str] = {}
     reconfirm_age = RECONFIRM_MIN_AGE_NS
+    backfilled = frozenset(backfill)
     for k, i in enumerate(rows):
         tags = series[k]
         t, v, st, r, srv = ts[i], value[i], status[i], recv[i], server_ts[i]
@@ -334,7 +347,11 @@ def sample_lines_of_columns(
             if prefix is None:
                 prefix = prefixes[tags] = _sample_prefix(*tags)
             kind = type(v)
-            if (
+            if backfilled and i in backfilled:
+                where = f"sample {tags[3]}/{tags[4]} at {t}"
+                line = _sample_line(prefix, t, v, st, r, srv, edge_field, seq, where, stats, True)
+                again = None
+            elif (
                 tail
                 and (kind is float or kind is int)
                 and type(t) is int
@@ -361,8 +378,11 @@ def sample_lines_of_columns(
                 )
             else:
                 where = f"sample {tags[3]}/{tags[4]} at {t}"
-                line = _sample_line(prefix, t, v, st, r, srv, edge_field, seq, where, stats)
+                counted = SerializeStats()  # kept only if the row is written
+                line = _sample_line(prefix, t, v, st, r, srv, edge_field, seq, where, counted)
                 again = _reconfirm_line(prefix, t, st, r, where)
+                if stats is not None:
+                    stats.nonfinite_fields += counted.nonfinite_fields
         except LineProtocolError as exc:
             failed.append((i, str(exc)))
             continue
@@ -399,6 +419,8 @@ def reconfirm_line(sample: StoredSample) -> str | None:
     prefix = _sample_prefix(
         sample.enterprise, sample.plant, sample.line, sample.process, sample.signal
     )
+    if sample.backfill:
+        return None
     return _reconfirm_line(prefix, sample.ts_ns, sample.status, sample.recv_ns, _where(sample))
 
 

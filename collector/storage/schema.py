@@ -50,6 +50,7 @@ SAMPLE = _measurement(
         "server_ns": "integer",
         "edge": "string",
         "seq": "integer",
+        "backfill": "boolean",
     },
     "uplink consumer",
 )

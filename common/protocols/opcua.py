@@ -135,6 +135,14 @@ class OpcUaSource(SourceConfig):
     max_nodes_per_connection: int = Field(3000, ge=1)
     """Above this many nodes the edge opens several connections (sessions) to the server,
     each with its own subscription (pure-Python asyncua handles ~3,000 tags at 1 s each)."""
+    backfill: Literal["auto", "off"] = "auto"
+    """``auto``: after any gap (an edge restart, a lost connection or subscription) read what
+    changed meanwhile from the server's history, for every node the server lets us read
+    history of (its UserAccessLevel has HistoryRead); ``off``: a gap stays a gap."""
+    backfill_max_gap: Duration = Field(86400.0, gt=0)
+    """The longest gap backfilled: of a longer one, only its last part this long."""
+    backfill_values_per_request: int = Field(1000, ge=1, le=100_000)
+    """Values per node in one HistoryRead request (the rest follows by continuation point)."""
 
     @model_validator(mode="before")
     @classmethod

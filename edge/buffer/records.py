@@ -3,7 +3,7 @@
 Layout (little-endian)::
 
     "PKR1" | u32 payload length | u32 crc32 | u64 first item | u32 samples | u32 liveness | i64 min ts
-    payload: zlib(JSON {"s": [[process, signal, ts, value, status, recv, server_ts], ...],
+    payload: zlib(JSON {"s": [[process, signal, ts, value, status, recv, server_ts, backfill], ...],
                         "l": [{"source", "ts", "up", "detail"}, ...]})
 
 The four marker bytes let a reader find the next record after a damaged one
@@ -137,10 +137,8 @@ def decode_payload(data: bytes, offset: int, header: RecordHeader) -> Contents:
     """The samples and liveness events of an already checked record."""
     start = offset + header.header_size
     doc = json.loads(zlib.decompress(data[start : start + header.length]))
-    samples = [
-        Sample(p, s, ts, v, status, recv, server_ts)
-        for p, s, ts, v, status, recv, server_ts in doc["s"]
-    ]
+    # 7 fields in records written before backfill existed, 8 since.
+    samples = [Sample(*row) for row in doc["s"]]
     liveness = [LivenessEvent.model_validate(e) for e in doc["l"]]
     if len(samples) != header.n_samples or len(liveness) != header.n_liveness:
         raise RecordError("payload does not match its header counts")

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from common.wire import LivenessEvent, Sample, SampleColumns
 from edge.buffer.acks import AckState, Stream
+from edge.buffer.marks import SignalMarks
 from edge.buffer.records import Contents
 from edge.buffer.segments import FsyncPolicy, RecordRef, Segment, SegmentLog
 
@@ -153,6 +154,8 @@ class SampleBuffer:
     _commit_now: asyncio.Event = field(default_factory=asyncio.Event)
     _error_logged_at: float = -ERROR_LOG_INTERVAL
     _errors_unlogged: int = 0
+    marks: SignalMarks | None = None
+    """Moved by every sample written (what a backfill starts from after a gap)."""
 
     @classmethod
     def open(cls, config: BufferConfig) -> SampleBuffer:
@@ -266,8 +269,12 @@ class SampleBuffer:
                 self._hot[ref.first] = Contents(samples, liveness)
                 self._hot_count += ref.header.n_items
                 self._evict_hot()
+                if self.marks is not None:
+                    self.marks.update(samples)
             else:
                 await asyncio.to_thread(self._log.sync_if_due)
+            if self.marks is not None and self.marks.due():
+                await asyncio.to_thread(self.marks.save)
             for callback in callbacks:
                 callback()
             await self._tidy()
@@ -495,4 +502,6 @@ class SampleBuffer:
         """Write what is left and the cursor, then release the directory."""
         self._cursor_dirty = True
         await self.flush()
+        if self.marks is not None:
+            await asyncio.to_thread(self.marks.save)
         await asyncio.to_thread(self._log.close)

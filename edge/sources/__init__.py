@@ -32,6 +32,7 @@ __all__ = [
     "Source",
     "SourceContext",
     "SourceSink",
+    "StoredMarks",
     "builder",
     "now_ns",
     "stop_if_cancelled",
@@ -55,6 +56,11 @@ class SourceSink(Protocol):
     ) -> None:
         """A reading that cannot become a sample: ``culprit`` names the node id, topic or
         address, ``signals`` the (process, signal) it was for, when the source knows."""
+
+
+class StoredMarks(Protocol):
+    def get(self, key: SignalKey) -> int | None:
+        """The newest source timestamp (ns) stored for the signal, if any."""
 
 
 class Source(Protocol):
@@ -92,6 +98,8 @@ class SourceContext:
 
     register: LoadedRegister
     settings: EdgeSettings
+    marks: StoredMarks | None = None
+    """What the agent stored last per signal (the start of a backfill after a gap)."""
     _shared: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], _T]) -> _T:

@@ -65,3 +65,37 @@ def test_topics_round_trip_and_reject_foreign_topics() -> None:
     for bad in ("plantkpi/v1/e/p/samples", "other/v1/e/p/x/samples", "plantkpi/v1/e/p/x/bogus"):
         with pytest.raises(ValueError, match="is not"):
             parse_edge_topic("plantkpi", bad)
+
+
+def test_backfilled_samples_are_listed_by_index_and_live_batches_leave_the_field_out() -> None:
+    live = batch()
+    assert b'"backfill"' not in live.encode()  # a collector older than the field reads it
+    samples = [
+        Sample("p", "s", 10, 1.0, 0, 50),
+        Sample("p", "s", 11, 2.0, 0, 50, None, True),
+        Sample("p", "s", 12, 3.0, 0, 50, None, True),
+    ]
+    columns = SampleColumns.of(samples)
+    assert columns.backfill == [1, 2]
+    appended = SampleColumns()
+    for sample in samples:
+        appended.append(sample)
+    assert appended.backfill == [1, 2]
+    decoded = decode_batch(live.model_copy(update={"samples": columns}).encode(), "t")
+    assert decoded.samples.backfill == [1, 2]
+
+
+@pytest.mark.parametrize("indexes", [[2], [1, 1], [1, 0], [-1]])
+def test_a_backfill_index_outside_the_samples_or_out_of_order_is_refused(
+    indexes: list[int],
+) -> None:
+    payload = (
+        batch()
+        .encode()
+        .replace(
+            b'"server_ts":[null,19]',
+            b'"server_ts":[null,19],"backfill":' + str(indexes).replace(" ", "").encode(),
+        )
+    )
+    with pytest.raises(WireError, match="backfill"):
+        decode_batch(payload, "t")

@@ -28,6 +28,7 @@ samples = st.lists(
         st.integers(min_value=0, max_value=2**32 - 1),
         st.integers(min_value=0, max_value=2**62),
         st.none() | st.integers(min_value=0, max_value=2**62),
+        st.booleans(),  # backfilled
     ),
     max_size=20,
 )
@@ -50,3 +51,19 @@ def test_a_record_reads_back_as_written(written: list[Sample]) -> None:
     for got, want in zip(read.samples, written, strict=True):
         assert all(_same(g, w) for g, w in zip(got, want, strict=True)), (got, want)
     assert read.liveness == liveness
+
+
+def test_a_record_written_before_backfill_existed_reads_as_live_samples() -> None:
+    import json
+    import struct
+    import zlib
+
+    from edge.buffer.records import _AFTER_CRC, MARKER
+
+    rows = [["p1", "speed", 10, 1.5, 0, 11, None]]  # seven fields, as written until now
+    payload = zlib.compress(json.dumps({"s": rows, "l": []}).encode(), 1)
+    rest = _AFTER_CRC.pack(3, 1, 0, 10)
+    crc = zlib.crc32(payload, zlib.crc32(rest))
+    data = MARKER + struct.pack("<II", len(payload), crc) + rest + payload
+    (sample,) = decode_payload(data, 0, check(data, 0)).samples
+    assert sample == Sample("p1", "speed", 10, 1.5, 0, 11, None) and not sample.backfill

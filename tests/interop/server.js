@@ -6,8 +6,14 @@
 //   INTEROP_MAX_NODES_PER_READ=<n>  enforced operation limits (BadTooManyOperations above),
 //   INTEROP_MAX_ITEMS_PER_CALL=<n>  published in ServerCapabilities/OperationLimits
 //   INTEROP_MAX_NODES_PER_BROWSE=<n>, INTEROP_MAX_NODES_PER_TRANSLATE=<n>  the same
+//   INTEROP_MAX_NODES_PER_HISTORY_READ=<n>  MaxNodesPerHistoryReadData, the same (HistoryRead of
+//                                   more nodes: a ServiceFault BadTooManyOperations). Unset:
+//                                   node-opcua's default 1000, published and enforced. node-opcua
+//                                   also checks HistoryRead against MaxNodesPerRead and against
+//                                   MaxNodesPerHistoryReadEvents (default 1000, even for data)
 //   INTEROP_UNPUBLISHED_LIMITS=1    enforce those limits but remove their OperationLimits
-//                                   nodes (a server that does not publish what it enforces)
+//                                   nodes (a server that does not publish what it enforces);
+//                                   MaxNodesPerHistoryReadData only when set by the option above
 //   INTEROP_PRESSES=<n>             machines Press1..Press<n> (default 1)
 //   INTEROP_TICK_MS=<ms>            how often the values advance (default 500)
 //   INTEROP_PKI=<dir>               secured: only Basic256Sha256, Aes128_Sha256_RsaOaep and
@@ -22,10 +28,23 @@
 //                                   40001 machine), Objects/CncInterface, Objects/Filler1 (PackML,
 //                                   our enumerations FillerUnitMode/EnumValues and
 //                                   FillerStateEnum/EnumStrings); see buildMachines below
+//   INTEROP_HISTORY=1               Historical Access (HistoryReadRaw) on every PressN's Force,
+//                                   Count and Level: Historizing true, HistoryRead in AccessLevel
+//                                   and UserAccessLevel (CurrentRead | HistoryRead: not writable),
+//                                   an "HA Configuration" object. Their values are then written
+//                                   at each tick (setValueFromSource, source timestamp = the tick)
+//                                   instead of computed by getters (a getter's value reaches the
+//                                   history only when something reads it), and the last
+//                                   HISTORY_MAX_ONLINE_VALUES of each are kept. State has no
+//                                   history (HistoryRead: BadHistoryOperationUnsupported)
 const {
   OPCUAServer, Variant, DataType, OPCUACertificateManager, SecurityPolicy, MessageSecurityMode,
-  nodesets, promoteToStateMachine,
+  nodesets, promoteToStateMachine, StatusCodes,
 } = require("node-opcua");
+
+// Online history per variable with INTEROP_HISTORY: 10 minutes at INTEROP_TICK_MS=100 is 6000
+// values; 10000 is 16 minutes at 100 ms (83 at the default 500 ms). Older values are dropped.
+const HISTORY_MAX_ONLINE_VALUES = 10000;
 
 // MachineTool requires the Machinery job model (ISA95 job control, Machinery/Jobs) besides DI,
 // IA and Machinery; the loader orders the list by dependency itself.
@@ -69,6 +88,9 @@ const MACHINE_NODESETS = ["standard", "di", "ia", "machinery", "isa95JobControl"
         maxMonitoredItemsPerCall: limit("INTEROP_MAX_ITEMS_PER_CALL"),
         maxNodesPerBrowse: limit("INTEROP_MAX_NODES_PER_BROWSE"),
         maxNodesPerTranslateBrowsePathsToNodeIds: limit("INTEROP_MAX_NODES_PER_TRANSLATE"),
+        // left out when unset: node-opcua's default (1000) stays, as before this option
+        ...(env.INTEROP_MAX_NODES_PER_HISTORY_READ
+          ? { maxNodesPerHistoryReadData: limit("INTEROP_MAX_NODES_PER_HISTORY_READ") } : {}),
       },
     },
   });
@@ -76,7 +98,10 @@ const MACHINE_NODESETS = ["standard", "di", "ia", "machinery", "isa95JobControl"
   const addressSpace = server.engine.addressSpace;
   if (env.INTEROP_UNPUBLISHED_LIMITS) {
     // MaxNodesPerRead, MaxNodesPerBrowse, MaxNodesPerTranslate..., MaxMonitoredItemsPerCall
-    for (const id of ["i=11705", "i=11710", "i=11712", "i=11714"]) {
+    const ids = ["i=11705", "i=11710", "i=11712", "i=11714"];
+    // MaxNodesPerHistoryReadData: only when the limit is ours, not node-opcua's default
+    if (env.INTEROP_MAX_NODES_PER_HISTORY_READ) ids.push("i=12165");
+    for (const id of ids) {
       const node = addressSpace.findNode(id);
       if (node) addressSpace.deleteNode(node);
     }
@@ -85,28 +110,52 @@ const MACHINE_NODESETS = ["standard", "di", "ia", "machinery", "isa95JobControl"
   const ns = addressSpace.registerNamespace("urn:plantkpi:interop");
   let t = 0;
   const presses = parseInt(env.INTEROP_PRESSES || "1", 10);
+  // With INTEROP_HISTORY, the writers of the historizing variables, called at each tick.
+  const historized = [];
+  // A PressN variable (`add` is ns.addVariable or ns.addAnalogDataItem). Its value comes from a
+  // getter, except for the historizing ones with INTEROP_HISTORY: these are written at each tick
+  // instead (a getter's value reaches the history only when something reads the variable) and
+  // read-only, CurrentRead, to which installHistoricalDataNode adds HistoryRead.
+  const addSignal = (add, options, dataType, value, historizing) => {
+    if (!(env.INTEROP_HISTORY && historizing)) {
+      return add({
+        ...options,
+        value: { get: () => new Variant({ dataType: DataType[dataType], value: value() }) },
+      });
+    }
+    const variable = add({ ...options, accessLevel: "CurrentRead", userAccessLevel: "CurrentRead" });
+    const write = (timestamp) => variable.setValueFromSource(
+      { dataType: DataType[dataType], value: value() }, StatusCodes.Good, new Date(timestamp));
+    write(Date.now()); // the value at t = 0, recorded by installHistoricalDataNode
+    addressSpace.installHistoricalDataNode(variable, { maxOnlineValues: HISTORY_MAX_ONLINE_VALUES });
+    historized.push(write);
+    return variable;
+  };
   for (let p = 1; p <= presses; p++) {
     const name = `Press${p}`;
     const machine = ns.addObject({ organizedBy: addressSpace.rootFolder.objects, browseName: name });
-    const make = (signal, dataType, value) => ns.addVariable({
-      componentOf: machine, nodeId: `s=${name}.${signal}`, browseName: signal, dataType,
-      value: { get: () => new Variant({ dataType: DataType[dataType], value: value() }) },
-      minimumSamplingInterval: 50,
-    });
+    const make = (signal, dataType, value, historizing = false) => addSignal(
+      (options) => ns.addVariable(options),
+      { componentOf: machine, nodeId: `s=${name}.${signal}`, browseName: signal, dataType,
+        minimumSamplingInterval: 50 },
+      dataType, value, historizing);
     make("State", "String", () => (Math.floor(t / 5) % 4 === 3 ? "IDLE" : "RUNNING"));
-    make("Force", "Double", () => 40 + 5 * Math.sin(t / 3) + p);
-    make("Count", "Int32", () => t);
+    make("Force", "Double", () => 40 + 5 * Math.sin(t / 3) + p, true);
+    make("Count", "Int32", () => t, true);
     // An analog item with an engineering range 0..1000, for percent deadbands.
-    ns.addAnalogDataItem({
+    addSignal((options) => ns.addAnalogDataItem(options), {
       componentOf: machine, nodeId: `s=${name}.Level`, browseName: "Level", dataType: "Double",
-      engineeringUnitsRange: { low: 0, high: 1000 },
-      value: { get: () => new Variant({ dataType: DataType.Double, value: t % 1000 }) },
-      minimumSamplingInterval: 50,
-    });
+      engineeringUnitsRange: { low: 0, high: 1000 }, minimumSamplingInterval: 50,
+    }, "Double", () => t % 1000, true);
   }
   const tickMachines = env.INTEROP_MACHINES ? buildMachines(addressSpace, ns) : () => {};
   tickMachines(t);
-  setInterval(() => { t += 1; tickMachines(t); }, parseInt(env.INTEROP_TICK_MS || "500", 10));
+  setInterval(() => {
+    t += 1;
+    const now = Date.now(); // one source timestamp for all the values of a tick
+    for (const write of historized) write(now);
+    tickMachines(t);
+  }, parseInt(env.INTEROP_TICK_MS || "500", 10));
   await server.start();
   console.log(`READY ${server.getEndpointUrl()}`);
   process.on("SIGTERM", async () => { await server.shutdown(100); process.exit(0); });

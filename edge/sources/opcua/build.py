@@ -81,4 +81,5 @@ def build_source(
         items_per_call=settings.monitored_items_per_call,
         nodes_per_read=settings.nodes_per_read,
         reconnect_max_delay=settings.reconnect_max_delay,
+        marks=context.marks,
     )

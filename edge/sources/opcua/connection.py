@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from asyncua import ua
@@ -26,8 +26,9 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from common.protocols.opcua import OpcUaSecurity
 from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from common.wire import Sample
-from edge.sources import Backoff, SignalKey, SourceSink, now_ns, stop_if_cancelled
+from edge.sources import Backoff, SignalKey, SourceSink, StoredMarks, now_ns, stop_if_cancelled
 from edge.sources.opcua.addressing import resolve_addresses
+from edge.sources.opcua.backfill import Backfill, BackfillStats
 from edge.sources.opcua.limits import OperationLimits, RequestSize, read_operation_limits
 from edge.sources.opcua.nodes import NodeBinding, data_change_filter, monitoring_for
 from edge.sources.opcua.security import ClientSecurity
@@ -71,6 +72,8 @@ class ConnectionHealth:
     failed_nodes: dict[str, str] = field(default_factory=dict)
     learned_limits: dict[str, int] = field(default_factory=dict)
     """Request sizes learned from BadTooManyOperations, by service (limits.RequestSize)."""
+    backfill: BackfillStats = field(default_factory=BackfillStats)
+    """Gaps read from the server's history (``backfill.py``)."""
 
 
 Resolved = list[tuple[ua.NodeId, list[NodeBinding]]]
@@ -90,8 +93,10 @@ class OpcUaConnection:
         options: ConnectionOptions,
         report: Report,
         security: ClientSecurity | None = None,
+        marks: StoredMarks | None = None,
     ) -> None:
-        """``security``: required unless the register's security is None/None, anonymous."""
+        """``security``: required unless the register's security is None/None, anonymous.
+        ``marks``: what the agent stored per signal (a backfill's start); None: no backfill."""
         self.name = name
         """For logs: ``<source id>`` or ``<source id>#<n>``."""
         self.source_id = config.id
@@ -112,6 +117,9 @@ class OpcUaConnection:
         self.translate_size = RequestSize(
             "TranslateBrowsePathsToNodeIds", options.nodes_per_read, name, learned
         )
+        self.backfill = Backfill(name, config, marks, self.stats.backfill, learned)
+        self._first_live: dict[str, int] = {}
+        """Per node address: the source time of the first live value since the connect."""
 
     async def run(self, sink: SourceSink) -> None:
         while True:
@@ -142,19 +150,26 @@ class OpcUaConnection:
                 if self.stats.connects > 1:
                     self.stats.reconnects += 1
                 nodes = await self._prepare(client, sink)
+                history = await self._history_nodes(client, nodes)
+                self._first_live.clear()
+                resumed = now_ns()  # live values cover from here: the backfill up to it
                 if self.config.mode == "poll":
                     self.stats.state = "polling"
                     self.report(True, f"connected to {self.endpoint} (polling)")
                     up = True
                     self.backoff.reset()
-                    await self._poll(client, nodes, sink, lost)
+                    async with self._backfilling(client, nodes, history, resumed, sink):
+                        await self._poll(client, nodes, sink, lost)
                 else:
                     subscription, by_handle = await self._subscribe(client, nodes, sink)
                     self.stats.state = "subscribed"
                     self.report(True, f"subscribed to {self.stats.nodes_ok} nodes")
                     up = True
                     self.backoff.reset()
-                    await self._serve(subscription, by_handle, sink, lost)
+                    subscribed = {id(bindings) for bindings in by_handle.values()}
+                    monitored = [node for node in nodes if id(node[1]) in subscribed]
+                    async with self._backfilling(client, monitored, history, resumed, sink):
+                        await self._serve(subscription, by_handle, sink, lost)
             except asyncio.CancelledError:
                 self.stats.last_error = "stopped"
                 up = False  # a requested stop, not a loss worth a warning
@@ -210,6 +225,56 @@ class OpcUaConnection:
                 f"none of the {len(self.bindings)} signals' nodes could be resolved"
             )
         return list(by_node.items())
+
+    async def _history_nodes(self, client: Client, nodes: Resolved) -> set[ua.NodeId]:
+        if not self.backfill.enabled:
+            return set()
+        try:
+            return await self.backfill.history_nodes(
+                client,
+                [node_id for node_id, _ in nodes],
+                self.read_size,
+                self.limits.max_nodes_per_read,
+            )
+        except UaStatusCodeError as exc:  # history is extra: live data goes on without it
+            self.stats.backfill.last_error = f"cannot read UserAccessLevel: {exc}"
+            return set()
+
+    @contextlib.asynccontextmanager
+    async def _backfilling(
+        self,
+        client: Client,
+        nodes: Resolved,
+        history: set[ua.NodeId],
+        resumed: int,
+        sink: SourceSink,
+    ) -> AsyncIterator[None]:
+        """Live data flows in the body; the gap before ``resumed`` is read beside it."""
+        if not self.backfill.enabled:
+            yield
+            return
+        marks = self.backfill.marks_of(nodes)  # before live data moves them
+
+        async def backfill() -> None:
+            # The first live values arrive first: a value both live and in history is
+            # reported once, live.
+            await asyncio.sleep(self.config.publishing_interval * 2 + 0.2)
+            gaps = self.backfill.gaps(nodes, history, marks, resumed, self._first_live)
+            if gaps:
+                await self.backfill.run(
+                    client,
+                    gaps,
+                    self.limits.max_nodes_per_history_read_data,
+                    lambda dv, bindings: self._emit(dv, bindings, sink, backfill=True),
+                )
+
+        task = asyncio.create_task(backfill(), name=f"opcua-backfill-{self.name}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _node_failed(
         self, sink: SourceSink, node: str, reason: str, signals: Collection[SignalKey] = ()
@@ -320,7 +385,14 @@ class OpcUaConnection:
             if bindings is not None:
                 self._emit(event.data.monitored_item.Value, bindings, sink)
 
-    def _emit(self, dv: ua.DataValue, bindings: list[NodeBinding], sink: SourceSink) -> None:
+    def _emit(
+        self,
+        dv: ua.DataValue,
+        bindings: Sequence[NodeBinding],
+        sink: SourceSink,
+        *,
+        backfill: bool = False,
+    ) -> None:
         recv = now_ns()
         try:
             ts, value, status, server_ts = sample_fields(dv, recv)
@@ -329,7 +401,16 @@ class OpcUaConnection:
             signals = [(binding.process, binding.signal) for binding in bindings]
             sink.rejected(self.source_id, bindings[0].node, str(exc), signals)
             return
+        if backfill:
+            for binding in bindings:
+                sink.sample(
+                    Sample(
+                        binding.process, binding.signal, ts, value, status, recv, server_ts, True
+                    )
+                )
+            return
         self.stats.notifications += 1
+        self._first_live.setdefault(bindings[0].node, ts)
         for binding in bindings:
             sink.sample(Sample(binding.process, binding.signal, ts, value, status, recv, server_ts))
 

@@ -36,6 +36,10 @@ MAX_NODES_PER_TRANSLATE = ua.NodeId(
     )
 )
 """ns=0;i=11710 and ns=0;i=11712."""
+MAX_NODES_PER_HISTORY_READ_DATA = ua.NodeId(
+    ua.Int32(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerHistoryReadData)
+)
+"""ns=0;i=12165."""
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class OperationLimits:
     max_nodes_per_browse: int = 0
     max_nodes_per_translate: int = 0
     """MaxNodesPerTranslateBrowsePathsToNodeIds."""
+    max_nodes_per_history_read_data: int = 0
 
 
 def effective(configured: int, server: int) -> int:
@@ -60,10 +65,10 @@ def effective(configured: int, server: int) -> int:
 
 
 async def read_operation_limits(client: Client) -> OperationLimits:
-    """The limits in one read (four nodes: below any server's own limit). A server without
+    """The limits in one read (five nodes: below any server's own limit). A server without
     the nodes (optional in the spec) or with a Bad status has no limit we know of."""
     nodes = [MAX_NODES_PER_READ, MAX_MONITORED_ITEMS_PER_CALL]
-    nodes += [MAX_NODES_PER_BROWSE, MAX_NODES_PER_TRANSLATE]
+    nodes += [MAX_NODES_PER_BROWSE, MAX_NODES_PER_TRANSLATE, MAX_NODES_PER_HISTORY_READ_DATA]
     # Even this read may exceed a MaxNodesPerRead the server does not publish.
     values = await RequestSize("Read", len(nodes), client.server_url.geturl()).run(
         nodes, lambda chunk: client.uaclient.read_attributes(list(chunk), AttributeIds.Value)

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 
 from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
-from edge.sources import SourceSink
+from edge.sources import SourceSink, StoredMarks
 from edge.sources.opcua.connection import (
     ConnectionHealth,
     ConnectionOptions,
@@ -53,8 +53,10 @@ class OpcUaSource:
         queue_cycles: float = 20.0,
         max_nodes_per_connection: int | None = None,
         security: ClientSecurity | None = None,
+        marks: StoredMarks | None = None,
     ) -> None:
-        """``max_nodes_per_connection`` overrides the register's (benchmarks, tests)."""
+        """``max_nodes_per_connection`` overrides the register's (benchmarks, tests);
+        ``marks``: what the agent stored per signal, where a backfill starts (None: none)."""
         self.id = config.id
         self.config = config
         self.endpoint = endpoint or config.endpoint
@@ -79,6 +81,7 @@ class OpcUaSource:
                 options,
                 self._reporter(number),
                 security,
+                marks,
             )
             for number, group in enumerate(groups, start=1)
         ]
@@ -107,6 +110,13 @@ class OpcUaSource:
             total.last_cycle_s = max(total.last_cycle_s, stats.last_cycle_s)
             total.failed_nodes.update(stats.failed_nodes)
             total.learned_limits.update(stats.learned_limits)
+            for name in ("history_nodes", "gaps", "samples", "failures"):
+                setattr(
+                    total.backfill,
+                    name,
+                    getattr(total.backfill, name) + getattr(stats.backfill, name),
+                )
+            total.backfill.last_error = stats.backfill.last_error or total.backfill.last_error
             total.last_error = stats.last_error or total.last_error
             total.server_max_nodes_per_read = stats.server_max_nodes_per_read
             total.server_max_monitored_items_per_call = stats.server_max_monitored_items_per_call

@@ -28,6 +28,7 @@ from tests.collector.kpi.kpi_testkit import (
     concat,
     iso,
     on_change_state,
+    points,
     series,
     window,
 )
@@ -95,6 +96,26 @@ def test_a_will_followed_by_a_new_boot_ends_the_values_at_the_will() -> None:
         (EDGE_SOURCE, at(40), at(72))
     ]
     assert result.outages[0].detail == "uplink link 1 lost (Last Will)"
+
+
+def test_samples_backfilled_into_an_edge_outage_are_known_from_their_source_time() -> None:
+    # SIGKILLed at 40 s, back (new boot) at 72 s; its backfill read 40..71 s of speed from
+    # the server's history, and the state's change to IDLE at 50 s (docs/kpi.md,
+    # "Backfilled values").
+    edge = [birth(-3600), will(40), birth(72, link=1, boot=NEW_BOOT)]
+    state = concat(on_change_state(), points((50, GOOD, "IDLE")))
+    result = run(edge, {("p1", "state"): state, ("p1", "speed"): series(-1, 100)}).process("p1")
+    signals = {s.signal_id: s for s in result.signals}
+    assert signals["speed"].unknown == 0.0  # periodic: known through the outage
+    assert signals["state"].unknown == 0.1  # on-change: from its first change in it
+    # The outage stays on record: the edge was down, the samples came later.
+    assert [(o.source, o.down_ns, o.up_ns) for o in result.outages] == [
+        (EDGE_SOURCE, at(40), at(72))
+    ]
+    without = run(
+        edge, {("p1", "state"): state, ("p1", "speed"): concat(series(-1, 40), series(72, 100))}
+    )
+    assert {s.signal_id: s.unknown for s in without.process("p1").signals}["speed"] == 0.32
 
 
 def test_an_unresolved_will_is_a_down_until_something_follows() -> None:

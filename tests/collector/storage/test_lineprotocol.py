@@ -240,20 +240,38 @@ _values = st.one_of(
     st.just([1, 2]),
 )
 _rows = st.lists(
-    st.tuples(_ids, _ids, _ids, _times, _values, _ints, _times, st.none() | _ints), max_size=12
+    st.tuples(_ids, _ids, _ids, _times, _values, _ints, _times, st.none() | _ints, st.booleans()),
+    max_size=12,
 )
 
 
 @given(_rows, st.sampled_from(["edge-1", 'e"dge\\x']), _ints | st.just(True))
 @fuzz
 def test_columns_give_what_one_sample_at_a_time_gives(
-    rows: list[tuple[str, str, str, int, object, int, int, int | None]], edge: str, seq: int
+    rows: list[tuple[str, str, str, int, object, int, int, int | None, bool]],
+    edge: str,
+    seq: int,
 ) -> None:
     """The collector's columnar serializer against sample_line + reconfirm_line: same
-    lines in the same order, the same rows refused, the same NaN/inf count."""
+    lines in the same order, the same rows refused, the same NaN/inf count; backfilled
+    samples flagged and never re-confirmed."""
     samples = [
-        StoredSample("ent", "p1", line, process, signal, ts, value, status, recv, server, edge, seq)  # type: ignore[arg-type]
-        for line, process, signal, ts, value, status, recv, server in rows
+        StoredSample(
+            "ent",
+            "p1",
+            line,
+            process,
+            signal,
+            ts,
+            value,  # type: ignore[arg-type]
+            status,
+            recv,
+            server,
+            edge,
+            seq,
+            backfill,
+        )
+        for line, process, signal, ts, value, status, recv, server, backfill in rows
     ]
     expected: list[str] = []
     expected_ts: list[int] = []
@@ -282,6 +300,7 @@ def test_columns_give_what_one_sample_at_a_time_gives(
         edge,
         seq,
         columns,
+        backfill=[i for i, s in enumerate(samples) if s.backfill],
     )
     assert out.lines == expected
     assert out.stored_ts == expected_ts
@@ -307,3 +326,12 @@ def test_columns_take_only_the_rows_given_with_their_tags() -> None:
         f'sample,enterprise=ent,line=l1,plant=p1,process=a,signal=s value=1.0,status=0i,recv_ns={TS + 10}i,edge="edge-1",seq=4i {TS}',
     ]
     assert out.stored_ts == [TS + 2, TS] and out.failed == []
+
+
+def test_a_backfilled_sample_is_flagged_and_never_a_reconfirmation() -> None:
+    late = make_sample(recv_ns=TS + 3600 * 10**9)  # read from history an hour later
+    assert reconfirm_line(late) is not None
+    backfilled = make_sample(recv_ns=TS + 3600 * 10**9, backfill=True)
+    assert reconfirm_line(backfilled) is None
+    assert sample_line(backfilled).endswith(f",seq=7i,backfill=true {TS}")
+    assert "backfill" not in sample_line(late)

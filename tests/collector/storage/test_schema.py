@@ -4,6 +4,7 @@ collector writes keeps to it, and docs/schema.md describes exactly it. No server
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,7 @@ def written_lines() -> list[str]:
 
     lines = [sample_line(sample(v, at(1))) for v in (1.5, True, "RUNNING")]
     lines.append(sample_line(sample(None, None)))
+    lines.append(sample_line(replace(sample(2.5, None), backfill=True)))
     reconfirm = reconfirm_line(sample(1.5, None))
     assert reconfirm is not None
     lines.append(reconfirm)

@@ -1,0 +1,228 @@
+"""Backfill from the server's history after a gap, against a real asyncua server that
+historizes a counter written every 20 ms: the gap while the source was stopped arrives
+as backfilled samples, every value exactly once; a server without history leaves the gap a
+gap and says so once; the maximum gap and small history requests (continuation points)
+bound what is read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncua import ua
+from asyncua.server.server import Server
+
+from common.timestamps import ns_to_datetime
+from common.wire import Sample
+from edge.buffer.marks import SignalMarks
+from edge.sources.opcua.source import OpcUaSource
+from harness.servers import free_port
+from tests import registers
+from tests.edge.opcua.helpers import edge_source
+from tests.edge.source_kit import RecordingSink, eventually
+
+pytestmark = pytest.mark.integration
+
+URI = "urn:test:backfill"
+TICK = 0.02
+
+
+class StoringSink(RecordingSink):
+    """Moves the marks as the buffer does once a sample is on disk."""
+
+    def __init__(self, marks: SignalMarks) -> None:
+        super().__init__()
+        self.marks = marks
+
+    def sample(self, sample: Sample) -> None:
+        super().sample(sample)
+        self.marks.update([sample])
+
+
+@contextlib.asynccontextmanager
+async def counter_server(endpoint: str, *, history: bool) -> AsyncIterator[list[int]]:
+    """A server whose ``count`` goes up by one every TICK, with its source time; yields the
+    values written so far."""
+    server = Server()
+    await server.init()
+    server.set_endpoint(endpoint)
+    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    index = await server.register_namespace(URI)
+    count = await server.nodes.objects.add_variable(
+        ua.NodeId(ua.String("count"), ua.Int16(index)),
+        ua.QualifiedName("count", index),
+        0,
+        ua.VariantType.Int64,
+    )
+    if history:
+        await server.historize_node_data_change(count, period=timedelta(hours=1))
+    written: list[int] = []
+
+    async def write() -> None:
+        while True:
+            value = len(written) + 1
+            await server.write_attribute_value(
+                count.nodeid,
+                ua.DataValue(
+                    ua.Variant(value, ua.VariantType.Int64),
+                    SourceTimestamp=ns_to_datetime(time.time_ns()),  # type: ignore[arg-type]
+                ),
+            )
+            written.append(value)
+            await asyncio.sleep(TICK)
+
+    async with server:
+        writer = asyncio.create_task(write())
+        try:
+            yield written
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+
+def source(tmp_path: Path, endpoint: str, marks: SignalMarks, **backfill: Any) -> OpcUaSource:
+    signal = registers.sig(
+        "count", source="s1", interval="20ms", node=f"nsu={URI};s=count", update="on_change"
+    )
+    document = registers.document(
+        [
+            registers.plant(
+                "p1",
+                [registers.opcua_source("s1", endpoint, publishing_interval="50ms", **backfill)],
+                [
+                    registers.line(
+                        "l1",
+                        [
+                            registers.process(
+                                "press", [registers.sig("state", "state", None), signal]
+                            )
+                        ],
+                    )
+                ],
+            )
+        ]
+    )
+    built = edge_source(registers.write(tmp_path, document), endpoint)
+    for connection in built.connections:
+        connection.backfill.marks = marks
+    return built
+
+
+async def run_for(built: OpcUaSource, sink: StoringSink, until: Any, what: str) -> None:
+    task = asyncio.create_task(built.run(sink))
+    try:
+        await eventually(until, what=what)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def counts(sink: StoringSink) -> list[tuple[int, bool]]:
+    return [(int(s.value), s.backfill) for s in sink.samples if s.signal == "count"]  # type: ignore[arg-type]
+
+
+async def test_the_gap_while_stopped_is_backfilled_every_value_once(tmp_path: Path) -> None:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    marks = SignalMarks.load(tmp_path)
+    sink = StoringSink(marks)
+    async with counter_server(endpoint, history=True) as written:
+        built = source(tmp_path, endpoint, marks)
+        await run_for(built, sink, lambda: len(counts(sink)) >= 10, "live values")
+        stopped_at = len(written)
+        await asyncio.sleep(1.0)  # 50 values written while nobody is subscribed
+        resumed_at = len(written)
+        await run_for(
+            source(tmp_path, endpoint, marks),
+            sink,
+            lambda: (
+                any(backfilled for _, backfilled in counts(sink))
+                and counts(sink)[-1][0] > resumed_at + 10
+            ),
+            "backfilled and live values after the gap",
+        )
+    values = sorted(value for value, _ in counts(sink))
+    assert values == list(range(values[0], values[-1] + 1)), "a value missing or repeated"
+    backfilled = [value for value, flag in counts(sink) if flag]
+    # What was written while stopped arrived by backfill (the last stored value excepted).
+    assert set(range(stopped_at + 1, resumed_at)) <= set(backfilled)
+    assert all(value > stopped_at - 2 for value in backfilled)
+
+
+async def test_small_history_requests_follow_continuation_points(tmp_path: Path) -> None:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    marks = SignalMarks.load(tmp_path)
+    sink = StoringSink(marks)
+    async with counter_server(endpoint, history=True) as written:
+        await run_for(
+            source(tmp_path, endpoint, marks), sink, lambda: len(counts(sink)) >= 5, "live"
+        )
+        await asyncio.sleep(0.6)
+        resumed_at = len(written)
+        again = source(tmp_path, endpoint, marks, backfill_values_per_request=3)
+        await run_for(
+            again,
+            sink,
+            lambda: counts(sink)[-1][0] > resumed_at + 5 and again.stats.backfill.samples > 0,
+            "backfill in requests of three values",
+        )
+    values = sorted(value for value, _ in counts(sink))
+    assert values == list(range(values[0], values[-1] + 1))
+    assert again.stats.backfill.samples >= 20  # many more than one request's worth
+
+
+async def test_only_the_last_max_gap_is_backfilled(tmp_path: Path) -> None:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    marks = SignalMarks.load(tmp_path)
+    sink = StoringSink(marks)
+    async with counter_server(endpoint, history=True) as written:
+        await run_for(
+            source(tmp_path, endpoint, marks), sink, lambda: len(counts(sink)) >= 5, "live"
+        )
+        stopped_at = len(written)
+        await asyncio.sleep(1.5)
+        again = source(tmp_path, endpoint, marks, backfill_max_gap="0.5s")
+        await run_for(
+            again,
+            sink,
+            lambda: again.stats.backfill.samples > 0,
+            "a backfill of the last half second",
+        )
+    backfilled = [value for value, flag in counts(sink) if flag]
+    # 1.5 s at 20 ms is 75 values; half a second (and the time to reconnect) far fewer.
+    assert backfilled and len(backfilled) < 50
+    assert min(backfilled) > stopped_at + 20
+
+
+async def test_a_server_without_history_leaves_the_gap_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    marks = SignalMarks.load(tmp_path)
+    sink = StoringSink(marks)
+    caplog.set_level(logging.WARNING, logger="edge.sources.opcua.backfill")
+    async with counter_server(endpoint, history=False) as written:
+        await run_for(
+            source(tmp_path, endpoint, marks), sink, lambda: len(counts(sink)) >= 5, "live"
+        )
+        stopped_at = len(written)
+        await asyncio.sleep(0.5)
+        resumed_at = len(written)
+        again = source(tmp_path, endpoint, marks)
+        await run_for(
+            again, sink, lambda: counts(sink)[-1][0] > resumed_at + 30, "live after the gap"
+        )
+    values = {value for value, _ in counts(sink)}
+    assert not any(flag for _, flag in counts(sink))
+    assert not set(range(stopped_at + 2, resumed_at - 1)) & values  # the gap stays a gap
+    assert again.stats.backfill.history_nodes == 0
+    told = [r for r in caplog.records if "no history" in r.getMessage()]
+    assert len(told) == 1, [r.getMessage() for r in caplog.records]
