@@ -148,10 +148,12 @@ class Backfill:
         stored: dict[SignalKey, int | None],
         resumed_ns: int,
         first_live: dict[str, int],
+        now: int,
     ) -> list[Gap]:
         """The gap of each node between its signals' marks (``stored``, from ``marks_of``)
-        and ``resumed_ns``; nodes without history whose signals have a gap are told about
-        once."""
+        and its first live value (``first_live``; ``now`` for a node without one yet): a
+        value written while the subscription was being made is in neither otherwise. Nodes
+        without history whose signals have a gap are told about once."""
         oldest = resumed_ns - int(self.config.backfill_max_gap * 1e9)
         found: list[Gap] = []
         without = 0
@@ -164,14 +166,15 @@ class Backfill:
                 without += 1
                 continue
             start = max(min(known), oldest)
+            live = first_live.get(bindings[0].node)
             found.append(
                 Gap(
                     node_id,
                     bindings,
                     [mark if mark is not None else resumed_ns for mark in marks],
                     start,
-                    resumed_ns,
-                    first_live.get(bindings[0].node),
+                    max(live if live is not None else now, resumed_ns),
+                    live,
                 )
             )
         if without:

@@ -259,7 +259,7 @@ class OpcUaConnection:
             # The first live values arrive first: a value both live and in history is
             # reported once, live.
             await asyncio.sleep(self.config.publishing_interval * 2 + 0.2)
-            gaps = self.backfill.gaps(nodes, history, marks, resumed, self._first_live)
+            gaps = self.backfill.gaps(nodes, history, marks, resumed, self._first_live, now_ns())
             if gaps:
                 await self.backfill.run(
                     client,

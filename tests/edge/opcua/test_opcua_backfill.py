@@ -1,7 +1,8 @@
 """Backfill from the server's history after a gap, against a real asyncua server that
-historizes a counter written every 20 ms: the gap while the source was stopped arrives
-as backfilled samples, every value exactly once; a server without history leaves the gap a
-gap and says so once; the maximum gap and small history requests (continuation points)
+historizes a counter written every 20 ms, and against node-opcua's historical data nodes:
+the gap while the source was stopped arrives as backfilled samples, every value exactly
+once; a server without history leaves the gap a gap and says so once; the maximum gap,
+small history requests (continuation points) and the server's MaxNodesPerHistoryReadData
 bound what is read."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from edge.buffer.marks import SignalMarks
 from edge.sources.opcua.source import OpcUaSource
 from harness.servers import free_port
 from tests import registers
-from tests.edge.opcua.helpers import edge_source
+from tests.edge.opcua.helpers import NodeOpcUaServer, edge_source, interop_register
 from tests.edge.source_kit import RecordingSink, eventually
 
 pytestmark = pytest.mark.integration
@@ -226,3 +227,59 @@ async def test_a_server_without_history_leaves_the_gap_and_says_so_once(
     assert again.stats.backfill.history_nodes == 0
     told = [r for r in caplog.records if "no history" in r.getMessage()]
     assert len(told) == 1, [r.getMessage() for r in caplog.records]
+
+
+async def test_node_opcua_history_is_backfilled_under_its_limits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OPC UA implementation we did not write: node-opcua's historical data nodes, its
+    MaxNodesPerHistoryReadData at 1 (one node per request), pages of 5 values by
+    continuation point (node-opcua repeats the same continuation point on every page), and
+    a State node without history beside them."""
+    server = NodeOpcUaServer(
+        free_port(),
+        INTEROP_HISTORY="1",
+        INTEROP_TICK_MS="50",
+        INTEROP_MAX_NODES_PER_HISTORY_READ="1",
+    )
+    register = tmp_path / "register.yaml"
+    register.write_text(interop_register(source={"backfill_values_per_request": 5}))
+    marks = SignalMarks.load(tmp_path)
+    sink = StoringSink(marks)
+    caplog.set_level(logging.WARNING, logger="edge.sources.opcua.backfill")
+
+    def built() -> OpcUaSource:
+        made = edge_source(register, server.url)
+        for connection in made.connections:
+            connection.backfill.marks = marks
+        return made
+
+    def press(signal: str) -> list[tuple[int, bool]]:
+        return [(int(s.value), s.backfill) for s in sink.samples if s.signal == signal]  # type: ignore[arg-type]
+
+    await server.start()
+    try:
+        await run_for(built(), sink, lambda: len(press("count")) >= 10, "live counts")
+        await asyncio.sleep(1.0)  # about 20 ticks unseen
+        again = built()
+        await run_for(
+            again,
+            sink,
+            lambda: again.stats.backfill.samples >= 30 and len(press("count")) > 60,
+            "backfilled counts and forces",
+        )
+    finally:
+        await server.kill()
+    counts = [value for value, _ in press("count")]
+    assert len(counts) == len(set(counts)), "a count reported twice"
+    # Live sampling (100 ms) sees every other tick (50 ms); history has every one of them.
+    backfilled = sorted(value for value, flag in press("count") if flag)
+    assert backfilled == list(range(backfilled[0], backfilled[-1] + 1)), "a history gap"
+    assert len(backfilled) >= 15
+    before = max(v for v, flag in press("count") if not flag and v < backfilled[0])
+    after = min(v for v, flag in press("count") if not flag and v > backfilled[-1])
+    assert backfilled[0] - before == 1 and after - backfilled[-1] == 1, (before, after)
+    assert sum(s.backfill for s in sink.samples if s.signal == "force") >= 15
+    assert again.stats.backfill.history_nodes == 2  # Force and Count; State has none
+    assert again.stats.backfill.failures == 0
+    assert [r for r in caplog.records if "no history" in r.getMessage()]
