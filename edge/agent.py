@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -27,7 +28,10 @@ log = logging.getLogger(__name__)
 
 
 def build_sources(
-    register: LoadedRegister, settings: EdgeSettings, marks: StoredMarks | None = None
+    register: LoadedRegister,
+    settings: EdgeSettings,
+    marks: StoredMarks | None = None,
+    pending: list[Callable[[], int | None]] | None = None,
 ) -> list[Source]:
     """One reader per source of the agent's plant, each built by its protocol
     (``edge/sources/<kind>/build.py``) with the signals bound to it."""
@@ -47,7 +51,7 @@ def build_sources(
             for signal in process.signals:
                 if signal.source is not None and signal.is_automated:
                     signals.setdefault(signal.source, []).append((process.id, signal))
-    context = SourceContext(register, settings, marks)
+    context = SourceContext(register, settings, marks, pending if pending is not None else [])
     return [
         builder(config.kind)(config, signals.get(config.id, []), context)
         for config in plant.sources
@@ -61,7 +65,8 @@ class EdgeAgent:
         self.plant = self.register.plant(settings.plant)
         buffer_dir = check_buffer_dir(settings.resolved_buffer_dir)
         self.marks = SignalMarks.load(buffer_dir)
-        self.sources = build_sources(self.register, settings, self.marks)
+        self.pending: list[Callable[[], int | None]] = []
+        self.sources = build_sources(self.register, settings, self.marks, self.pending)
         # Blocking, at start-up: lock the buffer directory and index the backlog on disk.
         self.buffer = SampleBuffer.open(
             BufferConfig(
@@ -103,6 +108,7 @@ class EdgeAgent:
             security=settings.uplink_security(),
             client_id=settings.uplink_client_id,
             heartbeat_interval=settings.heartbeat_interval,
+            pending_since=self._pending_since,
         )
         self.sink = BufferSink(self.buffer, self.uplink.wakeup)
         self.samples_by_source: dict[str, int] = {}
@@ -124,6 +130,11 @@ class EdgeAgent:
             if settings.health_enabled
             else None
         )
+
+    def _pending_since(self) -> int | None:
+        """The earliest time a source may still deliver data for (a backfill to come)."""
+        times = [t for pending in self.pending if (t := pending()) is not None]
+        return min(times, default=None)
 
     def health(self) -> dict[str, Any]:
         rates = self.rates.rates(self.samples_by_source)

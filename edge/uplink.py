@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiomqtt
@@ -81,9 +82,12 @@ class Uplink:
         batch_max_bytes: int = BATCH_MAX_BYTES,
         heartbeat_interval: float = 2.0,
         client_id: str | None = None,
+        pending_since: Callable[[], int | None] | None = None,
     ) -> None:
         """``heartbeat_interval``: seconds without a batch after which an empty one carries
-        the watermark (the KPI waits for it before calling a window final)."""
+        the watermark (the KPI waits for it before calling a window final).
+        ``pending_since``: the earliest time whose data a source may still deliver (an
+        OPC UA backfill to come or under way), which the watermark must not pass."""
         self.identity = identity
         self.broker = broker
         self.security = security or LinkSecurity()
@@ -106,6 +110,17 @@ class Uplink:
         self.complete_until = 0
         """The watermark sent last: everything acquired before it has been acknowledged."""
         self._last_publish = time.monotonic()
+        self.pending_since = pending_since
+
+    def caught_up(self) -> int:
+        """Now, or the earliest time a backfill may still deliver data for, if earlier (the
+        KPI must not call a window final before its backfilled samples are in); never
+        before the watermark already sent."""
+        now = time.time_ns()
+        pending = self.pending_since() if self.pending_since is not None else None
+        if pending is None or pending >= now:
+            return now
+        return max(pending, self.complete_until)
 
     def _state(self, online: bool, *, shutdown: bool = False) -> bytes:
         return (
@@ -236,7 +251,7 @@ class Uplink:
             return
         # Nothing else waits (sources add synchronously, on this loop): everything acquired
         # until now is in this batch or acknowledged before it.
-        caught_up = time.time_ns() if len(self.buffer) == 0 else self.complete_until
+        caught_up = self.caught_up() if len(self.buffer) == 0 else self.complete_until
         payload = self._batch(caught_up, taken.columns(), taken.liveness).encode()
         items = len(taken.samples) + len(taken.liveness)
         if items > 1 and (
@@ -298,7 +313,7 @@ class Uplink:
         """An empty batch carrying the watermark: the buffer is empty, so everything
         acquired until now has been acknowledged. Lets the KPI call a quiet plant's windows
         final (on-change machines that did not change send nothing else)."""
-        caught_up = time.time_ns()
+        caught_up = self.caught_up()
         payload = self._batch(caught_up).encode()
         if self.refusals is None:
             await client.publish(self.identity.samples_topic, payload, qos=1)

@@ -100,6 +100,9 @@ class SourceContext:
     settings: EdgeSettings
     marks: StoredMarks | None = None
     """What the agent stored last per signal (the start of a backfill after a gap)."""
+    pending: list[Callable[[], int | None]] = field(default_factory=list)
+    """Where a source that backfills says since when it may still deliver data (the
+    uplink's watermark waits for it)."""
     _shared: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], _T]) -> _T:

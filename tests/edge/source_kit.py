@@ -31,6 +31,9 @@ class RecordingSink:
         self.rejections: list[tuple[str, str, str]] = []
 
     def sample(self, sample: Sample) -> None:
+        # A source that builds samples as bare tuples for speed must build whole ones:
+        # the uplink's columns need every field.
+        assert len(sample) == len(Sample._fields), f"a sample of {len(sample)} fields: {sample}"
         self.samples.append(sample)
 
     def liveness(self, source: str, up: bool, detail: str = "") -> None:

@@ -315,7 +315,7 @@ class MtconnectAgentSource:
             stamp = recv if ts is None else ts  # a time stamp that did not read: arrival
             for process, signal in wanted[item]:
                 # Sample(...) without its Python-level __new__: one per observation.
-                report(_new(Sample, (process, signal, stamp, value, status, recv, None)))
+                report(_new(Sample, (process, signal, stamp, value, status, recv, None, False)))
 
     def _missing_samples(self, sink: SourceSink) -> None:
         recv = now_ns()

@@ -102,6 +102,25 @@ class Backfill:
         self.size = RequestSize("HistoryReadData", nodes_per_request, name, learned)
         self._told: set[str] = set()
         """Reasons already logged for this source (one line each)."""
+        self.pending: int | None = None
+        """Since when this connection may still deliver data by backfill: from a loss of live
+        data (or the previous agent's last sample) until the backfill after it is done."""
+
+    def hold(self, since: int) -> None:
+        """Live data stopped at ``since``: what follows may still come by backfill."""
+        if self.enabled:
+            self.pending = since if self.pending is None else min(self.pending, since)
+
+    def release(self) -> None:
+        """The backfill is done (or cannot be): nothing more will come for the past."""
+        self.pending = None
+
+    def pending_since(self, now: int) -> int | None:
+        """``pending``, unless older than ``backfill_max_gap``: no backfill reads that far."""
+        pending = self.pending
+        if pending is None or now - pending > self.config.backfill_max_gap * 1e9:
+            return None
+        return pending
 
     @property
     def enabled(self) -> bool:

@@ -71,7 +71,7 @@ def build_source(
     if config.security.policy != "None":
         pki.check_writable()
     endpoint, security = opcua_source_security(config, context.register, settings, pki)
-    return OpcUaSource(
+    source = OpcUaSource(
         config,
         [node_binding(process, signal) for process, signal in signals],
         endpoint=endpoint,
@@ -83,3 +83,5 @@ def build_source(
         reconnect_max_delay=settings.reconnect_max_delay,
         marks=context.marks,
     )
+    context.pending.append(source.pending_since)
+    return source

@@ -120,6 +120,12 @@ class OpcUaConnection:
         self.backfill = Backfill(name, config, marks, self.stats.backfill, learned)
         self._first_live: dict[str, int] = {}
         """Per node address: the source time of the first live value since the connect."""
+        if marks is not None:
+            # The previous agent's last sample: until the first backfill, the past may come.
+            stored = [marks.get((b.process, b.signal)) for b in self.bindings]
+            last = max((ts for ts in stored if ts is not None), default=None)
+            if last is not None:
+                self.backfill.hold(last)
 
     async def run(self, sink: SourceSink) -> None:
         while True:
@@ -151,6 +157,8 @@ class OpcUaConnection:
                     self.stats.reconnects += 1
                 nodes = await self._prepare(client, sink)
                 history = await self._history_nodes(client, nodes)
+                if not history:
+                    self.backfill.release()  # nothing will come from this server's history
                 self._first_live.clear()
                 resumed = now_ns()  # live values cover from here: the backfill up to it
                 if self.config.mode == "poll":
@@ -184,6 +192,8 @@ class OpcUaConnection:
                 self.stats.last_error = explained or _describe(exc)
                 log.warning("OPC UA %s (%s): %s", self.name, self.endpoint, self.stats.last_error)
             finally:
+                if up and self.stats.backfill.history_nodes:
+                    self.backfill.hold(now_ns())  # live data stopped: its gap is to come
                 self.stats.state = "no nodes" if idle else "disconnected"
                 self.report(idle, self.stats.last_error or "disconnected")
                 if up:
@@ -267,6 +277,7 @@ class OpcUaConnection:
                     self.limits.max_nodes_per_history_read_data,
                     lambda dv, bindings: self._emit(dv, bindings, sink, backfill=True),
                 )
+            self.backfill.release()  # read, or given up: the gap is what it is now
 
         task = asyncio.create_task(backfill(), name=f"opcua-backfill-{self.name}")
         try:

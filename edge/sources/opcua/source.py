@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 
 from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
-from edge.sources import SourceSink, StoredMarks
+from edge.sources import SourceSink, StoredMarks, now_ns
 from edge.sources.opcua.connection import (
     ConnectionHealth,
     ConnectionOptions,
@@ -121,6 +121,12 @@ class OpcUaSource:
             total.server_max_nodes_per_read = stats.server_max_nodes_per_read
             total.server_max_monitored_items_per_call = stats.server_max_monitored_items_per_call
         return total
+
+    def pending_since(self) -> int | None:
+        """The earliest time a backfill of this source may still deliver data for."""
+        now = now_ns()
+        times = [t for c in self.connections if (t := c.backfill.pending_since(now)) is not None]
+        return min(times, default=None)
 
     def health(self) -> dict[str, object]:
         report: dict[str, object] = {

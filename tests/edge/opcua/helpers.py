@@ -17,6 +17,7 @@ from typing import Any
 from common.register_loader import load_register
 from edge.agent import build_sources
 from edge.settings import EdgeSettings
+from edge.sources import StoredMarks
 from edge.sources.opcua.source import OpcUaSource
 from tests import registers
 
@@ -135,8 +136,11 @@ def write_files(folder: Path, register: str, scenario: str = SCENARIO) -> tuple[
     return folder / "register.yaml", folder / "scenario.yaml"
 
 
-def edge_source(register: Path, endpoint: str, **settings: Any) -> OpcUaSource:
-    """The register's source ``s1`` as the edge agent builds it, with fast test timings."""
+def edge_source(
+    register: Path, endpoint: str, marks: StoredMarks | None = None, **settings: Any
+) -> OpcUaSource:
+    """The register's source ``s1`` as the edge agent builds it, with fast test timings
+    (``marks``: where its backfill starts, as the agent's buffer keeps them)."""
     values: dict[str, Any] = {
         "opcua_timeout": 1.0,
         "opcua_watchdog": 1.0,
@@ -144,7 +148,7 @@ def edge_source(register: Path, endpoint: str, **settings: Any) -> OpcUaSource:
     }
     values.update(settings)
     config = EdgeSettings(register_file=register, plant="p1", endpoints={"s1": endpoint}, **values)
-    (source,) = build_sources(load_register(register), config)
+    (source,) = build_sources(load_register(register), config, marks)
     assert isinstance(source, OpcUaSource)
     return source
 

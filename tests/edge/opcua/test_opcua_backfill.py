@@ -111,10 +111,7 @@ def source(tmp_path: Path, endpoint: str, marks: SignalMarks, **backfill: Any) -
             )
         ]
     )
-    built = edge_source(registers.write(tmp_path, document), endpoint)
-    for connection in built.connections:
-        connection.backfill.marks = marks
-    return built
+    return edge_source(registers.write(tmp_path, document), endpoint, marks)
 
 
 async def run_for(built: OpcUaSource, sink: StoringSink, until: Any, what: str) -> None:
@@ -141,12 +138,17 @@ async def test_the_gap_while_stopped_is_backfilled_every_value_once(tmp_path: Pa
         stopped_at = len(written)
         await asyncio.sleep(1.0)  # 50 values written while nobody is subscribed
         resumed_at = len(written)
+        again = source(tmp_path, endpoint, marks)
+        # Until its backfill is done, the source may still deliver data from its last
+        # stored sample on: the uplink's watermark waits there.
+        assert again.pending_since() == marks.get(("press", "count"))
         await run_for(
-            source(tmp_path, endpoint, marks),
+            again,
             sink,
             lambda: (
                 any(backfilled for _, backfilled in counts(sink))
                 and counts(sink)[-1][0] > resumed_at + 10
+                and again.pending_since() is None
             ),
             "backfilled and live values after the gap",
         )
@@ -155,7 +157,9 @@ async def test_the_gap_while_stopped_is_backfilled_every_value_once(tmp_path: Pa
     backfilled = [value for value, flag in counts(sink) if flag]
     # What was written while stopped arrived by backfill (the last stored value excepted).
     assert set(range(stopped_at + 1, resumed_at)) <= set(backfilled)
-    assert all(value > stopped_at - 2 for value in backfilled)
+    # It starts right after the last value stored live (the mark), whatever was in flight.
+    live_before = [value for value, flag in counts(sink) if not flag and value < min(backfilled)]
+    assert min(backfilled) == max(live_before) + 1
 
 
 async def test_small_history_requests_follow_continuation_points(tmp_path: Path) -> None:
@@ -225,6 +229,7 @@ async def test_a_server_without_history_leaves_the_gap_and_says_so_once(
     assert not any(flag for _, flag in counts(sink))
     assert not set(range(stopped_at + 2, resumed_at - 1)) & values  # the gap stays a gap
     assert again.stats.backfill.history_nodes == 0
+    assert again.pending_since() is None  # nothing will come from history: no wait
     told = [r for r in caplog.records if "no history" in r.getMessage()]
     assert len(told) == 1, [r.getMessage() for r in caplog.records]
 
@@ -249,10 +254,7 @@ async def test_node_opcua_history_is_backfilled_under_its_limits(
     caplog.set_level(logging.WARNING, logger="edge.sources.opcua.backfill")
 
     def built() -> OpcUaSource:
-        made = edge_source(register, server.url)
-        for connection in made.connections:
-            connection.backfill.marks = marks
-        return made
+        return edge_source(register, server.url, marks)
 
     def press(signal: str) -> list[tuple[int, bool]]:
         return [(int(s.value), s.backfill) for s in sink.samples if s.signal == signal]  # type: ignore[arg-type]
@@ -283,3 +285,31 @@ async def test_node_opcua_history_is_backfilled_under_its_limits(
     assert again.stats.backfill.history_nodes == 2  # Force and Count; State has none
     assert again.stats.backfill.failures == 0
     assert [r for r in caplog.records if "no history" in r.getMessage()]
+
+
+async def test_a_lost_connection_holds_the_watermark_until_its_backfill_is_done(
+    tmp_path: Path,
+) -> None:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    marks = SignalMarks.load(tmp_path)
+    sink = StoringSink(marks)
+    built = source(tmp_path, endpoint, marks)
+    task = asyncio.create_task(built.run(sink))
+    try:
+        async with counter_server(endpoint, history=True):
+            await eventually(lambda: len(counts(sink)) >= 5, what="live values")
+            await eventually(lambda: built.pending_since() is None, what="first backfill done")
+        lost = time.time_ns()
+        await eventually(lambda: built.pending_since() is not None, what="held at the loss")
+        held = built.pending_since()
+        assert held is not None and held <= time.time_ns()
+        assert held >= lost - 10**9
+        async with counter_server(endpoint, history=True):
+            await eventually(
+                lambda: built.pending_since() is None and len(sink.ups()) >= 2,
+                what="released once reconnected and backfilled",
+            )
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
