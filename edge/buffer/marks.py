@@ -72,13 +72,23 @@ class SignalMarks:
     def due(self) -> bool:
         return self._dirty and time.monotonic() - self._saved_at >= self.save_interval
 
-    def save(self) -> None:
-        """Replace the file atomically (blocking: run it in a thread)."""
+    def snapshot(self) -> list[list[str | int]] | None:
+        """The marks to save (None: nothing changed), taken on the event loop: ``write``
+        runs in a thread while samples go on moving the marks."""
         if not self._dirty:
-            return
+            return None
         self._dirty = False
         self._saved_at = time.monotonic()
-        rows = [[process, signal, ts] for (process, signal), ts in self._marks.items()]
+        return [[process, signal, ts] for (process, signal), ts in self._marks.items()]
+
+    def save(self) -> None:
+        """``snapshot`` and ``write`` at once (blocking: when nothing else runs)."""
+        rows = self.snapshot()
+        if rows is not None:
+            self.write(rows)
+
+    def write(self, rows: list[list[str | int]]) -> None:
+        """Replace the file atomically (blocking: run it in a thread)."""
         temporary = self.path.with_suffix(".tmp")
         try:
             with temporary.open("w") as out:

@@ -274,7 +274,9 @@ class SampleBuffer:
             else:
                 await asyncio.to_thread(self._log.sync_if_due)
             if self.marks is not None and self.marks.due():
-                await asyncio.to_thread(self.marks.save)
+                rows = self.marks.snapshot()  # here: samples move the marks on this loop
+                if rows is not None:
+                    await asyncio.to_thread(self.marks.write, rows)
             for callback in callbacks:
                 callback()
             await self._tidy()
@@ -503,5 +505,7 @@ class SampleBuffer:
         self._cursor_dirty = True
         await self.flush()
         if self.marks is not None:
-            await asyncio.to_thread(self.marks.save)
+            rows = self.marks.snapshot()
+            if rows is not None:
+                await asyncio.to_thread(self.marks.write, rows)
         await asyncio.to_thread(self._log.close)
