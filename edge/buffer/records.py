@@ -3,7 +3,7 @@
 Layout (little-endian)::
 
     "PKR1" | u32 payload length | u32 crc32 | u64 first item | u32 samples | u32 liveness | i64 min ts
-    payload: zlib(JSON {"s": [[process, signal, ts, value, status, recv, server_ts, backfill], ...],
+    payload: zlib(JSON {"s": [[process, signal, ts, value, status, recv, server_ts(, true)], ...],
                         "l": [{"source", "ts", "up", "detail"}, ...]})
 
 The four marker bytes let a reader find the next record after a damaged one
@@ -80,7 +80,10 @@ class Contents:
 def encode(first: int, samples: list[Sample], liveness: list[LivenessEvent]) -> bytes:
     payload = zlib.compress(
         json.dumps(
-            {"s": samples, "l": [e.model_dump() for e in liveness]}, separators=(",", ":")
+            # Live samples as the seven fields they always had: an edge rolled back to an
+            # older release still reads its backlog (only backfilled samples carry an 8th).
+            {"s": [s if s[7] else s[:7] for s in samples], "l": [e.model_dump() for e in liveness]},
+            separators=(",", ":"),
         ).encode(),
         1,
     )

@@ -33,7 +33,7 @@ from asyncua.ua.attribute_ids import AttributeIds
 
 from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from common.timestamps import ns_to_datetime
-from edge.sources import SignalKey, StoredMarks
+from edge.sources import SignalKey, StoredMarks, stop_if_cancelled
 from edge.sources.opcua.limits import RequestSize
 from edge.sources.opcua.nodes import NodeBinding
 from edge.sources.opcua.values import to_ns
@@ -45,6 +45,16 @@ HISTORY_READ = 0x04
 RELEASE_TIMEOUT = 2.0
 """Seconds given to releasing continuation points of an abandoned read."""
 SAME_REQUEST_SPREAD_NS = 60 * 10**9
+CLOCK_ALLOWANCE_NS = 3600 * 10**9
+"""A node without a live value yet is read up to the edge's now plus this: its server's
+clock may be ahead of ours."""
+_RESTARTABLE = frozenset(
+    {
+        ua.StatusCodes.BadContinuationPointInvalid,  # type: ignore[attr-defined]
+        ua.StatusCodes.BadNoContinuationPoints,  # type: ignore[attr-defined]
+    }
+)
+"""The server forgot or had no room for our continuation point: read on from the last value."""
 """Gaps whose starts lie within this of the earliest one share a request."""
 
 Emit = Callable[[ua.DataValue, Sequence[NodeBinding]], None]
@@ -77,6 +87,8 @@ class Gap:
     """Exclusive: live data covers from here on."""
     first_live_ns: int | None = None
     """The source time of the first live value after the gap (not reported again)."""
+    last_ns: int | None = None
+    """The source time of the last value read so far (where a re-read resumes)."""
     continuation: bytes | None = None
     truncated: bool = False
     """The server answered a full request without a continuation point (asyncua's own
@@ -105,11 +117,17 @@ class Backfill:
         self.pending: int | None = None
         """Since when this connection may still deliver data by backfill: from a loss of live
         data (or the previous agent's last sample) until the backfill after it is done."""
+        self._live: dict[str, int] = {}
+        self._unfinished: dict[SignalKey, int] = {}
+        """Where each signal's gap starts while it is not read to its end: a backfill cut
+        short (connection lost, request failed) starts there again, not at the newest mark
+        (which live data has moved on meanwhile)."""
 
     def hold(self, since: int) -> None:
         """Live data stopped at ``since``: what follows may still come by backfill."""
         if self.enabled:
-            self.pending = since if self.pending is None else min(self.pending, since)
+            current = self.pending_since(since)  # an expired hold hides no new loss
+            self.pending = since if current is None else min(current, since)
 
     def release(self) -> None:
         """The backfill is done (or cannot be): nothing more will come for the past."""
@@ -154,11 +172,13 @@ class Backfill:
         """The signals' marks as they are now: taken when live data resumes, before it moves
         them."""
         assert self.marks is not None
-        return {
-            (b.process, b.signal): self.marks.get((b.process, b.signal))
-            for _, bindings in nodes
-            for b in bindings
-        }
+        stored: dict[SignalKey, int | None] = {}
+        for _, bindings in nodes:
+            for b in bindings:
+                key = (b.process, b.signal)
+                mark, open_since = self.marks.get(key), self._unfinished.get(key)
+                stored[key] = mark if open_since is None or mark is None else min(mark, open_since)
+        return stored
 
     def gaps(
         self,
@@ -179,20 +199,25 @@ class Backfill:
         for node_id, bindings in nodes:
             marks = [stored.get((b.process, b.signal)) for b in bindings]
             known = [mark for mark in marks if mark is not None]
-            if not known or min(known) >= resumed_ns:
+            live = first_live.get(bindings[0].node)
+            # Marks and live values are the server's source times, compared with each other
+            # only: the edge's clock may differ from the server's by more than the gap.
+            if not known or (live is not None and min(known) >= live):
                 continue  # never stored (nothing to continue from), or no gap
             if node_id not in history:
                 without += 1
                 continue
             start = max(min(known), oldest)
-            live = first_live.get(bindings[0].node)
+            for b, mark in zip(bindings, marks, strict=True):
+                if mark is not None:
+                    self._unfinished.setdefault((b.process, b.signal), min(known))
             found.append(
                 Gap(
                     node_id,
                     bindings,
-                    [mark if mark is not None else resumed_ns for mark in marks],
+                    [mark if mark is not None else (live or now) for mark in marks],
                     start,
-                    max(live if live is not None else now, resumed_ns),
+                    live if live is not None else now + CLOCK_ALLOWANCE_NS,
                     live,
                 )
             )
@@ -205,8 +230,18 @@ class Backfill:
             )
         return found
 
-    async def run(self, client: Client, gaps: list[Gap], published: int, emit: Emit) -> None:
-        """Read every gap, in requests of gaps that start close together."""
+    async def run(
+        self,
+        client: Client,
+        gaps: list[Gap],
+        published: int,
+        emit: Emit,
+        first_live: dict[str, int] | None = None,
+    ) -> None:
+        """Read every gap, in requests of gaps that start close together. ``first_live``:
+        the connection's first live value per node as it comes (a node whose first live
+        value comes after its gap was made ends there all the same)."""
+        self._live = first_live if first_live is not None else {}
         while gaps:
             gaps.sort(key=lambda gap: gap.start_ns)
             first = gaps[0].start_ns
@@ -217,6 +252,7 @@ class Backfill:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the server failed the request: stop, keep live data
+                # The gaps stay unfinished: the next connect reads them again.
                 self.stats.failures += 1
                 self._tell(type(exc).__name__, f"history read failed: {_describe(exc)}")
                 await self._release(client, group)
@@ -225,8 +261,13 @@ class Backfill:
                 if gap.truncated:
                     gap.truncated = False
                     gaps.append(gap)
+                else:
+                    for b in gap.bindings:
+                        self._unfinished.pop((b.process, b.signal), None)
 
     async def _read(self, client: Client, group: list[Gap], published: int, emit: Emit) -> None:
+        """Each chunk of the group read to its end before the next one starts: a server may
+        free earlier continuation points when later requests need new ones (Part 4, 7.6)."""
         details = ua.ReadRawModifiedDetails(
             IsReadModified=cast(ua.Boolean, False),
             StartTime=cast(ua.DateTime, ns_to_datetime(min(gap.start_ns for gap in group))),
@@ -234,54 +275,64 @@ class Backfill:
             NumValuesPerNode=ua.UInt32(self.config.backfill_values_per_request),
             ReturnBounds=cast(ua.Boolean, False),
         )
-        pending = list(group)
-        first_round = True
-        while pending:
 
-            async def call(chunk: Sequence[Gap]) -> list[ua.HistoryReadResult]:
-                params = ua.HistoryReadParameters(
-                    HistoryReadDetails=details,
-                    TimestampsToReturn=ua.TimestampsToReturn.Both,
-                    ReleaseContinuationPoints=cast(ua.Boolean, False),
-                    NodesToRead=[
-                        ua.HistoryReadValueId(
-                            NodeId=gap.node_id, ContinuationPoint=gap.continuation
-                        )
-                        for gap in chunk
-                    ],
-                )
-                return await client.uaclient.history_read(params)
+        async def call(chunk: Sequence[Gap]) -> list[ua.HistoryReadResult]:
+            params = ua.HistoryReadParameters(
+                HistoryReadDetails=details,
+                TimestampsToReturn=ua.TimestampsToReturn.Both,
+                ReleaseContinuationPoints=cast(ua.Boolean, False),
+                NodesToRead=[
+                    ua.HistoryReadValueId(NodeId=gap.node_id, ContinuationPoint=gap.continuation)
+                    for gap in chunk
+                ],
+            )
+            results = await client.uaclient.history_read(params)
+            stop_if_cancelled()  # asyncua's request may have swallowed our cancellation
+            return results
 
-            results = await self.size.run(pending, call, published)
-            still: list[Gap] = []
-            for gap, result in zip(pending, results, strict=True):
-                if first_round:
-                    self.stats.gaps += 1
-                status = result.StatusCode
-                if status is not None and not status.is_good():
-                    gap.continuation = None
-                    self.stats.failures += 1
-                    self._tell(
-                        status.name, f"history of node {gap.bindings[0].node}: {status.name}"
-                    )
-                    continue
-                data = result.HistoryData
-                values = list(getattr(data, "DataValues", None) or [])
-                last = self._report(gap, values, emit)
-                point = result.ContinuationPoint
-                # node-opcua hands out the same continuation point for every page: no
-                # progress is a repeated point with no values, not a repeated point.
-                if point and (values or point != gap.continuation):
-                    gap.continuation = point
-                    still.append(gap)
-                    continue
-                gap.continuation = None
-                full = len(values) >= self.config.backfill_values_per_request
-                if not point and full and last is not None and last > gap.start_ns:
-                    gap.start_ns, gap.truncated = last, True
-            pending = still
-            first_round = False
-            await asyncio.sleep(0)  # live notifications between two requests
+        self.stats.gaps += len(group)
+        index = 0
+        while index < len(group):
+            chunk = group[index : index + self.size.size(published)]
+            index += len(chunk)
+            pending = chunk
+            while pending:
+                results = await self.size.run(pending, call, published)
+                pending = [
+                    gap
+                    for gap, result in zip(pending, results, strict=True)
+                    if self._answered(gap, result, emit)
+                ]
+                await asyncio.sleep(0)  # live notifications between two requests
+
+    def _answered(self, gap: Gap, result: ua.HistoryReadResult, emit: Emit) -> bool:
+        """Report one node's answer; whether its continuation point is to be followed."""
+        status = result.StatusCode
+        if status is not None and not status.is_good():
+            gap.continuation = None
+            if status.value in _RESTARTABLE and gap.last_ns is not None:
+                # The server dropped our continuation point: read on from the last value.
+                gap.start_ns, gap.truncated = gap.last_ns, True
+                return False
+            self.stats.failures += 1
+            for b in gap.bindings:  # given up: the gap stays (no endless retry)
+                self._unfinished.pop((b.process, b.signal), None)
+            self._tell(status.name, f"history of node {gap.bindings[0].node}: {status.name}")
+            return False
+        data = result.HistoryData
+        values = list(getattr(data, "DataValues", None) or [])
+        last = self._report(gap, values, emit)
+        point = result.ContinuationPoint
+        # node-opcua hands out the same continuation point for every page: no progress is
+        # a repeated point with no values, not a repeated point.
+        if point and (values or point != gap.continuation):
+            gap.continuation = point
+            return True
+        gap.continuation = None
+        full = len(values) >= self.config.backfill_values_per_request
+        if not point and full and last is not None and last > gap.start_ns:
+            gap.start_ns, gap.truncated = last, True
+        return False
 
     def _report(self, gap: Gap, values: list[ua.DataValue], emit: Emit) -> int | None:
         """Report the values each binding has not stored yet; the last source time seen."""
@@ -291,7 +342,9 @@ class Backfill:
             if ts is None:
                 continue
             last = ts
-            if ts >= gap.end_ns or ts == gap.first_live_ns:
+            gap.last_ns = ts
+            live = self._live.get(gap.bindings[0].node, gap.first_live_ns)
+            if ts >= gap.end_ns or (live is not None and ts >= live):
                 continue
             fresh = [i for i, mark in enumerate(gap.marks) if ts > mark]
             if fresh:

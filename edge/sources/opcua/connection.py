@@ -120,6 +120,8 @@ class OpcUaConnection:
         self.backfill = Backfill(name, config, marks, self.stats.backfill, learned)
         self._first_live: dict[str, int] = {}
         """Per node address: the source time of the first live value since the connect."""
+        self._last_live_recv = 0
+        """When the last live value came (edge clock)."""
         if marks is not None:
             # The previous agent's last sample: until the first backfill, the past may come.
             stored = [marks.get((b.process, b.signal)) for b in self.bindings]
@@ -193,7 +195,10 @@ class OpcUaConnection:
                 log.warning("OPC UA %s (%s): %s", self.name, self.endpoint, self.stats.last_error)
             finally:
                 if up and self.stats.backfill.history_nodes:
-                    self.backfill.hold(now_ns())  # live data stopped: its gap is to come
+                    # Live data stopped when the last of it came, not when the loss was
+                    # noticed (up to the watchdog and timeout later).
+                    last = self._last_live_recv or now_ns()
+                    self.backfill.hold(last - int(self.config.publishing_interval * 1e9))
                 self.stats.state = "no nodes" if idle else "disconnected"
                 self.report(idle, self.stats.last_error or "disconnected")
                 if up:
@@ -276,6 +281,7 @@ class OpcUaConnection:
                     gaps,
                     self.limits.max_nodes_per_history_read_data,
                     lambda dv, bindings: self._emit(dv, bindings, sink, backfill=True),
+                    self._first_live,
                 )
             self.backfill.release()  # read, or given up: the gap is what it is now
 
@@ -421,6 +427,7 @@ class OpcUaConnection:
                 )
             return
         self.stats.notifications += 1
+        self._last_live_recv = recv
         self._first_live.setdefault(bindings[0].node, ts)
         for binding in bindings:
             sink.sample(Sample(binding.process, binding.signal, ts, value, status, recv, server_ts))

@@ -48,7 +48,9 @@ class StoringSink(RecordingSink):
 
 
 @contextlib.asynccontextmanager
-async def counter_server(endpoint: str, *, history: bool) -> AsyncIterator[list[int]]:
+async def counter_server(
+    endpoint: str, *, history: bool, skew_s: float = 0.0
+) -> AsyncIterator[list[int]]:
     """A server whose ``count`` goes up by one every TICK, with its source time; yields the
     values written so far."""
     server = Server()
@@ -73,7 +75,7 @@ async def counter_server(endpoint: str, *, history: bool) -> AsyncIterator[list[
                 count.nodeid,
                 ua.DataValue(
                     ua.Variant(value, ua.VariantType.Int64),
-                    SourceTimestamp=ns_to_datetime(time.time_ns()),  # type: ignore[arg-type]
+                    SourceTimestamp=ns_to_datetime(time.time_ns() + int(skew_s * 1e9)),  # type: ignore[arg-type]
                 ),
             )
             written.append(value)
@@ -128,11 +130,16 @@ def counts(sink: StoringSink) -> list[tuple[int, bool]]:
     return [(int(s.value), s.backfill) for s in sink.samples if s.signal == "count"]  # type: ignore[arg-type]
 
 
-async def test_the_gap_while_stopped_is_backfilled_every_value_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("skew_s", [0.0, 300.0, -300.0])
+async def test_the_gap_while_stopped_is_backfilled_every_value_once(
+    tmp_path: Path, skew_s: float
+) -> None:
+    """Also with the server's clock five minutes ahead of the edge's or behind it: gaps
+    are found and bounded in the server's time, not the edge's."""
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
     marks = SignalMarks.load(tmp_path)
     sink = StoringSink(marks)
-    async with counter_server(endpoint, history=True) as written:
+    async with counter_server(endpoint, history=True, skew_s=skew_s) as written:
         built = source(tmp_path, endpoint, marks)
         await run_for(built, sink, lambda: len(counts(sink)) >= 10, "live values")
         stopped_at = len(written)
