@@ -6,7 +6,15 @@ import itertools
 
 import pytest
 
-from tests.fault.compare import FaultTimes, Row, attribute, compare, offsets_ms
+from tests.fault.compare import (
+    FaultTimes,
+    Row,
+    attribute,
+    compare,
+    offsets_ms,
+    window_starts,
+)
+from tests.fault.rig import register_yaml, scenario_yaml
 from tests.fault.schedule import (
     MIN_PAUSE_S,
     RESTART_ALLOWANCE_S,
@@ -96,3 +104,46 @@ def test_offsets_say_how_long_before_the_kill_a_missing_sample_was_produced() ->
     edge = FaultTimes(Fault("edge", 10.0, 1.0), killed_ns=10_000_000_000, restarted_ns=11 * 10**9)
     missing = [("m", "a", 9_945_000_000), ("m", "b", 9_945_000_000), ("m", "c", 9_845_000_000)]
     assert offsets_ms(missing, [edge], margin_ns=10**9) == ["edge -155ms", "edge -55ms"]
+
+
+def test_window_starts_at_the_value_each_signal_held_at_the_cut() -> None:
+    produced: list[Row] = [
+        ("m0", "state", 100, "RUNNING", 0),  # on change: still the value at the cut
+        ("m0", "t", 100, 1.0, 0),
+        ("m0", "t", 200, 2.0, 0),
+        ("m0", "t", 300, 3.0, 0),  # exactly at the cut: the value then
+        ("m0", "t", 400, 4.0, 0),
+        ("m1", "t", 500, 5.0, 0),  # nothing before the cut: every record expected
+    ]
+    assert window_starts(produced, 300) == {("m0", "state"): 100, ("m0", "t"): 300}
+
+
+def test_compare_from_the_window_start_still_checks_earlier_stored_records() -> None:
+    produced: list[Row] = [
+        ("m0", "t", 100, 1.0, 0),
+        ("m0", "t", 200, 2.0, 0),
+        ("m0", "t", 300, 3.0, 0),
+        ("m0", "t", 400, 4.0, 0),
+    ]
+    since = {("m0", "t"): 300}
+    stored: list[Row] = [("m0", "t", 200, 2.0, 0), ("m0", "t", 300, 3.0, 0)]
+    result = compare(produced, stored, since)
+    assert result.produced == 2 and result.before_start == 2
+    assert result.stored_before_start == 1
+    assert result.missing == [("m0", "t", 400)]  # not 100: before the window
+    # Earlier records that were stored are held to the same standard.
+    changed = compare(
+        produced, [*stored, ("m0", "t", 200, 9.0, 0), ("m0", "t", 400, 4.0, 0)], since
+    )
+    assert changed.missing == [] and changed.duplicated == [("m0", "t", 200)]
+    assert compare(produced, [("m0", "t", 100, 7.0, 0)], since).mismatched
+
+
+def test_the_opcua_plant_is_one_subscribed_source_and_freezes_after_the_stream() -> None:
+    register = register_yaml(4, "opcua")
+    assert "kind: opcua" in register and "mode: subscribe" in register
+    assert register.count("node: nsu=urn:plantkpi:fault;s=m") == 36
+    assert "backfill" not in register  # the default: auto
+    scenario = scenario_yaml(7, 4, "opcua", 30.0)
+    assert scenario.count("behaviour: stops_updating, after: 30000ms") == 4
+    assert scenario_yaml(7, 4, "mqtt", 30.0).endswith("machines: {}\n")
