@@ -32,6 +32,7 @@ def build_sources(
     settings: EdgeSettings,
     marks: StoredMarks | None = None,
     pending: list[Callable[[], int | None]] | None = None,
+    room: Callable[[], bool] | None = None,
 ) -> list[Source]:
     """One reader per source of the agent's plant, each built by its protocol
     (``edge/sources/<kind>/build.py``) with the signals bound to it."""
@@ -51,7 +52,7 @@ def build_sources(
             for signal in process.signals:
                 if signal.source is not None and signal.is_automated:
                     signals.setdefault(signal.source, []).append((process.id, signal))
-    context = SourceContext(register, settings, marks, pending if pending is not None else [])
+    context = SourceContext(register, settings, marks, pending if pending is not None else [], room)
     return [
         builder(config.kind)(config, signals.get(config.id, []), context)
         for config in plant.sources
@@ -66,7 +67,9 @@ class EdgeAgent:
         buffer_dir = check_buffer_dir(settings.resolved_buffer_dir)
         self.marks = SignalMarks.load(buffer_dir)
         self.pending: list[Callable[[], int | None]] = []
-        self.sources = build_sources(self.register, settings, self.marks, self.pending)
+        self.sources = build_sources(
+            self.register, settings, self.marks, self.pending, self._room_for_backfill
+        )
         # Blocking, at start-up: lock the buffer directory and index the backlog on disk.
         self.buffer = SampleBuffer.open(
             BufferConfig(
@@ -130,6 +133,12 @@ class EdgeAgent:
             if settings.health_enabled
             else None
         )
+
+    def _room_for_backfill(self) -> bool:
+        """A quarter of the buffer's sample bound left unsent at most: beyond, a backfill
+        waits for the uplink (what is read from history must not push out what waits)."""
+        buffer = getattr(self, "buffer", None)  # built after the sources
+        return buffer is None or len(buffer) < self.settings.buffer_max_samples // 4
 
     def _pending_since(self) -> int | None:
         """The earliest time a source may still deliver data for (a backfill to come)."""

@@ -103,6 +103,9 @@ class SourceContext:
     pending: list[Callable[[], int | None]] = field(default_factory=list)
     """Where a source that backfills says since when it may still deliver data (the
     uplink's watermark waits for it)."""
+    room: Callable[[], bool] | None = None
+    """Whether the buffer has room for a backfill to go on (None: always): a backfill
+    reads history faster than the uplink sends, and must not push out what waits."""
     _shared: dict[str, Any] = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], _T]) -> _T:

@@ -45,6 +45,7 @@ HISTORY_READ = 0x04
 RELEASE_TIMEOUT = 2.0
 """Seconds given to releasing continuation points of an abandoned read."""
 SAME_REQUEST_SPREAD_NS = 60 * 10**9
+ROOM_POLL_S = 0.2
 CLOCK_ALLOWANCE_NS = 3600 * 10**9
 """A node without a live value yet is read up to the edge's now plus this: its server's
 clock may be ahead of ours."""
@@ -106,12 +107,16 @@ class Backfill:
         stats: BackfillStats,
         learned: dict[str, int],
         nodes_per_request: int = 100,
+        room: Callable[[], bool] | None = None,
     ) -> None:
+        """``room``: whether the buffer can take more (None: always); the backfill waits
+        while it cannot."""
         self.name = name
         self.config = config
         self.marks = marks
         self.stats = stats
         self.size = RequestSize("HistoryReadData", nodes_per_request, name, learned)
+        self.room = room
         self._told: set[str] = set()
         """Reasons already logged for this source (one line each)."""
         self.pending: int | None = None
@@ -297,6 +302,7 @@ class Backfill:
             index += len(chunk)
             pending = chunk
             while pending:
+                await self._wait_for_room()
                 results = await self.size.run(pending, call, published)
                 pending = [
                     gap
@@ -304,6 +310,13 @@ class Backfill:
                     if self._answered(gap, result, emit)
                 ]
                 await asyncio.sleep(0)  # live notifications between two requests
+
+    async def _wait_for_room(self) -> None:
+        """While the buffer holds much unsent, let the uplink catch up: a backfill reads
+        history faster than the uplink sends, and a full buffer drops the oldest data."""
+        # Polled: the buffer has no event for "backlog below a bound", and this is rare.
+        while self.room is not None and not self.room():  # noqa: ASYNC110
+            await asyncio.sleep(ROOM_POLL_S)
 
     def _answered(self, gap: Gap, result: ua.HistoryReadResult, emit: Emit) -> bool:
         """Report one node's answer; whether its continuation point is to be followed."""

@@ -82,6 +82,7 @@ def build_source(
         nodes_per_read=settings.nodes_per_read,
         reconnect_max_delay=settings.reconnect_max_delay,
         marks=context.marks,
+        room=context.room,
     )
     context.pending.append(source.pending_since)
     return source

@@ -94,6 +94,7 @@ class OpcUaConnection:
         report: Report,
         security: ClientSecurity | None = None,
         marks: StoredMarks | None = None,
+        room: Callable[[], bool] | None = None,
     ) -> None:
         """``security``: required unless the register's security is None/None, anonymous.
         ``marks``: what the agent stored per signal (a backfill's start); None: no backfill."""
@@ -117,7 +118,7 @@ class OpcUaConnection:
         self.translate_size = RequestSize(
             "TranslateBrowsePathsToNodeIds", options.nodes_per_read, name, learned
         )
-        self.backfill = Backfill(name, config, marks, self.stats.backfill, learned)
+        self.backfill = Backfill(name, config, marks, self.stats.backfill, learned, room=room)
         self._first_live: dict[str, int] = {}
         """Per node address: the source time of the first live value since the connect."""
         self._last_live_recv = 0

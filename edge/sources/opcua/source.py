@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 
 from common.protocols.opcua import OpcUaSource as OpcUaSourceConfig
 from edge.sources import SourceSink, StoredMarks, now_ns
@@ -54,6 +55,7 @@ class OpcUaSource:
         max_nodes_per_connection: int | None = None,
         security: ClientSecurity | None = None,
         marks: StoredMarks | None = None,
+        room: Callable[[], bool] | None = None,
     ) -> None:
         """``max_nodes_per_connection`` overrides the register's (benchmarks, tests);
         ``marks``: what the agent stored per signal, where a backfill starts (None: none)."""
@@ -82,6 +84,7 @@ class OpcUaSource:
                 self._reporter(number),
                 security,
                 marks,
+                room,
             )
             for number, group in enumerate(groups, start=1)
         ]

@@ -320,3 +320,32 @@ async def test_a_lost_connection_holds_the_watermark_until_its_backfill_is_done(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_the_backfill_waits_while_the_buffer_has_no_room(tmp_path: Path) -> None:
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    marks = SignalMarks.load(tmp_path)
+    sink = StoringSink(marks)
+    room = [False]
+    async with counter_server(endpoint, history=True):
+        await run_for(
+            source(tmp_path, endpoint, marks), sink, lambda: len(counts(sink)) >= 5, "live"
+        )
+        await asyncio.sleep(0.5)
+        again = source(tmp_path, endpoint, marks)
+        for connection in again.connections:
+            connection.backfill.room = lambda: room[0]
+        task = asyncio.create_task(again.run(sink))
+        try:
+            await eventually(
+                lambda: again.stats.backfill.gaps == 0 and len(sink.ups()) >= 2, what="up"
+            )
+            await asyncio.sleep(1.0)  # live data flows; the backfill waits for room
+            assert not any(flag for _, flag in counts(sink))
+            room[0] = True
+            await eventually(lambda: again.pending_since() is None, what="backfill after room")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert any(flag for _, flag in counts(sink))
