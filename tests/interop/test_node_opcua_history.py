@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import os
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
 from asyncua.ua.uaerrors import UaStatusCodeError
 
-from harness.servers import free_port
+from tests.interop.node_server import node_opcua_server
 
 pytestmark = pytest.mark.integration
 
@@ -47,41 +45,13 @@ class HistoryServer:
 
 @pytest.fixture(scope="module")
 def history_server() -> Iterator[HistoryServer]:
-    if not (HERE / "node_modules" / "node-opcua").is_dir():
-        pytest.fail(
-            "node-opcua is not installed: run bash scripts/bootstrap.sh (npm install in tests/interop)"
-        )
-    port = free_port()
-    env = {
-        **os.environ,
+    options = {
         "INTEROP_HISTORY": "1",
         "INTEROP_TICK_MS": str(int(TICK * 1000)),
         "INTEROP_MAX_NODES_PER_HISTORY_READ": str(MAX_NODES_PER_HISTORY_READ),
     }
-    proc = subprocess.Popen(
-        ["node", str(HERE / "server.js"), str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        assert proc.stdout is not None
-        output = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            output.append(line)
-            if line.startswith("READY"):
-                break
-            if not line and proc.poll() is not None:
-                pytest.fail(f"node-opcua server exited with {proc.returncode}: {''.join(output)}")
-        else:
-            pytest.fail(f"node-opcua server not ready within 60 s: {''.join(output)}")
-        yield HistoryServer(f"opc.tcp://127.0.0.1:{port}", time.monotonic())
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with node_opcua_server(**options) as url:
+        yield HistoryServer(url, time.monotonic())
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from asyncua.common.subscription import DataChangeNotif
 from asyncua.common.ua_utils import get_node_supertype
 from asyncua.ua.object_ids import ObjectIds
 
-from harness.servers import free_port
+from tests.interop.node_server import node_opcua_server
 
 pytestmark = pytest.mark.integration
 
@@ -50,37 +47,9 @@ OPERATION_MODE = f"{BLOCKS}/machinery:MachineryOperationMode"
 
 @pytest.fixture(scope="module")
 def machines_server() -> Iterator[str]:
-    if not (HERE / "node_modules" / "node-opcua").is_dir():
-        pytest.fail(
-            "node-opcua is not installed: run bash scripts/bootstrap.sh (npm install in tests/interop)"
-        )
-    port = free_port()
     # A fast tick: every value goes through its whole cycle in about a second.
-    env = {**os.environ, "INTEROP_MACHINES": "1", "INTEROP_TICK_MS": "100"}
-    proc = subprocess.Popen(
-        ["node", str(HERE / "server.js"), str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        assert proc.stdout is not None
-        output = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            output.append(line)
-            if line.startswith("READY"):
-                break
-            if not line and proc.poll() is not None:
-                pytest.fail(f"node-opcua server exited with {proc.returncode}: {''.join(output)}")
-        else:
-            pytest.fail(f"node-opcua server not ready within 60 s: {''.join(output)}")
-        yield f"opc.tcp://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with node_opcua_server(INTEROP_MACHINES="1", INTEROP_TICK_MS="100") as url:
+        yield url
 
 
 @pytest.fixture
