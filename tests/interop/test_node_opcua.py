@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +12,9 @@ import pytest
 from collector.storage.reader import InfluxQLReader, SignalColumns
 from collector.storage.settings import InfluxSettings
 from harness.plant import PlantStack
-from harness.servers import InfluxServer, MosquittoServer, free_port
+from harness.servers import InfluxServer, MosquittoServer
 from tests import registers
+from tests.interop.node_server import node_opcua_server as running_server
 
 pytestmark = pytest.mark.integration
 
@@ -71,30 +71,8 @@ REGISTER = registers.to_yaml(
 
 @pytest.fixture
 def node_opcua_server() -> Iterator[str]:
-    if not (HERE / "node_modules" / "node-opcua").is_dir():
-        pytest.fail(
-            "node-opcua is not installed: run bash scripts/bootstrap.sh (npm install in tests/interop)"
-        )
-    port = free_port()
-    proc = subprocess.Popen(
-        ["node", str(HERE / "server.js"), str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        assert proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if line.startswith("READY"):
-                break
-            if not line and proc.poll() is not None:
-                pytest.fail(f"node-opcua server exited with {proc.returncode}")
-        yield f"opc.tcp://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_server() as url:
+        yield url
 
 
 async def test_edge_reads_node_opcua_and_samples_reach_influxdb(
