@@ -35,6 +35,11 @@ ENV PATH=/opt/plantkpi/bin:$PATH \
 RUN groupadd --system --gid 10001 plantkpi \
     && useradd --system --uid 10001 --gid plantkpi --create-home --home-dir /home/plantkpi \
        --shell /usr/sbin/nologin plantkpi
+# The printable report (kpi report-doc, /api/v1/report-doc): WeasyPrint draws with Pango,
+# and Chinese needs the Noto CJK fonts.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/plantkpi /opt/plantkpi
 # The demo register and scenario, at /app/examples/demo/. A real register is mounted
 # read-only over a path of its own (docs/deployment.md). Owned by root: the services only

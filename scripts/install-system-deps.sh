@@ -33,6 +33,11 @@ declare -A BINARY=(
     [npm]=/usr/bin/npm
     # headless browser for the dashboard test (tests/e2e/test_dashboard.py); large, accepted
     [chromium]=/usr/bin/chromium
+    # the printable report: Chinese fonts, and the Pango WeasyPrint draws text with
+    [fonts-noto-cjk]=/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+    [libpango-1.0-0]=/usr/lib/$(uname -m)-linux-gnu/libpango-1.0.so.0
+    [libpangoft2-1.0-0]=/usr/lib/$(uname -m)-linux-gnu/libpangoft2-1.0.so.0
+    [poppler-utils]=/usr/bin/pdftoppm
 )
 # package -> its system service
 declare -A SERVICE=(
@@ -41,9 +46,10 @@ declare -A SERVICE=(
 )
 
 missing=()
-for pkg in mosquitto mosquitto-clients influxdb docker-compose nodejs npm chromium; do
+for pkg in mosquitto mosquitto-clients influxdb docker-compose nodejs npm chromium \
+    fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils; do
     bin=${BINARY[$pkg]}
-    if [[ -x $bin ]] || command -v "$(basename "$bin")" >/dev/null 2>&1; then
+    if [[ -e $bin ]] || command -v "$(basename "$bin")" >/dev/null 2>&1; then
         log "$pkg: $(basename "$bin") already present, skipping"
     else
         missing+=("$pkg")
@@ -114,7 +120,7 @@ done
 
 for pkg in "${missing[@]}"; do
     bin=${BINARY[$pkg]}
-    if [[ -x $bin ]]; then
+    if [[ -e $bin ]]; then
         log "$pkg: installed $bin"
     else
         log "$pkg: installed, but $bin is missing" >&2
