@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import Field, model_validator
 
 from common.durations import Duration
+from common.languages import Names
 from common.protocols import BY_KIND, PROTOCOLS
 from common.register_base import Id, SignalBinding, SourceConfig, Strict, WrittenAs
 from common.state_models import state_model
@@ -204,7 +205,10 @@ class Process(Strict):
     id: Id
     """Unique in the enterprise's register."""
     name: str
-    """For people (in Chinese as the plant calls it)."""
+    """For people, as the plant calls it."""
+    names: Names = Field(default_factory=dict)
+    """The name per language (``{en: …, zh: …}``): pages and reports show the reader's
+    language, else ``name``, else the other language."""
     key: bool
     """A key process (关键工序): counted in the rate's denominator."""
     industry: IndustryType
@@ -212,6 +216,8 @@ class Process(Strict):
     rate is also reported per industry."""
     equipment: str = ""
     """What the process runs on, for people."""
+    equipment_names: Names = Field(default_factory=dict)
+    """``equipment`` per language, like ``names``."""
     signals: tuple[Signal, ...] = ()
     """What proves it is under digital control: a state, its key parameters, a mode."""
 
@@ -229,6 +235,9 @@ class Line(Strict):
     """Unique in its plant."""
     name: str = ""
     """For people."""
+    names: Names = Field(default_factory=dict)
+    """The name per language (``{en: …, zh: …}``): pages and reports show the reader's
+    language, else ``name``, else the other language."""
     downtime: tuple[Downtime, ...] = ()
     """Planned downtime: the line's processes are not scheduled then (not judged)."""
     processes: tuple[Process, ...] = ()
@@ -240,6 +249,9 @@ class Plant(Strict):
     """Unique in the register; one edge agent reads one plant (``EDGE_PLANT``)."""
     name: str = ""
     """For people."""
+    names: Names = Field(default_factory=dict)
+    """The name per language (``{en: …, zh: …}``): pages and reports show the reader's
+    language, else ``name``, else the other language."""
     sources: tuple[Source, ...] = ()
     """The servers, brokers and devices its edge agent reads (see the protocols below)."""
     lines: tuple[Line, ...] = ()
@@ -348,6 +360,9 @@ class Enterprise(Strict):
     """The enterprise's id: one register file per enterprise."""
     name: str = ""
     """For people."""
+    names: Names = Field(default_factory=dict)
+    """The name per language (``{en: …, zh: …}``): pages and reports show the reader's
+    language, else ``name``, else the other language."""
     region: str
     """The region the rate is reported to (a province, a city): the region's rates pool
     every enterprise with this region."""

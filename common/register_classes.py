@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from common.languages import Names
 from common.register_base import Strict
 from common.yaml_source import Loc, YamlDocument, render_loc
 
@@ -51,6 +52,8 @@ class EquipmentClass(Strict):
 
     equipment: str = ""
     """What the machines of the class are, for people (an instance may override it)."""
+    equipment_names: Names = Field(default_factory=dict)
+    """``equipment`` per language (``{en: …, zh: …}``)."""
     industry: str | None = None
     """``discrete`` or ``process``, unless the instance says."""
     key: bool | None = None
@@ -176,9 +179,9 @@ def _instance(
         **params_raw,
     }
     out = {k: v for k, v in process.items() if k not in (*INSTANCE_KEYS, "signals")}
-    for field in ("equipment", "industry", "key"):
+    for field in ("equipment", "equipment_names", "industry", "key"):
         default = getattr(cls, field)
-        if field not in out and default not in (None, ""):
+        if field not in out and default not in (None, "", {}):
             out[field] = default
     overrides = process.get("signals", [])
     if not isinstance(overrides, list):

@@ -16,6 +16,10 @@ Codes a client can branch on (the HTTP status says the class of problem):
 ``internal``              500     anything unexpected (logged server-side with ``error_id``)
 ========================  ======  =====================================================
 
+Every body also carries ``message``: what the code means, for a person, in the reader's
+language (``?lang=``, else ``Accept-Language``); ``detail`` names the culprit (in English,
+as the logs do).
+
 A traceback never reaches the client: the catch-all middleware logs it with an id and
 answers that id. Nor does a client's input come back whole: a value quoted in a message is
 cut to :data:`ECHO_MAX_CHARS` (:func:`excerpt`), and every text of an error body to
@@ -34,6 +38,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from collector.i18n import reader_lang, translator
+from collector.i18n.catalogue import N_
 from collector.storage.errors import QueryError, QueryUnavailable
 
 log = logging.getLogger(__name__)
@@ -95,8 +101,45 @@ def bad_range(detail: str, field: str) -> ApiError:
     return ApiError(422, "bad_time_range", detail, field=field)
 
 
-def error_body(code: str, detail: Any, **extra: Any) -> dict[str, Any]:
-    return {"error": code, "detail": _bounded_texts(detail), **_bounded_texts(extra)}
+MESSAGES: dict[str, str] = {
+    "unauthorized": N_("An API token is missing or wrong."),
+    "not_found": N_("There is no such page or address."),
+    "method_not_allowed": N_("This address does not take that kind of request."),
+    "unknown_scope": N_("That line, plant, enterprise or region is not in the loaded registers."),
+    "unknown_process": N_("There is no key process with that id in the loaded registers."),
+    "unknown_enterprise": N_("There is no enterprise with that id in the loaded registers."),
+    "invalid_request": N_("A parameter is not valid: the field named says which."),
+    "bad_time_range": N_(
+        "The time range is not valid: give start and end with a time zone, start first, within the allowed length."
+    ),
+    "too_many_windows": N_(
+        "The report would compute too many windows: ask for a shorter range or longer windows."
+    ),
+    "not_ready": N_(
+        "No KPI evaluation yet: the first one runs shortly after the collector starts."
+    ),
+    "storage_unavailable": N_(
+        "The database (InfluxDB) cannot be reached: try again shortly, or tell the operator."
+    ),
+    "storage_error": N_("The database (InfluxDB) refused the query: tell the operator."),
+    "internal": N_("Unexpected server error: tell the operator the error id."),
+}
+"""What each code means to a person; ``detail`` says what exactly was wrong."""
+
+
+def error_body(
+    code: str, detail: Any, request: Request | None = None, **extra: Any
+) -> dict[str, Any]:
+    message = MESSAGES.get(code)
+    body = {"error": code, "detail": _bounded_texts(detail), **_bounded_texts(extra)}
+    if message:
+        lang = (
+            reader_lang(request.query_params.get("lang"), request.headers.get("accept-language"))
+            if request is not None
+            else "en"
+        )
+        body["message"] = translator(lang)(message)
+    return body
 
 
 def _bounded_texts(value: Any) -> Any:
@@ -113,22 +156,24 @@ def _bounded_texts(value: Any) -> Any:
 _HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 503: "not_ready"}
 
 
-async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return JSONResponse(
-        error_body(exc.code, exc.detail, **exc.extra), exc.status, headers=exc.headers
+        error_body(exc.code, exc.detail, request, **exc.extra), exc.status, headers=exc.headers
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return JSONResponse(
-        error_body(code, exc.detail), exc.status_code, headers=getattr(exc, "headers", None)
+        error_body(code, exc.detail, request),
+        exc.status_code,
+        headers=getattr(exc, "headers", None),
     )
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
@@ -139,6 +184,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         error_body(
             "invalid_request",
             f"{first['field']}: {first['message']}" if first["field"] else first["message"],
+            request,
             field=first["field"],
             problems=problems,
         ),
@@ -146,16 +192,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _storage_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, QueryError)
     # The server's message helps an operator; the full query text stays in the log.
     log.warning("API query failed: %s", exc)
     if isinstance(exc, QueryUnavailable):
         return JSONResponse(
-            error_body("storage_unavailable", f"InfluxDB is unavailable: {exc.target}"), 503
+            error_body("storage_unavailable", f"InfluxDB is unavailable: {exc.target}", request),
+            503,
         )
     return JSONResponse(
-        error_body("storage_error", f"InfluxDB refused the query ({exc.target})"), 502
+        error_body("storage_error", f"InfluxDB refused the query ({exc.target})", request), 502
     )
 
 
@@ -192,6 +239,7 @@ class CatchAllMiddleware:
                 error_body(
                     "internal",
                     f"unexpected server error; logged as {error_id}",
+                    Request(scope),
                     error_id=error_id,
                 ),
                 500,

@@ -491,3 +491,52 @@ class StatsOut(ApiModel):
     consumer: ConsumerStatsOut
     kpi_evaluations: int
     queue_depth: int
+
+
+# -- texts for people ----------------------------------------------------------------------
+
+
+class NamedOut(ApiModel):
+    id: str
+    name: str
+    """In the language asked for: ``names[lang]``, else the register's ``name``, else the
+    other language, else the id."""
+    names: dict[str, str]
+    """As the register writes them, per language."""
+
+
+class ProcessNameOut(NamedOut):
+    equipment: str
+    equipment_names: dict[str, str]
+
+
+class LineNamesOut(NamedOut):
+    processes: list[ProcessNameOut]
+
+
+class PlantNamesOut(NamedOut):
+    lines: list[LineNamesOut]
+
+
+class EnterpriseNamesOut(NamedOut):
+    register_version: str
+    plants: list[PlantNamesOut]
+
+
+class NamesOut(ApiModel):
+    lang: str
+    enterprises: list[EnterpriseNamesOut]
+
+
+class ReasonTextOut(ApiModel):
+    label: str
+    """A short label."""
+    fix: str
+    """What to check or change so the process counts."""
+
+
+class TermsOut(ApiModel):
+    lang: str
+    reasons: dict[str, ReasonTextOut]
+    statuses: dict[str, str]
+    scopes: dict[str, str]

@@ -12,7 +12,7 @@ Codes (``LOW_COVERAGE``, ``DIGITALIZED``), ids and JSON keys are never translate
 """
 
 from collector.i18n.catalogue import Translator, catalogue_of, translator
-from collector.i18n.lang import DEFAULT_LANG, LANGS, Lang, negotiate, parse_lang
+from collector.i18n.lang import DEFAULT_LANG, LANGS, Lang, negotiate, parse_lang, reader_lang
 from collector.i18n.names import display_name
 
 __all__ = [
@@ -24,5 +24,6 @@ __all__ = [
     "display_name",
     "negotiate",
     "parse_lang",
+    "reader_lang",
     "translator",
 ]

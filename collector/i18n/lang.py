@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from common.languages import DEFAULT_LANG, LANGS, Lang
 
-Lang = Literal["en", "zh"]
-LANGS: tuple[Lang, ...] = get_args(Lang)
-DEFAULT_LANG: Lang = "en"
+__all__ = ["DEFAULT_LANG", "LANGS", "Lang", "negotiate", "parse_lang", "reader_lang"]
 
 _ALIASES: dict[str, Lang] = {
     "en": "en",
@@ -57,3 +55,14 @@ def negotiate(accept_language: str | None, default: Lang = DEFAULT_LANG) -> Lang
         if found is not None and quality > 0:
             ranked.append((-quality, position, found))
     return min(ranked)[2] if ranked else default
+
+
+def reader_lang(asked: str | None, accept_language: str | None) -> Lang:
+    """For texts that must not fail (an error's message): an explicit ``lang`` if it is
+    supported, else the ``Accept-Language`` header's choice."""
+    if asked:
+        try:
+            return parse_lang(asked)
+        except ValueError:
+            pass
+    return negotiate(accept_language)

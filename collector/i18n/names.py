@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from collector.i18n.lang import LANGS, Lang
 
 
-def display_name(lang: Lang, names: Mapping[str, str], name: str = "", fallback: str = "") -> str:
+def display_name(lang: Lang, names: Mapping[Lang, str], name: str = "", fallback: str = "") -> str:
     """``names[lang]``, else the plain ``name`` (written in whatever language the plant
     uses), else the name in another language, else ``fallback`` (the id)."""
     if names.get(lang):

@@ -46,19 +46,28 @@ LIVE_ENDS = [at(20 * 60 * k) for k in range(1, 7)]  # 08:20, 08:40, … 10:00
 def build_register() -> LoadedRegister:
     ten_s = {"interval": "10s"}
 
-    def machine(process_id: str, parameter: str, industry: str = "discrete") -> dict[str, Any]:
+    def machine(
+        process_id: str, parameter: str, industry: str = "discrete", **extra: Any
+    ) -> dict[str, Any]:
         signals = [sig("state", role="state", update="on_change"), sig(parameter, **ten_s)]
-        return process(process_id, signals, industry=industry)
+        return process(process_id, signals, industry=industry, **extra)
 
+    turning: dict[str, Any] = {"name": "Turning", "names": {"zh": "车削"}, "equipment": "CNC lathe"}
+    turning["equipment_names"] = {"zh": "数控车床"}
     lines = [
-        registers.line("l1", [machine("p1", "speed"), machine("p2", "temp", industry="process")]),
+        registers.line(
+            "l1",
+            [machine("p1", "speed", **turning), machine("p2", "temp", industry="process")],
+            names={"en": "Line one", "zh": "一线"},
+        ),
         registers.line("l2", [machine("p3", "speed")]),
     ]
     doc = registers.document(
-        [registers.plant("pl", registers.SOURCES, lines)],
+        [registers.plant("pl", registers.SOURCES, lines, names={"zh": "甲厂"})],
         enterprise="ent-a",
         version="api-test-1",
         name="Enterprise A",
+        names={"zh": "甲企业"},
         declared_rate=0.8,
     )
     return registers.load(doc)

@@ -89,6 +89,7 @@ async def test_one_scope_and_unknown_ones(make_app: Apps) -> None:
         "error": "unknown_scope",
         "detail": "no line 'l9' in the loaded registers (known: l1, l2)",
         "field": "scope_id",
+        "message": "That line, plant, enterprise or region is not in the loaded registers.",
     }
 
 

@@ -155,7 +155,39 @@ async def test_unknown_route_is_json(make_app: Apps) -> None:
     async with client(make_app()) as api:
         response = await api.get("/api/v1/nothing-here")
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found", "detail": "Not Found"}
+    assert response.json() == {
+        "error": "not_found",
+        "detail": "Not Found",
+        "message": "There is no such page or address.",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "message"),
+    [
+        ("?lang=zh", {}, "没有这个页面或地址。"),
+        ("", {"Accept-Language": "zh-CN,zh;q=0.9"}, "没有这个页面或地址。"),
+        ("?lang=zh", {"Accept-Language": "en"}, "没有这个页面或地址。"),
+        ("?lang=fr", {"Accept-Language": "zh-CN"}, "没有这个页面或地址。"),
+        ("?lang=en", {"Accept-Language": "zh-CN"}, "There is no such page or address."),
+    ],
+)
+async def test_error_message_in_the_readers_language(
+    make_app: Apps, query: str, headers: dict[str, str], message: str
+) -> None:
+    """``message`` follows ``?lang=`` then ``Accept-Language``; code and detail do not."""
+    async with client(make_app()) as api:
+        response = await api.get(f"/api/v1/nothing-here{query}", headers=headers)
+    assert response.json() == {"error": "not_found", "detail": "Not Found", "message": message}
+
+
+def test_every_error_code_has_a_message() -> None:
+    """The codes of the module's table each have their sentence for people."""
+    from collector.api import errors
+
+    table = errors.__doc__ or ""
+    codes = {line.split("``")[1] for line in table.splitlines() if line.startswith("``")}
+    assert codes and codes <= set(errors.MESSAGES), codes - set(errors.MESSAGES)
 
 
 async def test_no_evaluation_yet_is_503(make_app: Apps) -> None:

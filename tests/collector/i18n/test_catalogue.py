@@ -10,6 +10,7 @@ from collector.i18n.catalogue import LOCALES, PLACEHOLDER, TEMPLATE, po_path, re
 from collector.i18n.extract import html_texts, template
 from collector.i18n.terms import REASONS, SCOPES, STATUSES, reason_fix, reason_label
 from collector.kpi.evaluator import Reason, Status
+from common.languages import Names
 
 FIX = "run `python -m collector.i18n.extract`, then translate the new msgstr entries"
 
@@ -111,7 +112,7 @@ def test_negotiate(header: str | None, lang: str) -> None:
 
 
 def test_display_name_falls_back() -> None:
-    names = {"zh": "磨削", "en": "Grinding"}
+    names: Names = {"zh": "磨削", "en": "Grinding"}
     assert display_name("zh", names, "Grinding (plant word)") == "磨削"
     assert display_name("en", {"zh": "磨削"}, "") == "磨削"
     assert display_name("en", {"zh": "磨削"}, "Grinding") == "Grinding"
