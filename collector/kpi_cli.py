@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,12 +33,23 @@ from rich.table import Table
 from collector.api.models import (
     BucketHistoryOut,
     KpiOut,
+    NamesOut,
     OutageOut,
     ProcessDetailOut,
     ProcessesOut,
     ReportPlanOut,
     ReportWindowOut,
     WindowHistoryOut,
+)
+from collector.i18n import DEFAULT_LANG, Translator, parse_lang, translator
+from collector.i18n.terms import (
+    INDUSTRIES,
+    PERIODS,
+    SCOPES_SHORT,
+    reason_fix,
+    reason_label,
+    status_label,
+    term,
 )
 
 kpi_app = typer.Typer(
@@ -51,14 +64,44 @@ TokenOption = Annotated[
     typer.Option("--token", envvar="KPI_TOKEN", help="API bearer token (env KPI_TOKEN)"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
+LangOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lang",
+        envvar="KPI_LANG",
+        help="en or zh (Simplified Chinese); default: the terminal's locale (LANG), else en",
+    ),
+]
 DEFAULT_API = "http://127.0.0.1:8080"
+_LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
 
 
-def _headers(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
+def reader(lang: str | None) -> Translator:
+    """The texts of ``--lang`` / ``KPI_LANG``, else of the terminal's locale, else English."""
+    if lang:
+        try:
+            return translator(parse_lang(lang))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--lang") from None
+    for name in _LOCALE_VARS:
+        value = os.environ.get(name)
+        if value:  # the first one set decides, as for the C library
+            try:
+                return translator(parse_lang(value))
+            except ValueError:
+                break
+    return translator(DEFAULT_LANG)
 
 
-def _error_text(response: httpx.Response) -> str:
+def _headers(token: str | None, _: Translator) -> dict[str, str]:
+    # Accept-Language: the API's error messages come back in the reader's language.
+    headers: dict[str, str] = {"Accept-Language": _.lang}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+def _error_text(response: httpx.Response, _: Translator) -> str:
     """The API's JSON error as one line: status, code, the parameter at fault, detail."""
     try:
         body = response.json()
@@ -67,18 +110,22 @@ def _error_text(response: httpx.Response) -> str:
     detail = body.get("detail", response.text) if isinstance(body, dict) else body
     field = body.get("field") if isinstance(body, dict) else None
     code = body.get("error", "") if isinstance(body, dict) else ""
+    message = body.get("message") if isinstance(body, dict) else None
     where = f" [{field}]" if field else ""
-    return f"{response.status_code} {code}{where} {detail}"
+    # In English ``detail`` says it all; in another language ``message`` says it for people.
+    said = f" ({message})" if message and _.lang != DEFAULT_LANG else ""
+    return f"{response.status_code} {code}{where} {detail}{said}"
 
 
-def _fail(path: str, response: httpx.Response) -> typer.Exit:
+def _fail(path: str, response: httpx.Response, _: Translator) -> typer.Exit:
     """Print the API's JSON error and exit 4."""
-    print(f"kpi: {path}: {_error_text(response)}", file=sys.stderr)
+    print(f"kpi: {path}: {_error_text(response, _)}", file=sys.stderr)
     return typer.Exit(4)
 
 
-def _unreachable(api: str, exc: Exception) -> typer.Exit:
-    print(f"kpi: cannot reach the collector API at {api}: {exc}", file=sys.stderr)
+def _unreachable(api: str, exc: Exception, _: Translator) -> typer.Exit:
+    text = _("cannot reach the collector API at {api}: {error}", api=api, error=exc)
+    print(f"kpi: {text}", file=sys.stderr)
     return typer.Exit(3)
 
 
@@ -94,12 +141,14 @@ class _Refused(Exception):
         self.response = response
 
 
-def _call(api: str, path: str, token: str | None, timeout: float, **params: Any) -> Any:
+def _call(
+    api: str, path: str, token: str | None, timeout: float, _: Translator, **params: Any
+) -> Any:
     """One GET of the API: its JSON answer, or :class:`_Unreachable` / :class:`_Refused`."""
     query = {k: v for k, v in params.items() if v is not None}
     try:
         response = httpx.get(
-            f"{api.rstrip('/')}{path}", params=query, headers=_headers(token), timeout=timeout
+            f"{api.rstrip('/')}{path}", params=query, headers=_headers(token, _), timeout=timeout
         )
     except httpx.HTTPError as exc:
         raise _Unreachable(str(exc)) from None
@@ -108,13 +157,57 @@ def _call(api: str, path: str, token: str | None, timeout: float, **params: Any)
     return response.json()
 
 
-def _get(api: str, path: str, token: str | None = None, **params: Any) -> Any:
+def _get(api: str, path: str, token: str | None, _: Translator, **params: Any) -> Any:
     try:
-        return _call(api, path, token, 300, **params)
+        return _call(api, path, token, 300, _, **params)
     except _Unreachable as exc:
-        raise _unreachable(api, exc) from None
+        raise _unreachable(api, exc, _) from None
     except _Refused as exc:
-        raise _fail(path, exc.response) from None
+        raise _fail(path, exc.response, _) from None
+
+
+def _display_names(api: str, token: str | None, _: Translator) -> DisplayNames:
+    """The register's names in the reader's language (ids only from a collector without
+    ``/api/v1/names``)."""
+    try:
+        answer = NamesOut.model_validate(_call(api, "/api/v1/names", token, 30, _, lang=_.lang))
+    except (_Unreachable, _Refused):
+        return DisplayNames()
+    return DisplayNames.of(answer)
+
+
+@dataclass
+class DisplayNames:
+    """Display names by id, from ``/api/v1/names``."""
+
+    enterprises: dict[str, str] = field(default_factory=dict)
+    plants: dict[tuple[str, str], str] = field(default_factory=dict)
+    lines: dict[tuple[str, str], str] = field(default_factory=dict)
+    """By (plant, line): line ids are unique per plant only."""
+    processes: dict[tuple[str, str], str] = field(default_factory=dict)
+    """By (enterprise, process)."""
+
+    @classmethod
+    def of(cls, answer: NamesOut) -> DisplayNames:
+        names = cls()
+        for e in answer.enterprises:
+            names.enterprises[e.id] = e.name
+            for p in e.plants:
+                names.plants[(e.id, p.id)] = p.name
+                for line in p.lines:
+                    names.lines[(p.id, line.id)] = line.name
+                    for proc in line.processes:
+                        names.processes[(e.id, proc.id)] = proc.name
+        return names
+
+    def scope(self, scope: str, scope_id: str, plant: str | None, enterprise: str | None) -> str:
+        if scope == "enterprise":
+            return self.enterprises.get(scope_id, "")
+        if scope == "plant":
+            return self.plants.get((enterprise or "", scope_id), "")
+        if scope == "line":
+            return self.lines.get((plant or "", scope_id), "")
+        return ""
 
 
 def parse_when(text: str, now: datetime | None = None) -> str:
@@ -159,56 +252,93 @@ def _progress(enabled: bool, *columns: Any) -> Iterator[Progress]:
 
 
 REASONS_SHOWN = 3
+EN = translator(DEFAULT_LANG)
 
 
-def top_reasons(reasons: dict[str, int], shown: int = REASONS_SHOWN) -> str:
-    """The most frequent reason codes with their process counts (``LOW_COVERAGE×4``), and
-    how many codes more there are: a table cell must not hide that it is cut short."""
+def top_reasons(reasons: dict[str, int], shown: int = REASONS_SHOWN, _: Translator = EN) -> str:
+    """The most frequent reason codes with their process counts (``LOW_COVERAGE×4``; in
+    Chinese the codes' labels), and how many codes more there are: a table cell must not
+    hide that it is cut short."""
     ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-    text = " ".join(f"{code}×{n}" for code, n in ranked[:shown])
+    text = " ".join(f"{_reason(_, code)}×{n}" for code, n in ranked[:shown])
     more = len(ranked) - shown
-    return f"{text} +{more} more" if more > 0 else text
+    return text + " " + _("+{count} more", count=more) if more > 0 else text
+
+
+def _reason(_: Translator, code: str) -> str:
+    """A reason as a reader of the language knows it: the code in English (it is what the
+    docs and the API say), the short label otherwise."""
+    return code if _.lang == DEFAULT_LANG else reason_label(_, code)
+
+
+def _status(_: Translator, code: str) -> str:
+    return code if _.lang == DEFAULT_LANG else status_label(_, code)
 
 
 def _pct(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.1%}"
 
 
-def render_kpi(console: Console, kpi: KpiOut, processes: ProcessesOut) -> None:
+def _scope(_: Translator, scope: str) -> str:
+    return term(_, SCOPES_SHORT, scope)
+
+
+def render_kpi(
+    console: Console,
+    kpi: KpiOut,
+    processes: ProcessesOut,
+    _: Translator = EN,
+    names: DisplayNames | None = None,
+) -> None:
+    names = names or DisplayNames()
     window = kpi.window
     seconds = (window.end_ns - window.start_ns) / 1e9
     end = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(window.end_ns / 1e9))
-    table = Table(title=f"Key-process digitalization rate — window {seconds:.0f}s ending {end}")
-    table.add_column("scope")
-    table.add_column("id")
-    table.add_column("rate", justify="right")
-    table.add_column("digitalized/key", justify="right")
-    table.add_column("not sched.", justify="right")
-    table.add_column("provisional", justify="right")
-    table.add_column("why not (processes)")
+    table = Table(
+        title=_(
+            "Key-process digitalization rate — window {seconds}s ending {end}",
+            seconds=round(seconds),
+            end=end,
+        )
+    )
+    table.add_column(_("scope"))
+    table.add_column(_("id"))
+    with_names = bool(names.enterprises)
+    if with_names:
+        table.add_column(_("name"))
+    table.add_column(_("rate"), justify="right")
+    table.add_column(_("digitalized/key"), justify="right")
+    table.add_column(_("not sched."), justify="right")
+    table.add_column(_("provisional"), justify="right")
+    table.add_column(_("why not (processes)"))
     order = {"region_official": 0, "region_pooled": 1, "enterprise": 2, "plant": 3, "line": 4}
     rows = sorted(
         (r for r in kpi.rates if r.industry == "all"),
         key=lambda r: (order.get(r.scope, 9), r.scope_id),
     )
     for r in rows:
+        name = names.scope(r.scope, r.scope_id, r.plant_id, r.enterprise_id)
         table.add_row(
-            r.scope.replace("region_", "region "),
+            _scope(_, r.scope),
             r.scope_id,
+            *([name] if with_names else []),
             _pct(r.rate),
             f"{r.numerator}/{r.denominator}",
             str(r.not_scheduled),
             str(r.provisional),
-            top_reasons(r.reasons),
+            top_reasons(r.reasons, _=_),
         )
     console.print(table)
     if any(r.provisional for r in rows):
         console.print(
-            "provisional: data for these processes is still on its way from the plant's edge "
-            "(uplink outage, backlog draining); they leave the rate until it has arrived"
+            _(
+                "provisional: data for these processes is still on its way from the plant's "
+                "edge (uplink outage, backlog draining); they leave the rate until it has arrived"
+            )
         )
-    failing = Table(title="Key processes that do not count, and why")
-    for column in ("process", "plant/line", "status", "reasons", "worst coverage"):
+    failing = Table(title=_("Key processes that do not count, and why"))
+    columns = [_("process"), *([_("name")] if with_names else [])]
+    for column in (*columns, _("plant/line"), _("status"), _("reasons"), _("worst coverage")):
         failing.add_column(column)
     for p in processes.processes:
         if p.status == "DIGITALIZED":
@@ -216,9 +346,10 @@ def render_kpi(console: Console, kpi: KpiOut, processes: ProcessesOut) -> None:
         coverage = min((s.good for s in p.signals), default=None)
         failing.add_row(
             p.process_id,
+            *([names.processes.get((p.enterprise_id, p.process_id), "")] if with_names else []),
             f"{p.plant_id}/{p.line_id}",
-            p.status,
-            ", ".join(p.reasons) or "—",
+            _status(_, p.status),
+            ", ".join(_reason(_, code) for code in p.reasons) or "—",
             "—" if coverage is None else f"{coverage:.0%}",
         )
     console.print(failing)
@@ -230,16 +361,24 @@ def kpi_current(
     api: ApiOption = DEFAULT_API,
     token: TokenOption = None,
     as_json: JsonOption = False,
+    lang: LangOption = None,
 ) -> None:
     """Print the current rates and the processes that do not count (default command)."""
     if ctx.invoked_subcommand is not None:
         return
-    kpi = _get(api, "/api/v1/kpi", token)
-    processes = _get(api, "/api/v1/processes", token)
+    _ = reader(lang)
+    kpi = _get(api, "/api/v1/kpi", token, _)
+    processes = _get(api, "/api/v1/processes", token, _)
     if as_json:
         print(json.dumps({"kpi": kpi, "processes": processes["processes"]}, indent=2))
         return
-    render_kpi(Console(), KpiOut.model_validate(kpi), ProcessesOut.model_validate(processes))
+    render_kpi(
+        Console(),
+        KpiOut.model_validate(kpi),
+        ProcessesOut.model_validate(processes),
+        _,
+        _display_names(api, token, _),
+    )
 
 
 @kpi_app.command()
@@ -247,26 +386,36 @@ def watch(
     api: ApiOption = DEFAULT_API,
     token: TokenOption = None,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes")] = 5.0,
+    lang: LangOption = None,
 ) -> None:
     """Refresh the KPI table until Ctrl-C."""
+    _ = reader(lang)
     console = Console()
+    names: DisplayNames | None = None
     try:
         while True:
             try:
-                kpi = _call(api, "/api/v1/kpi", token, 10)
-                processes = _call(api, "/api/v1/processes", token, 10)
+                kpi = _call(api, "/api/v1/kpi", token, 10, _)
+                processes = _call(api, "/api/v1/processes", token, 10, _)
             except _Unreachable as exc:
-                console.print(f"[yellow]waiting for the collector API at {api}: {exc}[/]")
+                text = _("waiting for the collector API at {api}: {error}", api=api, error=exc)
+                console.print(f"[yellow]{text}[/]", markup=True)
             except _Refused as exc:
                 if exc.response.status_code != 503:  # a token or an address to fix
-                    raise _fail("/api/v1/kpi", exc.response) from None
-                console.print(f"[yellow]{_error_text(exc.response)}[/]")  # not ready yet
+                    raise _fail("/api/v1/kpi", exc.response, _) from None
+                console.print(f"[yellow]{_error_text(exc.response, _)}[/]")  # not ready yet
             else:
+                if names is None or not names.enterprises:
+                    names = _display_names(api, token, _)
                 console.clear()
                 render_kpi(
-                    console, KpiOut.model_validate(kpi), ProcessesOut.model_validate(processes)
+                    console,
+                    KpiOut.model_validate(kpi),
+                    ProcessesOut.model_validate(processes),
+                    _,
+                    names,
                 )
-                console.print(f"API: {api}  (OpenAPI: {api}/docs) — Ctrl-C to stop")
+                console.print(_("API: {api}  (OpenAPI: {api}/docs) — Ctrl-C to stop", api=api))
             time.sleep(interval)
     except KeyboardInterrupt:
         pass
@@ -278,30 +427,39 @@ def process_detail(
     api: ApiOption = DEFAULT_API,
     token: TokenOption = None,
     as_json: JsonOption = False,
+    lang: LangOption = None,
 ) -> None:
     """Why one process does (not) count: every failing rule and the evidence per signal."""
-    answer = _get(api, f"/api/v1/processes/{process_id}", token)
+    _ = reader(lang)
+    answer = _get(api, f"/api/v1/processes/{process_id}", token, _)
     if as_json:
         print(json.dumps(answer, indent=2))
         return
     p = ProcessDetailOut.model_validate(answer)
+    name = _display_names(api, token, _).processes.get((p.enterprise_id, p.process_id))
     console = Console()
     console.print(
-        f"[bold]{p.process_id}[/] ({p.plant_id}/{p.line_id}, {p.industry}): "
-        f"[bold]{p.status}[/] {', '.join(p.reasons)}"
+        f"[bold]{p.process_id}[/]{f' {name}' if name else ''} ({p.plant_id}/{p.line_id}, "
+        f"{p.industry}): [bold]{_status(_, p.status)}[/] "
+        f"{', '.join(_reason(_, code) for code in p.reasons)}"
     )
+    for code in p.reasons:
+        fix = reason_fix(_, code)
+        if fix:
+            label = reason_label(_, code)
+            console.print(f"  {code} ({label}): {fix}", markup=False)
     table = Table()
     for column in (
-        "signal",
-        "role",
-        "good",
-        "unknown",
-        "bad",
-        "uncertain",
-        "overridden",
-        "longest gap",
-        "samples",
-        "reasons",
+        _("signal"),
+        _("role"),
+        _("good"),
+        _("unknown"),
+        _("bad"),
+        _("uncertain"),
+        _("overridden"),
+        _("longest gap"),
+        _("samples"),
+        _("reasons"),
     ):
         table.add_column(column)
     for s in p.signals:
@@ -315,18 +473,25 @@ def process_detail(
             f"{s.overridden:.0%}",
             f"{s.longest_gap_s:.0f}s",
             str(s.samples),
-            ", ".join(s.reasons),
+            ", ".join(_reason(_, code) for code in s.reasons),
         )
     console.print(table)
     for outage in p.outages:
-        console.print(f"outage: {format_outage(outage, p.window.start_ns)}")
+        console.print(_("outage: {outage}", outage=format_outage(outage, p.window.start_ns, _)))
     if p.outages_more:
-        console.print(f"(+{p.outages_more} more outages)")
+        console.print(_("(+{count} more outages)", count=p.outages_more))
     if p.manual_share is not None:
-        console.print(f"manual mode share: {p.manual_share:.0%}")
+        share = format(p.manual_share, ".0%")
+        console.print(_("manual mode share: {share}", share=share))
     for problem in p.edge_problems:
-        console.print(f"edge now: {problem}", soft_wrap=True, markup=False)
-    console.print(f"register {p.register_version}, thresholds {p.thresholds}")
+        console.print(_("edge now: {problem}", problem=problem), soft_wrap=True, markup=False)
+    console.print(
+        _(
+            "register {version}, thresholds {thresholds}",
+            version=p.register_version,
+            thresholds=p.thresholds,
+        )
+    )
 
 
 StartOption = Annotated[
@@ -335,13 +500,19 @@ StartOption = Annotated[
 EndOption = Annotated[str, typer.Option(help="Like --start; the range is [start, end)")]
 
 
-def format_outage(outage: OutageOut, window_start_ns: int) -> str:
+def format_outage(outage: OutageOut, window_start_ns: int, _: Translator = EN) -> str:
     """``opc1: connection lost: transport lost, 35.2–58.8 s`` (seconds into the window;
     "until the window's end" when it did not come back within it)."""
     down = (outage.down_ns - window_start_ns) / 1e9
     up = outage.up_ns
-    span = f"{down:.1f}–{(up - window_start_ns) / 1e9:.1f} s" if up else f"from {down:.1f} s on"
-    return f"{outage.source}: {outage.detail or 'lost'}, {span} ({_when(outage.down_ns)})"
+    start = format(down, ".1f")
+    span = (
+        _("{down}–{up} s", down=start, up=format((up - window_start_ns) / 1e9, ".1f"))
+        if up
+        else _("from {down} s on", down=start)
+    )
+    detail = outage.detail or _("lost")
+    return f"{outage.source}: {detail}, {span} ({_when(outage.down_ns)})"
 
 
 def _when(ns: int) -> str:
@@ -362,12 +533,15 @@ def history(
     api: ApiOption = DEFAULT_API,
     token: TokenOption = None,
     as_json: JsonOption = False,
+    lang: LangOption = None,
 ) -> None:
     """How a scope's rate has moved: the stored live results, per window or averaged."""
+    _ = reader(lang)
     data = _get(
         api,
         "/api/v1/history",
         token,
+        _,
         scope=scope,
         scope_id=scope_id,
         start=parse_when(start),
@@ -379,11 +553,19 @@ def history(
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    table = Table(title=f"{scope} {scope_id} ({industry}) — stored rate, {resolution}")
-    table.add_column("time (UTC)")
-    table.add_column("plant")
+    table = Table(
+        title=_(
+            "{scope} {id} ({industry}) — stored rate, {resolution}",
+            scope=_scope(_, scope),
+            id=scope_id,
+            industry=term(_, INDUSTRIES, industry),
+            resolution=term(_, PERIODS, resolution),
+        )
+    )
+    table.add_column(_("time (UTC)"))
+    table.add_column(_("plant"))
     if resolution == "window":
-        for column in ("rate", "digitalized/key", "not sched.", "why not"):
+        for column in (_("rate"), _("digitalized/key"), _("not sched."), _("why not")):
             table.add_column(column, justify="right")
         for p in WindowHistoryOut.model_validate(data).points:
             table.add_row(
@@ -392,10 +574,10 @@ def history(
                 _pct(p.rate),
                 f"{p.numerator}/{p.denominator}",
                 "" if p.not_scheduled is None else str(p.not_scheduled),
-                top_reasons(p.reasons or {}),
+                top_reasons(p.reasons or {}, _=_),
             )
     else:
-        for column in ("mean", "min", "max", "pooled", "windows"):
+        for column in (_("mean"), _("min"), _("max"), _("pooled"), _("windows")):
             table.add_column(column, justify="right")
         for b in BucketHistoryOut.model_validate(data).points:
             table.add_row(
@@ -419,13 +601,16 @@ def report(
     api: ApiOption = DEFAULT_API,
     token: TokenOption = None,
     as_json: JsonOption = False,
+    lang: LangOption = None,
 ) -> None:
     """The rate per hour / shift / day, each window recomputed from the raw samples."""
+    _ = reader(lang)
     plan = ReportPlanOut.model_validate(
         _get(
             api,
             "/api/v1/report/windows",
             token,
+            _,
             start=parse_when(start),
             end=parse_when(end),
             window=window,
@@ -435,30 +620,44 @@ def report(
     # One request per window: the server's bound on windows per request holds, and the
     # progress bar moves as each recomputation finishes.
     with _progress(not as_json, BarColumn(), MofNCompleteColumn()) as progress:
-        task = progress.add_task("recomputing windows", total=len(plan.windows))
+        task = progress.add_task(_("recomputing windows"), total=len(plan.windows))
         for w in plan.windows:
-            got = _get(api, "/api/v1/report", token, start=w.start, end=w.end, window=window)
+            got = _get(api, "/api/v1/report", token, _, start=w.start, end=w.end, window=window)
             windows.extend(got["windows"])
             progress.advance(task)
     if as_json:
         print(json.dumps({"period": plan.period, "windows": windows}, indent=2))
         return
-    table = Table(title=f"Key-process digitalization rate per {plan.period} (recomputed)")
-    for column in ("start (UTC)", "end", "scope", "id", "rate", "digitalized/key", "why not"):
+    table = Table(
+        title=_(
+            "Key-process digitalization rate per {period} (recomputed)",
+            period=term(_, PERIODS, plan.period),
+        )
+    )
+    for column in (
+        _("start (UTC)"),
+        _("end"),
+        _("scope"),
+        _("id"),
+        _("rate"),
+        _("digitalized/key"),
+        _("why not"),
+    ):
         table.add_column(column)
     for entry in windows:
         recomputed = ReportWindowOut.model_validate(entry)
         for r in recomputed.rates:
             if r.scope != scope or r.industry != "all":
                 continue
+            partial = _(" (partial)") if recomputed.partial else ""
             table.add_row(
                 _when(recomputed.window.start_ns),
-                _when(recomputed.window.end_ns) + (" (partial)" if recomputed.partial else ""),
-                r.scope,
+                _when(recomputed.window.end_ns) + partial,
+                _scope(_, r.scope),
                 r.scope_id,
                 _pct(r.rate),
                 f"{r.numerator}/{r.denominator}",
-                top_reasons(r.reasons),
+                top_reasons(r.reasons, _=_),
             )
     Console().print(table)
 
@@ -474,23 +673,37 @@ def export(
     api: ApiOption = DEFAULT_API,
     token: TokenOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON array instead of CSV")] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            envvar="KPI_LANG",
+            help="Column headers in en or zh (CSV only: JSON keys stay as they are)",
+        ),
+    ] = None,
 ) -> None:
     """Stored per-process statuses or per-scope rates of a range, as CSV (or JSON)."""
+    _ = reader(lang)
     if what not in ("processes", "rates"):
-        raise typer.BadParameter(f"{what!r}: export 'processes' or 'rates'")
+        raise typer.BadParameter(_("{what}: export 'processes' or 'rates'", what=repr(what)))
     path = f"/api/v1/export/{what}.csv"
     params = {"start": parse_when(start), "end": parse_when(end)}
-    text = _download(api, path, token, params, show=output is not None or as_json)
+    if not as_json:
+        params["lang"] = _.lang  # JSON keys are the stored names in every language
+    text = _download(api, path, token, params, _, show=output is not None or as_json)
     out = json.dumps(list(csv.DictReader(io.StringIO(text))), indent=2) + "\n" if as_json else text
     if output is None:
         sys.stdout.write(out)
     else:
-        output.write_text(out)
+        output.write_text(out, encoding="utf-8")
         rows = max(0, text.count("\n") - 1)
-        print(f"kpi: wrote {rows} rows to {output}", file=sys.stderr)
+        wrote = _("wrote {rows} rows to {path}", rows=rows, path=output)
+        print(f"kpi: {wrote}", file=sys.stderr)
 
 
-def _download(api: str, path: str, token: str | None, params: dict[str, str], *, show: bool) -> str:
+def _download(
+    api: str, path: str, token: str | None, params: dict[str, str], _: Translator, *, show: bool
+) -> str:
     chunks: list[bytes] = []
     try:
         with (
@@ -498,24 +711,26 @@ def _download(api: str, path: str, token: str | None, params: dict[str, str], *,
                 "GET",
                 f"{api.rstrip('/')}{path}",
                 params=params,
-                headers=_headers(token),
+                headers=_headers(token, _),
                 timeout=300,
             ) as response,
             _progress(show, DownloadColumn()) as progress,
         ):
             if response.status_code != 200:
                 response.read()
-                raise _fail(path, response)
-            task = progress.add_task(f"downloading {path.rsplit('/', 1)[-1]}", total=None)
+                raise _fail(path, response, _)
+            name = path.rsplit("/", 1)[-1]
+            task = progress.add_task(_("downloading {name}", name=name), total=None)
             for chunk in response.iter_bytes():
                 chunks.append(chunk)
                 progress.advance(task, len(chunk))
     except httpx.HTTPError as exc:
         if chunks:
             # The server cut a stream it had started: never hand on a short file as whole.
-            print(f"kpi: {path}: transfer interrupted: {exc}", file=sys.stderr)
+            text = _("transfer interrupted: {error}", error=exc)
+            print(f"kpi: {path}: {text}", file=sys.stderr)
             raise typer.Exit(5) from None
-        raise _unreachable(api, exc) from None
+        raise _unreachable(api, exc, _) from None
     return b"".join(chunks).decode()
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from collector.api.timerange import iso
+from collector.i18n import DEFAULT_LANG, Lang, translator
+from collector.i18n.catalogue import N_
 from collector.storage.reader import PointRow
 from collector.storage.schema import KPI_RATE, PROCESS_STATUS
 
@@ -42,8 +44,47 @@ def _text(rows: Iterable[Sequence[str]]) -> str:
     return buffer.getvalue()
 
 
-def header(tags: Sequence[str], fields: Sequence[str]) -> str:
-    return _text([["time", "time_ns", *tags, *fields]])
+COLUMN_LABELS: dict[str, str] = {
+    "time": N_("time (UTC)"),
+    "time_ns": N_("time (ns since 1970, UTC)"),
+    "enterprise": N_("enterprise"),
+    "plant": N_("plant"),
+    "line": N_("line"),
+    "process": N_("process"),
+    "industry": N_("industry type"),
+    "scope": N_("scope"),
+    "scope_id": N_("scope id"),
+    "status": N_("status"),
+    "counted": N_("counted"),
+    "reasons": N_("reasons"),
+    "coverage_min": N_("lowest coverage"),
+    "longest_gap_s": N_("longest gap (s)"),
+    "manual_share": N_("manual mode share"),
+    "scheduled_s": N_("scheduled (s)"),
+    "window_s": N_("window (s)"),
+    "register_version": N_("register version"),
+    "register_versions": N_("register versions"),
+    "register_digest": N_("register digest"),
+    "thresholds": N_("thresholds"),
+    "complete": N_("complete"),
+    "revision": N_("revision"),
+    "rate": N_("rate"),
+    "numerator": N_("digitalized key processes"),
+    "denominator": N_("key processes"),
+    "not_scheduled": N_("not scheduled"),
+    "enterprises": N_("enterprises"),
+    "provisional": N_("provisional"),
+}
+"""Column headers for people (``?lang=zh``); in English the headers are the stored names,
+which integrations read."""
+
+
+def header(tags: Sequence[str], fields: Sequence[str], lang: Lang = DEFAULT_LANG) -> str:
+    names = ["time", "time_ns", *tags, *fields]
+    if lang != DEFAULT_LANG:
+        _ = translator(lang)
+        names = [_(COLUMN_LABELS[name]) if name in COLUMN_LABELS else name for name in names]
+    return _text([names])
 
 
 def rows(points: Iterable[PointRow], tags: Sequence[str], fields: Sequence[str]) -> str:

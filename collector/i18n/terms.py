@@ -81,6 +81,31 @@ SCOPES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+SCOPES_SHORT: Mapping[str, str] = MappingProxyType(
+    {
+        "line": N_("line"),
+        "plant": N_("plant"),
+        "enterprise": N_("enterprise"),
+        "region_official": N_("region official"),
+        "region_pooled": N_("region pooled"),
+    }
+)
+"""The scopes as a table cell names them."""
+
+INDUSTRIES: Mapping[str, str] = MappingProxyType(
+    {"all": N_("all industries"), "discrete": N_("discrete"), "process": N_("process industry")}
+)
+PERIODS: Mapping[str, str] = MappingProxyType(
+    {"window": N_("window"), "hour": N_("hour"), "shift": N_("shift"), "day": N_("day")}
+)
+"""The industry split and the time resolutions, as titles name them."""
+
+
+def term(_: Translator, terms: Mapping[str, str], code: str) -> str:
+    """The label of ``code`` in ``terms`` (as it is when there is none)."""
+    text = terms.get(code)
+    return _(text) if text else code
+
 
 def reason_label(_: Translator, code: str) -> str:
     text = REASONS.get(code)
@@ -93,10 +118,8 @@ def reason_fix(_: Translator, code: str) -> str:
 
 
 def status_label(_: Translator, code: str) -> str:
-    text = STATUSES.get(code)
-    return _(text) if text else code
+    return term(_, STATUSES, code)
 
 
 def scope_label(_: Translator, scope: str) -> str:
-    text = SCOPES.get(scope)
-    return _(text) if text else scope
+    return term(_, SCOPES, scope)

@@ -128,3 +128,95 @@ def test_the_reasons_cell_shows_the_most_frequent_and_says_how_many_more() -> No
     assert top_reasons(reasons) == "LOW_COVERAGE×5 NO_SIGNAL×2 STALE_DATA×2 +2 more"
     assert top_reasons({"LOW_COVERAGE": 1}) == "LOW_COVERAGE×1"
     assert top_reasons({}) == ""
+
+
+async def test_current_table_in_both_languages(served: str) -> None:
+    en = await kpi(served, "--lang", "en")
+    zh = await kpi(served, "--lang", "zh")
+    assert en.exit_code == 0 and zh.exit_code == 0, en.output + zh.output
+    assert "Key-process digitalization rate" in en.stdout and "enterprise" in en.stdout
+    assert "关键工序数控化率" in zh.stdout and "Key-process" not in zh.stdout
+    # Names in the reader's language beside the ids; the same figures in both.
+    assert "甲企业" in zh.stdout and "Enterprise A" in en.stdout and "一线" in zh.stdout
+    for figure in ("66.7%", "2/3"):
+        assert (figure in en.stdout) == (figure in zh.stdout)
+    # Reasons: the code in English, the label in Chinese; statuses likewise.
+    assert "UNCERTAIN" in en.stdout and "数据质量不确定" in zh.stdout
+    assert "NOT_DIGITALIZED" in en.stdout and "未数控化" in zh.stdout
+    assert "UNCERTAIN" not in zh.stdout
+
+
+async def test_language_from_kpi_lang_and_from_the_locale(served: str) -> None:
+    from_env = await asyncio.to_thread(
+        CliRunner().invoke,
+        kpi_app,
+        ["--api", served],
+        env={"COLUMNS": "200", "KPI_TOKEN": TOKEN, "KPI_LANG": "zh-CN"},
+    )
+    from_locale = await asyncio.to_thread(
+        CliRunner().invoke,
+        kpi_app,
+        ["--api", served],
+        env={"COLUMNS": "200", "KPI_TOKEN": TOKEN, "KPI_LANG": "", "LC_ALL": "zh_CN.UTF-8"},
+    )
+    flag_wins = await asyncio.to_thread(
+        CliRunner().invoke,
+        kpi_app,
+        ["--api", served, "--lang", "en"],
+        env={"COLUMNS": "200", "KPI_TOKEN": TOKEN, "KPI_LANG": "zh"},
+    )
+    assert "关键工序数控化率" in from_env.stdout
+    assert "关键工序数控化率" in from_locale.stdout
+    assert "Key-process digitalization rate" in flag_wins.stdout
+
+
+async def test_unsupported_language_is_refused(served: str) -> None:
+    result = await asyncio.to_thread(
+        CliRunner().invoke, kpi_app, ["--api", served, "--lang", "fr"], env={"KPI_TOKEN": TOKEN}
+    )
+    assert result.exit_code == 2
+    assert "--lang" in result.output and "'fr'" in result.output and "en, zh" in result.output
+
+
+async def test_process_detail_says_what_to_fix_in_both_languages(served: str) -> None:
+    en = await kpi(served, "process", "p2", "--lang", "en")
+    zh = await kpi(served, "process", "p2", "--lang", "zh")
+    assert en.exit_code == 0 and zh.exit_code == 0, en.output + zh.output
+    assert "UNCERTAIN (Uncertain data quality): The device reports its values" in en.stdout
+    assert (
+        "UNCERTAIN (数据质量不确定)：" in zh.stdout or "UNCERTAIN (数据质量不确定): " in zh.stdout
+    )
+    assert "检查标定和接线" in zh.stdout and "台账版本 api-test-1" in zh.stdout
+
+
+async def test_history_and_errors_in_chinese(served: str) -> None:
+    table = await kpi(
+        served, "history", "enterprise", "ent-a", *RANGE, "--resolution", "hour", "--lang", "zh"
+    )
+    assert table.exit_code == 0, table.output
+    assert "已存储的数控化率" in table.stdout and "小时" in table.stdout
+    assert "2026-11-28 08:00:00Z" in table.stdout
+    unknown = await kpi(served, "process", "p404", "--lang", "zh")
+    assert unknown.exit_code == 4
+    # The culprit as the API names it, and what the code means in the reader's language.
+    assert "no key process 'p404'" in unknown.stderr
+    assert "已加载的台账中没有该编号的关键工序" in unknown.stderr
+    gone = await kpi("http://127.0.0.1:9", "--lang", "zh")
+    assert gone.exit_code == 3 and "无法连接采集中心接口" in gone.stderr
+
+
+async def test_export_headers_in_chinese_cells_unchanged(served: str, tmp_path: Path) -> None:
+    en_out, zh_out = tmp_path / "en.csv", tmp_path / "zh.csv"
+    en = await kpi(served, "export", "processes", *RANGE, "-o", str(en_out), "--lang", "en")
+    zh = await kpi(served, "export", "processes", *RANGE, "-o", str(zh_out), "--lang", "zh")
+    assert en.exit_code == 0 and zh.exit_code == 0, en.output + zh.output
+    en_rows = list(csv.reader(en_out.open(encoding="utf-8")))
+    zh_rows = list(csv.reader(zh_out.open(encoding="utf-8")))
+    assert en_rows[0][:4] == ["time", "time_ns", "enterprise", "plant"]
+    assert zh_rows[0][:4] == ["时间（UTC）", "时间（自 1970 年起的纳秒数，UTC）", "企业", "工厂"]
+    assert "状态" in zh_rows[0] and "原因" in zh_rows[0]
+    assert en_rows[1:] == zh_rows[1:]  # codes and ids as they are
+    assert "已写入" in zh.stderr
+    # JSON keys never change with the language.
+    as_json = await kpi(served, "export", "processes", *RANGE, "--json", "--lang", "zh")
+    assert "status" in json.loads(as_json.stdout)[0]
