@@ -166,7 +166,7 @@ def _get(api: str, path: str, token: str | None, _: Translator, **params: Any) -
         raise _fail(path, exc.response, _) from None
 
 
-def _display_names(api: str, token: str | None, _: Translator) -> DisplayNames:
+def display_names(api: str, token: str | None, _: Translator) -> DisplayNames:
     """The register's names in the reader's language (ids only from a collector without
     ``/api/v1/names``)."""
     try:
@@ -305,7 +305,7 @@ def render_kpi(
     table.add_column(_("id"))
     with_names = bool(names.enterprises)
     if with_names:
-        table.add_column(_("name"))
+        table.add_column(_("name"), max_width=24)  # long names wrap, the figures stay wide
     table.add_column(_("rate"), justify="right")
     table.add_column(_("digitalized/key"), justify="right")
     table.add_column(_("not sched."), justify="right")
@@ -337,8 +337,10 @@ def render_kpi(
             )
         )
     failing = Table(title=_("Key processes that do not count, and why"))
-    columns = [_("process"), *([_("name")] if with_names else [])]
-    for column in (*columns, _("plant/line"), _("status"), _("reasons"), _("worst coverage")):
+    failing.add_column(_("process"))
+    if with_names:
+        failing.add_column(_("name"), max_width=18)
+    for column in (_("plant/line"), _("status"), _("reasons"), _("worst coverage")):
         failing.add_column(column)
     for p in processes.processes:
         if p.status == "DIGITALIZED":
@@ -377,7 +379,7 @@ def kpi_current(
         KpiOut.model_validate(kpi),
         ProcessesOut.model_validate(processes),
         _,
-        _display_names(api, token, _),
+        display_names(api, token, _),
     )
 
 
@@ -406,7 +408,7 @@ def watch(
                 console.print(f"[yellow]{_error_text(exc.response, _)}[/]")  # not ready yet
             else:
                 if names is None or not names.enterprises:
-                    names = _display_names(api, token, _)
+                    names = display_names(api, token, _)
                 console.clear()
                 render_kpi(
                     console,
@@ -436,7 +438,7 @@ def process_detail(
         print(json.dumps(answer, indent=2))
         return
     p = ProcessDetailOut.model_validate(answer)
-    name = _display_names(api, token, _).processes.get((p.enterprise_id, p.process_id))
+    name = display_names(api, token, _).processes.get((p.enterprise_id, p.process_id))
     console = Console()
     console.print(
         f"[bold]{p.process_id}[/]{f' {name}' if name else ''} ({p.plant_id}/{p.line_id}, "

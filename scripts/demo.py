@@ -8,6 +8,7 @@ Run it through ``bash scripts/demo.sh`` (which installs what is missing first).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -26,8 +27,10 @@ def show_kpi(stack: PlantStack, args: argparse.Namespace) -> None:
     from rich.console import Console
 
     from collector.api.models import KpiOut, ProcessesOut
-    from collector.kpi_cli import render_kpi
+    from collector.kpi_cli import display_names, reader, render_kpi
 
+    _ = reader(args.lang or os.environ.get("KPI_LANG"))
+    names = None
     console = Console()
     deadline = time.monotonic() + args.duration if args.duration else None
     while deadline is None or time.monotonic() < deadline:
@@ -35,12 +38,16 @@ def show_kpi(stack: PlantStack, args: argparse.Namespace) -> None:
         kpi = httpx.get(f"{stack.api_url}/api/v1/kpi", timeout=10)
         if kpi.status_code == 200:
             processes = httpx.get(f"{stack.api_url}/api/v1/processes", timeout=10)
+            if names is None or not names.enterprises:
+                names = display_names(stack.api_url, None, _)
             if console.is_terminal:
                 console.clear()
             render_kpi(
                 console,
                 KpiOut.model_validate(kpi.json()),
                 ProcessesOut.model_validate(processes.json()),
+                _,
+                names,
             )
             console.print(
                 f"API {stack.api_url} · OpenAPI {stack.api_url}/docs · "
@@ -67,6 +74,11 @@ def main() -> int:
         "--duration", type=float, default=0, help="stop after N seconds (0: until Ctrl-C)"
     )
     parser.add_argument("--keep-data", action="store_true", help="keep .demo/ from an earlier run")
+    parser.add_argument(
+        "--lang",
+        default=None,
+        help="the table in en or zh (Simplified Chinese); default: KPI_LANG, else the locale",
+    )
     args = parser.parse_args()
 
     import yaml

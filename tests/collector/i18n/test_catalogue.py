@@ -128,3 +128,17 @@ def test_marked_html_texts(tmp_path: object) -> None:
         '<input placeholder="Token" data-i18n-placeholder><p data-i18n>A <i>b</i> c</p>'
     )
     assert [t for t, _ in html_texts(page)] == ["Key processes", "Token", "A b c"]
+
+
+def test_docs_list_every_code_as_the_catalogue_says() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "kpi.md").read_text()
+    en, zh = translator("en"), translator("zh")
+    for code, text in REASONS.items():
+        row = (
+            f"| `{code}` | {en(text.label)} | {zh(text.label)} | {en(text.fix)} | {zh(text.fix)} |"
+        )
+        assert row in docs, f"docs/kpi.md: the row of {code} is not {row!r}"
+    for code, label in STATUSES.items():
+        assert f"| `{code}` | {en(label)} | {zh(label)} |" in docs, code
