@@ -153,9 +153,12 @@ async def test_the_proposal_runs_and_the_servers_numbering_makes_its_manual_mode
                 if response.status_code == 200:
                     found = response.json()["processes"]
                     shares = {p["process_id"]: p for p in found}
-                    # A whole window of the edge's data (the edge takes a moment to subscribe).
+                    # A whole window of the edge's data (the edge takes a moment to subscribe),
+                    # judged: a window past the plant's watermark is PROVISIONAL, no verdict.
                     if len(shares) == 4 and all(
-                        p["manual_share"] is not None and p["window"]["start_ns"] > started
+                        p["manual_share"] is not None
+                        and p["window"]["start_ns"] > started
+                        and p["status"] != "PROVISIONAL"
                         for p in found
                     ):
                         break
