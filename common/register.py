@@ -269,7 +269,8 @@ class Plant(Strict):
         kinds = {
             source.get("id"): source.get("kind")
             for source in (sources if isinstance(sources, list | tuple) else ())
-            if isinstance(source, dict)
+            # An id or kind that is no text (a list, a mapping) is for validation to name.
+            if isinstance(source, dict) and isinstance(source.get("id"), str)
         }
         return {**data, "lines": [_bind_line(line, kinds) for line in data["lines"]]}
 
@@ -324,7 +325,7 @@ def _bind(signal: Any, kinds: Mapping[Any, Any]) -> Any:
     binding: dict[Any, Any] = {"kind": kind}
     for key, value in signal.items():  # one pass: a register may hold 100,000 signals
         (kept if key in core else binding)[key] = value
-    if kind not in BY_KIND:
+    if not isinstance(kind, str) or kind not in BY_KIND:
         # The source is undeclared or of no known kind: that is the error to report, not
         # each of its fields.
         return kept
