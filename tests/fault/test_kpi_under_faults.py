@@ -188,7 +188,15 @@ async def rig(influxdb: InfluxServer, influx_db: str, tmp_path: Path) -> AsyncIt
 # --- the runs --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("hard", [False, True], ids=["SIGTERM", "SIGKILL"])
+@pytest.mark.parametrize(
+    "hard",
+    [
+        # The graceful stop (Last Will sent) runs with -m soak: the default suite keeps the
+        # harder kill -9, each run takes 80 s.
+        pytest.param(False, id="SIGTERM", marks=pytest.mark.soak),
+        pytest.param(True, id="SIGKILL"),
+    ],
+)
 async def test_a_central_broker_outage_is_provisional_then_digitalized(
     rig: Rig, hard: bool
 ) -> None:
