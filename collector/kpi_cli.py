@@ -6,13 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +30,6 @@ from rich.table import Table
 from collector.api.models import (
     BucketHistoryOut,
     KpiOut,
-    NamesOut,
     OutageOut,
     ProcessDetailOut,
     ProcessesOut,
@@ -41,7 +37,7 @@ from collector.api.models import (
     ReportWindowOut,
     WindowHistoryOut,
 )
-from collector.i18n import DEFAULT_LANG, Translator, parse_lang, translator
+from collector.i18n import DEFAULT_LANG, Translator, translator
 from collector.i18n.terms import (
     INDUSTRIES,
     PERIODS,
@@ -51,188 +47,34 @@ from collector.i18n.terms import (
     status_label,
     term,
 )
+from collector.kpi_client import (
+    DEFAULT_API,
+    ApiOption,
+    DisplayNames,
+    JsonOption,
+    LangOption,
+    Refused,
+    TokenOption,
+    Unreachable,
+    call,
+    display_names,
+    error_text,
+    fail,
+    get,
+    headers,
+    parse_when,
+    reader,
+    unreachable,
+)
+from collector.report_doc.cli import report_doc
+
+__all__ = ["display_names", "kpi_app", "main", "parse_when", "reader", "render_kpi", "top_reasons"]
 
 kpi_app = typer.Typer(
     add_completion=False,
     invoke_without_command=True,
     help="Key-process digitalization rate: current table, processes and reasons.",
 )
-
-ApiOption = Annotated[str, typer.Option(envvar="KPI_API", help="Collector API base URL")]
-TokenOption = Annotated[
-    str | None,
-    typer.Option("--token", envvar="KPI_TOKEN", help="API bearer token (env KPI_TOKEN)"),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
-LangOption = Annotated[
-    str | None,
-    typer.Option(
-        "--lang",
-        envvar="KPI_LANG",
-        help="en or zh (Simplified Chinese); default: the terminal's locale (LANG), else en",
-    ),
-]
-DEFAULT_API = "http://127.0.0.1:8080"
-_LOCALE_VARS = ("LC_ALL", "LC_MESSAGES", "LANG")
-
-
-def reader(lang: str | None) -> Translator:
-    """The texts of ``--lang`` / ``KPI_LANG``, else of the terminal's locale, else English."""
-    if lang:
-        try:
-            return translator(parse_lang(lang))
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--lang") from None
-    for name in _LOCALE_VARS:
-        value = os.environ.get(name)
-        if value:  # the first one set decides, as for the C library
-            try:
-                return translator(parse_lang(value))
-            except ValueError:
-                break
-    return translator(DEFAULT_LANG)
-
-
-def _headers(token: str | None, _: Translator) -> dict[str, str]:
-    # Accept-Language: the API's error messages come back in the reader's language.
-    headers: dict[str, str] = {"Accept-Language": _.lang}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
-
-
-def _error_text(response: httpx.Response, _: Translator) -> str:
-    """The API's JSON error as one line: status, code, the parameter at fault, detail."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"detail": response.text}
-    detail = body.get("detail", response.text) if isinstance(body, dict) else body
-    field = body.get("field") if isinstance(body, dict) else None
-    code = body.get("error", "") if isinstance(body, dict) else ""
-    message = body.get("message") if isinstance(body, dict) else None
-    where = f" [{field}]" if field else ""
-    # In English ``detail`` says it all; in another language ``message`` says it for people.
-    said = f" ({message})" if message and _.lang != DEFAULT_LANG else ""
-    return f"{response.status_code} {code}{where} {detail}{said}"
-
-
-def _fail(path: str, response: httpx.Response, _: Translator) -> typer.Exit:
-    """Print the API's JSON error and exit 4."""
-    print(f"kpi: {path}: {_error_text(response, _)}", file=sys.stderr)
-    return typer.Exit(4)
-
-
-def _unreachable(api: str, exc: Exception, _: Translator) -> typer.Exit:
-    text = _("cannot reach the collector API at {api}: {error}", api=api, error=exc)
-    print(f"kpi: {text}", file=sys.stderr)
-    return typer.Exit(3)
-
-
-class _Unreachable(Exception):
-    """The API did not answer (connection refused, timed out)."""
-
-
-class _Refused(Exception):
-    """The API answered with an error (its JSON body says which)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(response.status_code)
-        self.response = response
-
-
-def _call(
-    api: str, path: str, token: str | None, timeout: float, _: Translator, **params: Any
-) -> Any:
-    """One GET of the API: its JSON answer, or :class:`_Unreachable` / :class:`_Refused`."""
-    query = {k: v for k, v in params.items() if v is not None}
-    try:
-        response = httpx.get(
-            f"{api.rstrip('/')}{path}", params=query, headers=_headers(token, _), timeout=timeout
-        )
-    except httpx.HTTPError as exc:
-        raise _Unreachable(str(exc)) from None
-    if response.status_code != 200:
-        raise _Refused(response)
-    return response.json()
-
-
-def _get(api: str, path: str, token: str | None, _: Translator, **params: Any) -> Any:
-    try:
-        return _call(api, path, token, 300, _, **params)
-    except _Unreachable as exc:
-        raise _unreachable(api, exc, _) from None
-    except _Refused as exc:
-        raise _fail(path, exc.response, _) from None
-
-
-def display_names(api: str, token: str | None, _: Translator) -> DisplayNames:
-    """The register's names in the reader's language (ids only from a collector without
-    ``/api/v1/names``)."""
-    try:
-        answer = NamesOut.model_validate(_call(api, "/api/v1/names", token, 30, _, lang=_.lang))
-    except (_Unreachable, _Refused):
-        return DisplayNames()
-    return DisplayNames.of(answer)
-
-
-@dataclass
-class DisplayNames:
-    """Display names by id, from ``/api/v1/names``."""
-
-    enterprises: dict[str, str] = field(default_factory=dict)
-    plants: dict[tuple[str, str], str] = field(default_factory=dict)
-    lines: dict[tuple[str, str], str] = field(default_factory=dict)
-    """By (plant, line): line ids are unique per plant only."""
-    processes: dict[tuple[str, str], str] = field(default_factory=dict)
-    """By (enterprise, process)."""
-
-    @classmethod
-    def of(cls, answer: NamesOut) -> DisplayNames:
-        names = cls()
-        for e in answer.enterprises:
-            names.enterprises[e.id] = e.name
-            for p in e.plants:
-                names.plants[(e.id, p.id)] = p.name
-                for line in p.lines:
-                    names.lines[(p.id, line.id)] = line.name
-                    for proc in line.processes:
-                        names.processes[(e.id, proc.id)] = proc.name
-        return names
-
-    def scope(self, scope: str, scope_id: str, plant: str | None, enterprise: str | None) -> str:
-        if scope == "enterprise":
-            return self.enterprises.get(scope_id, "")
-        if scope == "plant":
-            return self.plants.get((enterprise or "", scope_id), "")
-        if scope == "line":
-            return self.lines.get((plant or "", scope_id), "")
-        return ""
-
-
-def parse_when(text: str, now: datetime | None = None) -> str:
-    """``now``, ``-24h`` / ``-7d`` (before now), or ISO 8601 (no zone: UTC) → ISO with zone."""
-    from common.durations import parse_duration
-
-    now = now or datetime.now(UTC)
-    text = text.strip()
-    if text == "now":
-        moment = now
-    elif text.startswith("-"):
-        try:
-            moment = now - timedelta(seconds=parse_duration(text[1:]))
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
-    else:
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise typer.BadParameter(
-                f"{text!r}: use ISO 8601 (2026-11-28T08:00:00Z), 'now' or '-24h'"
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @contextmanager
@@ -369,8 +211,8 @@ def kpi_current(
     if ctx.invoked_subcommand is not None:
         return
     _ = reader(lang)
-    kpi = _get(api, "/api/v1/kpi", token, _)
-    processes = _get(api, "/api/v1/processes", token, _)
+    kpi = get(api, "/api/v1/kpi", token, _)
+    processes = get(api, "/api/v1/processes", token, _)
     if as_json:
         print(json.dumps({"kpi": kpi, "processes": processes["processes"]}, indent=2))
         return
@@ -397,15 +239,15 @@ def watch(
     try:
         while True:
             try:
-                kpi = _call(api, "/api/v1/kpi", token, 10, _)
-                processes = _call(api, "/api/v1/processes", token, 10, _)
-            except _Unreachable as exc:
+                kpi = call(api, "/api/v1/kpi", token, 10, _)
+                processes = call(api, "/api/v1/processes", token, 10, _)
+            except Unreachable as exc:
                 text = _("waiting for the collector API at {api}: {error}", api=api, error=exc)
                 console.print(f"[yellow]{text}[/]", markup=True)
-            except _Refused as exc:
+            except Refused as exc:
                 if exc.response.status_code != 503:  # a token or an address to fix
-                    raise _fail("/api/v1/kpi", exc.response, _) from None
-                console.print(f"[yellow]{_error_text(exc.response, _)}[/]")  # not ready yet
+                    raise fail("/api/v1/kpi", exc.response, _) from None
+                console.print(f"[yellow]{error_text(exc.response, _)}[/]")  # not ready yet
             else:
                 if names is None or not names.enterprises:
                     names = display_names(api, token, _)
@@ -433,7 +275,7 @@ def process_detail(
 ) -> None:
     """Why one process does (not) count: every failing rule and the evidence per signal."""
     _ = reader(lang)
-    answer = _get(api, f"/api/v1/processes/{process_id}", token, _)
+    answer = get(api, f"/api/v1/processes/{process_id}", token, _)
     if as_json:
         print(json.dumps(answer, indent=2))
         return
@@ -539,7 +381,7 @@ def history(
 ) -> None:
     """How a scope's rate has moved: the stored live results, per window or averaged."""
     _ = reader(lang)
-    data = _get(
+    data = get(
         api,
         "/api/v1/history",
         token,
@@ -608,7 +450,7 @@ def report(
     """The rate per hour / shift / day, each window recomputed from the raw samples."""
     _ = reader(lang)
     plan = ReportPlanOut.model_validate(
-        _get(
+        get(
             api,
             "/api/v1/report/windows",
             token,
@@ -624,7 +466,7 @@ def report(
     with _progress(not as_json, BarColumn(), MofNCompleteColumn()) as progress:
         task = progress.add_task(_("recomputing windows"), total=len(plan.windows))
         for w in plan.windows:
-            got = _get(api, "/api/v1/report", token, _, start=w.start, end=w.end, window=window)
+            got = get(api, "/api/v1/report", token, _, start=w.start, end=w.end, window=window)
             windows.extend(got["windows"])
             progress.advance(task)
     if as_json:
@@ -713,14 +555,14 @@ def _download(
                 "GET",
                 f"{api.rstrip('/')}{path}",
                 params=params,
-                headers=_headers(token, _),
+                headers=headers(token, _),
                 timeout=300,
             ) as response,
             _progress(show, DownloadColumn()) as progress,
         ):
             if response.status_code != 200:
                 response.read()
-                raise _fail(path, response, _)
+                raise fail(path, response, _)
             name = path.rsplit("/", 1)[-1]
             task = progress.add_task(_("downloading {name}", name=name), total=None)
             for chunk in response.iter_bytes():
@@ -732,8 +574,11 @@ def _download(
             text = _("transfer interrupted: {error}", error=exc)
             print(f"kpi: {path}: {text}", file=sys.stderr)
             raise typer.Exit(5) from None
-        raise _unreachable(api, exc, _) from None
+        raise unreachable(api, exc, _) from None
     return b"".join(chunks).decode()
+
+
+kpi_app.command("report-doc")(report_doc)
 
 
 def main() -> None:

@@ -79,6 +79,9 @@ class ApiSettings(BaseModel):
     """Longest time range of /history, /report and the CSV exports."""
     report_max_windows: int = Field(100, ge=1, le=10_000)
     """How many windows one /report request may compute (each reads raw samples)."""
+    report_doc_max_range: Duration = 366 * 86400.0
+    """Longest period of one /report-doc (the report an enterprise sends upward): a year,
+    leap years included. It reads only stored results, summed by InfluxDB."""
 
     @field_validator("shift_length")
     @classmethod

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from collector.api import dashboard, errors
 from collector.api.auth import require_token
 from collector.api.models import ERROR_RESPONSES
-from collector.api.routes import export, history, kpi, ops, texts
+from collector.api.routes import export, history, kpi, ops, report_doc, texts
 from collector.api.runtime import Runtime
 from collector.settings import ApiSettings
 from common.version import VERSION
@@ -39,6 +39,7 @@ def create_app(runtime: Runtime, settings: ApiSettings | None = None) -> FastAPI
         export.router(runtime, settings),
         ops.api_router(runtime),
         texts.router(runtime),
+        report_doc.router(runtime, settings),
     ):
         app.include_router(router, dependencies=protected, responses=ERROR_RESPONSES)
     dashboard.install(app)

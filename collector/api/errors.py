@@ -107,7 +107,6 @@ MESSAGES: dict[str, str] = {
     "method_not_allowed": N_("This address does not take that kind of request."),
     "unknown_scope": N_("That line, plant, enterprise or region is not in the loaded registers."),
     "unknown_process": N_("There is no key process with that id in the loaded registers."),
-    "unknown_enterprise": N_("There is no enterprise with that id in the loaded registers."),
     "invalid_request": N_("A parameter is not valid: the field named says which."),
     "bad_time_range": N_(
         "The time range is not valid: give start and end with a time zone, start first, within the allowed length."

@@ -1,0 +1,128 @@
+"""``/report-doc``: the report an enterprise sends upward, as PDF, XLSX or its figures as
+JSON (collector/report_doc, docs/report-doc.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from collector.api.errors import ApiError, excerpt
+from collector.api.routes.history import grid_of
+from collector.api.runtime import Runtime, reader_of
+from collector.api.timerange import check_range
+from collector.i18n import LANGS, Lang, parse_lang
+from collector.report_doc.document import ReportDoc, build_report
+from collector.report_doc.pdf import render_pdf
+from collector.report_doc.period import file_stem
+from collector.report_doc.xlsx import render_xlsx
+from collector.settings import ApiSettings
+from common.register_loader import LoadedRegister
+
+PDF = "application/pdf"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DIGEST_HEADER = "X-Report-Digest"
+
+_START = Query(description="ISO 8601 with a time zone, e.g. 2026-11-01T00:00:00+08:00")
+_END = Query(description="ISO 8601 with a time zone; the period is [start, end)")
+
+
+def _register(runtime: Runtime, enterprise: str) -> LoadedRegister:
+    for register in runtime.kpi.registers:
+        if register.enterprise_id == enterprise:
+            return register
+    known = sorted(r.enterprise_id for r in runtime.kpi.registers)
+    shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
+    raise ApiError(
+        404,
+        "unknown_scope",
+        f"no enterprise {excerpt(enterprise)} in the loaded registers (known: {shown or 'none'})",
+        field="enterprise",
+    )
+
+
+def _lang(text: str) -> Lang:
+    try:
+        return parse_lang(text)
+    except ValueError:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"language {excerpt(text)} is not offered: use one of {', '.join(LANGS)}",
+            field="lang",
+        ) from None
+
+
+def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["report"])
+    grid = grid_of(settings)
+
+    @r.get(
+        "/report-doc",
+        response_model=ReportDoc,
+        responses={
+            200: {
+                "description": "The figures as JSON, or the report as PDF or XLSX; "
+                f"`{DIGEST_HEADER}` carries the figures' SHA-256 in every format.",
+                "content": {PDF: {}, XLSX: {}},
+            }
+        },
+    )
+    async def report_doc(
+        response: Response,
+        enterprise: Annotated[str, Query(description="Enterprise id (the register's)")],
+        start: Annotated[datetime, _START],
+        end: Annotated[datetime, _END],
+        format: Annotated[
+            Literal["json", "pdf", "xlsx"],
+            Query(description="json: the figures with their digest; pdf or xlsx: the report"),
+        ] = "json",
+        lang: Annotated[str, Query(description="en or zh (Simplified Chinese)")] = "en",
+    ) -> ReportDoc | Response:
+        """The key-process digitalization rate of one enterprise over a period (up to
+        ``COLLECTOR_API__REPORT_DOC_MAX_RANGE``, a year): the measured rate per enterprise,
+        plant and line beside the declared rate, each key process's status shares and
+        reasons, the trend per day (per week beyond about three months), the register
+        versions and thresholds in force, how to reproduce every number, and a SHA-256
+        digest of the figures. Read from the stored results only (``kpi_rate``,
+        ``process_status``), summed by InfluxDB; see docs/report-doc.md."""
+        register = _register(runtime, enterprise)
+        language = _lang(lang)
+        start_ns, end_ns = check_range(start, end, settings.report_doc_max_range, "a report")
+        _, day_offset = grid.period("day")
+        offset = start.utcoffset() or timedelta(0)
+        doc = await build_report(
+            reader_of(runtime),
+            register,
+            start_ns,
+            end_ns,
+            window_s=runtime.kpi.window_s,
+            day_offset_ns=day_offset,
+            utc_offset_s=int(offset.total_seconds()),
+            max_range_s=settings.max_range,
+        )
+        if format == "json":
+            response.headers[DIGEST_HEADER] = doc.digest
+            return doc
+        stem = file_stem(enterprise, start, end, language)
+        # WeasyPrint and openpyxl are CPU-bound and blocking: never on the event loop.
+        if format == "pdf":
+            content, media, suffix = await asyncio.to_thread(render_pdf, doc, language), PDF, "pdf"
+        else:
+            content, media, suffix = (
+                await asyncio.to_thread(render_xlsx, doc, language),
+                XLSX,
+                "xlsx",
+            )
+        return Response(
+            content,
+            media_type=media,
+            headers={
+                "Content-Disposition": f'attachment; filename="{stem}.{suffix}"',
+                DIGEST_HEADER: doc.digest,
+            },
+        )
+
+    return r

@@ -1,0 +1,12 @@
+"""The report an enterprise sends upward: its key-process digitalization rate
+(关键工序数控化率) over a period, measured from the stored results beside the declared one,
+as an XLSX workbook and a printable PDF, in English or Simplified Chinese.
+
+One job per module: ``period.py`` (calendar periods, trend buckets, file names),
+``queries.py`` (the InfluxQL read: stored ``kpi_rate`` and ``process_status`` only, summed
+by InfluxDB), ``figures.py`` (the figures, pure, and their SHA-256 digest), ``document.py``
+(the figures with names and the reproduction notes: what the API answers), ``view.py``
+(texts and formatting shared by the renderers), ``chart.py`` (the trend as SVG),
+``xlsx.py`` and ``pdf.py`` (the files), ``cli.py`` (``kpi report-doc``, a client of the
+API). docs/report-doc.md describes the report.
+"""
