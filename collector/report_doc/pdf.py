@@ -433,12 +433,21 @@ _RENDERING = threading.Lock()
 two reports at once would only share the same cores anyway."""
 
 
+def no_resource_fetcher() -> object:
+    """The page is whole (styles and chart inline, fonts from the system): a reference to a
+    file or an address would only come from text that escaped its escaping, and is refused
+    (WeasyPrint's own protocol filter) rather than read."""
+    from weasyprint.urls import URLFetcher
+
+    return URLFetcher(allowed_protocols={"data"}, allow_redirects=False)
+
+
 def render_pdf(doc: ReportDoc, lang: Lang) -> bytes:
     """The report as PDF bytes (blocking, CPU-bound: call it in a thread)."""
     from weasyprint import HTML  # imported on use: loading Pango costs ~0.3 s
 
     page = render_html(doc, lang)
     with _RENDERING:
-        pdf = HTML(string=page).write_pdf()
+        pdf = HTML(string=page, url_fetcher=no_resource_fetcher()).write_pdf()
     assert isinstance(pdf, bytes)
     return pdf

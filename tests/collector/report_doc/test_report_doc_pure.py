@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import typer
@@ -201,3 +202,19 @@ def test_page_numbers_in_css() -> None:
     assert _css_content("第 {page} 页，共 {pages} 页") == (
         '"第 " counter(page) " 页，共 " counter(pages) " 页"'
     )
+
+
+def test_the_pdf_renderer_reads_no_file_and_no_network(tmp_path: Path) -> None:
+    """Whatever a page referred to, the renderer's fetcher reads no file and no address."""
+    from weasyprint import HTML
+
+    from collector.report_doc.pdf import no_resource_fetcher
+
+    secret = tmp_path / "secret.css"
+    secret.write_text("p { color: red }")
+    fetcher = no_resource_fetcher()
+    for url in (f"file://{secret}", "http://127.0.0.1:9/x.css"):
+        with pytest.raises(ValueError, match="disallowed protocol"):
+            fetcher(url)  # type: ignore[operator]
+    page = f'<p>x</p><link rel="stylesheet" href="file://{secret}">'
+    assert HTML(string=page, url_fetcher=fetcher).write_pdf().startswith(b"%PDF")
