@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -282,10 +283,12 @@ def process_detail(
     p = ProcessDetailOut.model_validate(answer)
     name = display_names(api, token, _).processes.get((p.enterprise_id, p.process_id))
     console = Console()
+    # Names and ids are data: a "[" in them is text, not rich markup.
     console.print(
-        f"[bold]{p.process_id}[/]{f' {name}' if name else ''} ({p.plant_id}/{p.line_id}, "
-        f"{p.industry}): [bold]{_status(_, p.status)}[/] "
-        f"{', '.join(_reason(_, code) for code in p.reasons)}"
+        f"[bold]{escape(p.process_id)}[/]{escape(f' {name}') if name else ''} "
+        f"({escape(p.plant_id)}/{escape(p.line_id)}, {p.industry}): "
+        f"[bold]{_status(_, p.status)}[/] "
+        f"{escape(', '.join(_reason(_, code) for code in p.reasons))}"
     )
     for code in p.reasons:
         fix = reason_fix(_, code)
@@ -532,8 +535,10 @@ def export(
         raise typer.BadParameter(_("{what}: export 'processes' or 'rates'", what=repr(what)))
     path = f"/api/v1/export/{what}.csv"
     params = {"start": parse_when(start), "end": parse_when(end)}
-    if not as_json:
-        params["lang"] = _.lang  # JSON keys are the stored names in every language
+    if lang and not as_json:
+        # Only an explicit --lang / KPI_LANG changes a machine-readable header (never the
+        # locale), and JSON keys are the stored names in every language.
+        params["lang"] = _.lang
     text = _download(api, path, token, params, _, show=output is not None or as_json)
     out = json.dumps(list(csv.DictReader(io.StringIO(text))), indent=2) + "\n" if as_json else text
     if output is None:

@@ -81,10 +81,12 @@ which integrations read."""
 
 def header(tags: Sequence[str], fields: Sequence[str], lang: Lang = DEFAULT_LANG) -> str:
     names = ["time", "time_ns", *tags, *fields]
-    if lang != DEFAULT_LANG:
-        _ = translator(lang)
-        names = [_(COLUMN_LABELS[name]) if name in COLUMN_LABELS else name for name in names]
-    return _text([names])
+    if lang == DEFAULT_LANG:
+        return _text([names])
+    _ = translator(lang)
+    names = [_(COLUMN_LABELS[name]) if name in COLUMN_LABELS else name for name in names]
+    # A byte-order mark: Excel on a Chinese Windows reads a CSV without one as GBK.
+    return "\ufeff" + _text([names])
 
 
 def rows(points: Iterable[PointRow], tags: Sequence[str], fields: Sequence[str]) -> str:

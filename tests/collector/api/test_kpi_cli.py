@@ -210,8 +210,10 @@ async def test_export_headers_in_chinese_cells_unchanged(served: str, tmp_path: 
     en = await kpi(served, "export", "processes", *RANGE, "-o", str(en_out), "--lang", "en")
     zh = await kpi(served, "export", "processes", *RANGE, "-o", str(zh_out), "--lang", "zh")
     assert en.exit_code == 0 and zh.exit_code == 0, en.output + zh.output
+    # Chinese headers carry a byte-order mark (Excel on Chinese Windows reads GBK without).
+    assert zh_out.read_bytes().startswith(b"\xef\xbb\xbf") and en_out.read_bytes()[:4] == b"time"
     en_rows = list(csv.reader(en_out.open(encoding="utf-8")))
-    zh_rows = list(csv.reader(zh_out.open(encoding="utf-8")))
+    zh_rows = list(csv.reader(zh_out.open(encoding="utf-8-sig")))
     assert en_rows[0][:4] == ["time", "time_ns", "enterprise", "plant"]
     assert zh_rows[0][:4] == ["时间（UTC）", "时间（自 1970 年起的纳秒数，UTC）", "企业", "工厂"]
     assert "状态" in zh_rows[0] and "原因" in zh_rows[0]
@@ -220,3 +222,11 @@ async def test_export_headers_in_chinese_cells_unchanged(served: str, tmp_path: 
     # JSON keys never change with the language.
     as_json = await kpi(served, "export", "processes", *RANGE, "--json", "--lang", "zh")
     assert "status" in json.loads(as_json.stdout)[0]
+    # A Chinese locale alone changes the messages, never a machine-readable header.
+    by_locale = await asyncio.to_thread(
+        CliRunner().invoke,
+        kpi_app,
+        ["export", "processes", *RANGE, "--api", served],
+        env={"KPI_TOKEN": TOKEN, "KPI_LANG": "", "LC_ALL": "zh_CN.UTF-8"},
+    )
+    assert by_locale.stdout.startswith("time,time_ns,enterprise,"), by_locale.stdout[:80]
