@@ -213,13 +213,14 @@ def render(r: Result, command: str) -> str:
         f"scan per status and per reason code: {r.exact_statements} scans of "
         f"~{r.exact_count_s:.1f} s, about {exact:.0f} s for these {r.days} days. The report "
         "therefore reads "
-        "the windows that tile the period (one per hour: `first(status), first(reasons) … "
-        "GROUP BY time(1h)`), which InfluxDB picks in one scan per plant, run concurrently; the "
-        "rates of every scope are pooled from those stored statuses, and the enterprise's own "
-        "`kpi_rate` series (one series, cheap) checks them. Each tile is an audit figure "
-        "(`/report?window=hour` recomputes it); the overlapping windows are a trend "
-        "(docs/api.md). Rendering does not depend on the period's length (a year has 53 "
-        "weekly trend points, a quarter 92 daily ones); the API runs it in a worker thread.",
+        "the windows that tile the period (one per hour: `first(status), first(reasons), "
+        "first(register_version) … GROUP BY time(1h)`), which InfluxDB picks in one scan per "
+        "plant, run concurrently; the rates of every scope are pooled from those stored "
+        "statuses, and the enterprise's own `kpi_rate` series (one series, cheap) checks them. "
+        "Each tile is an audit figure (`/report?window=hour` recomputes it); the overlapping "
+        "windows are a trend (docs/api.md). Rendering does not depend on the period's length "
+        "(a year has 53 weekly trend points, a quarter 92 daily ones); the API makes the "
+        "figures and renders in the report's own worker thread.",
         "",
         "**Still to do for sub-second years.** The remaining cost is the one scan of a year "
         "of per-minute status points. A daily roll-up stored by the KPI loop (per key process "

@@ -71,6 +71,17 @@ STATUSES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+STATUSES_SHORT: Mapping[str, str] = MappingProxyType(
+    {
+        Status.DIGITALIZED: N_("Digitalized"),
+        Status.NOT_DIGITALIZED: N_("Not digitalized"),
+        Status.NOT_SCHEDULED: N_("Not scheduled"),
+        Status.PROVISIONAL: N_("Provisional"),
+    }
+)
+"""The statuses as a table's column heading names them (``STATUSES`` says more of
+``PROVISIONAL``)."""
+
 SCOPES: Mapping[str, str] = MappingProxyType(
     {
         "line": N_("Line"),

@@ -27,12 +27,12 @@ from collector.kpi_client import (
     parse_moment,
     reader,
 )
+from collector.report_doc import DIGEST_HEADER
 from collector.report_doc.period import CalendarPeriod, calendar_period, file_stem
 
 __all__ = ["report_doc"]
 
 PATH = "/api/v1/report-doc"
-DIGEST_HEADER = "X-Report-Digest"
 FORMATS = ("xlsx", "pdf")
 _FILENAME = re.compile(r'filename="([^"/\\]+)"')
 

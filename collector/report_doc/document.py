@@ -6,27 +6,55 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from collector.report_doc.figures import Figures, S, build_figures, digest, iso
-from collector.report_doc.period import bucket_of
-from collector.report_doc.queries import Statement, read_stored
+from collector.api.timerange import iso
+from collector.report_doc.figures import Figures, S, build_figures, digest
+from collector.report_doc.period import bucket_of, local_midnight
+from collector.report_doc.queries import Statement, Stored, read_stored
+from collector.report_doc.worker import in_worker
 from collector.storage.reader import InfluxQLReader
 from common.languages import Names
 from common.register_loader import LoadedRegister
 
 __all__ = [
     "DIGEST_METHOD",
+    "RECOMPUTE_COMMAND",
+    "ApiLimits",
     "Named",
     "RegisterNames",
     "ReportDoc",
     "build_report",
     "names_of",
+    "recompute_chunks",
+    "report_of",
 ]
 
 DIGEST_METHOD = "sha256(orjson.dumps(figures, option=orjson.OPT_SORT_KEYS))"
+HOUR_NS = 3600 * S
+RECOMPUTE_COMMAND = "kpi report"
+"""The command of ``reproduce.cli`` that recomputes tiles from the raw samples."""
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """What one request of the API accepts, so that every call the report prints is one it
+    answers (the defaults are the API's)."""
+
+    max_range_s: float = 31 * 86400.0
+    """``COLLECTOR_API__MAX_RANGE``: the longest range of /history, /report and the exports."""
+    max_windows: int = 100
+    """``COLLECTOR_API__REPORT_MAX_WINDOWS``: the most windows one /report or /report/windows
+    request covers."""
+    hour_offset_ns: int = 0
+    """Where the API's hours begin, past the UTC hour (``COLLECTOR_API__SHIFT_START`` modulo
+    1 h; normally 0)."""
+
+
+DEFAULT_LIMITS = ApiLimits()
 
 
 class DocModel(BaseModel):
@@ -53,6 +81,7 @@ class RegisterNames(DocModel):
 
 class StatementOut(DocModel):
     purpose: str
+    """What it reads, in English (the report shows it translated: it is a catalogue text)."""
     text: str
 
 
@@ -60,7 +89,12 @@ class Reproduce(DocModel):
     api: list[str]
     """Paths with their query, relative to the API's base URL."""
     cli: list[str]
-    """The same with the ``kpi`` command."""
+    """``kpi`` commands: the figures again, and (windows of 1 h on the API's hour grid) every
+    tile recomputed from the raw samples, one ``kpi report`` per range of at most
+    ``report_chunk_h`` hours."""
+    report_chunk_h: int
+    """The longest range of one ``kpi report`` command in ``cli``: what ``/report/windows``
+    accepts (``COLLECTOR_API__REPORT_MAX_WINDOWS`` hours, within ``COLLECTOR_API__MAX_RANGE``)."""
     influxql: list[StatementOut]
     """Every statement the figures were read with, as sent (database: the collector's)."""
     database: str
@@ -124,12 +158,39 @@ def _q(path: str, **params: object) -> str:
     return f"{path}?{urlencode(params, safe=':')}"
 
 
-def api_calls(figures: Figures, max_range_s: float) -> list[str]:
+def chunk_hours(limits: ApiLimits) -> int:
+    """The most hours one ``/report/windows`` request with ``window=hour`` accepts."""
+    return max(1, min(limits.max_windows, int(limits.max_range_s * S) // HOUR_NS))
+
+
+def recompute_chunks(start_ns: int, end_ns: int, limits: ApiLimits) -> list[tuple[int, int]]:
+    """``[start, end)`` cut into ranges ``/report/windows?window=hour`` accepts: each meets at
+    most :func:`chunk_hours` hours of the API's grid (so at most that many windows, the
+    first and last possibly partial) and is no longer than that; cut on the grid."""
+    hours = chunk_hours(limits) * HOUR_NS
+    floor = (start_ns - limits.hour_offset_ns) // HOUR_NS * HOUR_NS + limits.hour_offset_ns
+    out: list[tuple[int, int]] = []
+    a = start_ns
+    while a < end_ns:
+        b = min(end_ns, floor + (len(out) + 1) * hours)
+        out.append((a, b))
+        a = b
+    return out
+
+
+def _hourly(figures: Figures, limits: ApiLimits) -> bool:
+    """Whether the tiles are the API's hours (1 h windows, the period starting on an hour of
+    its grid): then ``/report?window=hour`` recomputes them."""
+    offset = figures.start_ns - limits.hour_offset_ns
+    return figures.window_s == 3600 and offset % HOUR_NS == 0
+
+
+def api_calls(figures: Figures, limits: ApiLimits = DEFAULT_LIMITS) -> list[str]:
     """The API calls that give every number again: these figures; every stored point of the
     enterprise's rate (the tiles are the first at or after each ``start + k·window``); every
     stored status; the last tile recomputed from the raw samples; the first hour as
-    ``/report`` computes it. ``/history`` and the exports cover at most ``max_range_s`` a
-    call, so a longer period is listed as several calls."""
+    ``/report`` computes it (when the tiles are its hours). ``/history`` and the exports
+    cover at most ``max_range_s`` a call, so a longer period is listed as several calls."""
     ent = figures.enterprise_id
     window = figures.window_s * S
     lower, upper = figures.start_ns + window, figures.end_ns + window
@@ -142,7 +203,7 @@ def api_calls(figures: Figures, max_range_s: float) -> list[str]:
             format="json",
         )
     ]
-    chunks = _chunks(lower, upper, int(max_range_s * S))
+    chunks = _chunks(lower, upper, int(limits.max_range_s * S))
     calls += [
         _q(
             "/api/v1/history",
@@ -157,18 +218,24 @@ def api_calls(figures: Figures, max_range_s: float) -> list[str]:
     calls += [_q("/api/v1/export/processes.csv", start=iso(a), end=iso(b)) for a, b in chunks]
     last = (figures.end_ns - figures.start_ns - 1) // window * window + figures.start_ns
     calls.append(_q("/api/v1/recompute", start=iso(last), end=iso(last + window)))
-    if figures.window_s == 3600:
+    if _hourly(figures, limits):
         first = figures.start_ns + window
         calls.append(_q("/api/v1/report", start=figures.start, end=iso(first), window="hour"))
     return calls
 
 
-def cli_calls(figures: Figures) -> list[str]:
-    """The same with the ``kpi`` command (it splits long ranges itself)."""
+def cli_calls(figures: Figures, limits: ApiLimits = DEFAULT_LIMITS) -> list[str]:
+    """``kpi report-doc`` for these figures (one request whatever the period); when the tiles
+    are the API's hours, ``kpi report`` recomputing each of them from the raw samples, one
+    command per range ``/report/windows`` accepts (:func:`recompute_chunks`): a single
+    command over a longer period would be refused (422 ``too_many_windows``)."""
     ent = figures.enterprise_id
     out = [f"kpi report-doc --enterprise {ent} --from {figures.start} --to {figures.end} --json"]
-    if figures.window_s == 3600:
-        out.append(f"kpi report --start {figures.start} --end {figures.end} --window hour --json")
+    if _hourly(figures, limits):
+        out += [
+            f"{RECOMPUTE_COMMAND} --start {iso(a)} --end {iso(b)} --window hour --json"
+            for a, b in recompute_chunks(figures.start_ns, figures.end_ns, limits)
+        ]
     return out
 
 
@@ -179,14 +246,16 @@ async def build_report(
     end_ns: int,
     *,
     window_s: float = 3600.0,
-    day_offset_ns: int = 0,
     utc_offset_s: int = 0,
-    max_range_s: float = 31 * 86400.0,
+    day_offset_ns: int | None = None,
+    limits: ApiLimits = DEFAULT_LIMITS,
 ) -> ReportDoc:
     """Read the stored results of ``register``'s enterprise that tile ``[start, end)`` with
     windows of ``window_s`` (the collector's ``COLLECTOR_KPI__WINDOW``) and make the report
-    of them."""
-    bucket, length, offset = bucket_of(start_ns, end_ns, day_offset_ns)
+    of them, showing times ``utc_offset_s`` ahead of UTC (the zone the period was asked in).
+    The trend's days start ``day_offset_ns`` after midnight UTC, by default at midnight in
+    that zone. The reading runs on the event loop; making the figures and their digest
+    (CPU-bound, ~0.5 s for a year) in the report's worker thread."""
     stored = await read_stored(
         reader,
         register.enterprise_id,
@@ -195,6 +264,33 @@ async def build_report(
         end_ns,
         window_ns=round(window_s * S),
     )
+    return await in_worker(
+        report_of,
+        register,
+        stored,
+        start_ns,
+        end_ns,
+        database=reader.settings.database,
+        utc_offset_s=utc_offset_s,
+        day_offset_ns=day_offset_ns,
+        limits=limits,
+    )
+
+
+def report_of(
+    register: LoadedRegister,
+    stored: Stored,
+    start_ns: int,
+    end_ns: int,
+    *,
+    database: str,
+    utc_offset_s: int = 0,
+    day_offset_ns: int | None = None,
+    limits: ApiLimits = DEFAULT_LIMITS,
+) -> ReportDoc:
+    """The report of what :func:`read_stored` answered (pure, CPU-bound)."""
+    day_offset = local_midnight(utc_offset_s) if day_offset_ns is None else day_offset_ns
+    bucket, length, offset = bucket_of(start_ns, end_ns, day_offset)
     figures = build_figures(
         register.model,
         stored,
@@ -208,9 +304,9 @@ async def build_report(
         figures,
         register,
         stored.statements,
-        reader.settings.database,
+        database,
         utc_offset_s=utc_offset_s,
-        max_range_s=max_range_s,
+        limits=limits,
     )
 
 
@@ -221,7 +317,7 @@ def document(
     database: str,
     *,
     utc_offset_s: int = 0,
-    max_range_s: float = 31 * 86400.0,
+    limits: ApiLimits = DEFAULT_LIMITS,
     generated_at_ns: int | None = None,
 ) -> ReportDoc:
     now = time.time_ns() if generated_at_ns is None else generated_at_ns
@@ -234,8 +330,9 @@ def document(
         loaded_register=LoadedRegisterOut(version=register.version, digest=register.digest),
         names=names_of(register),
         reproduce=Reproduce(
-            api=api_calls(figures, max_range_s),
-            cli=cli_calls(figures),
+            api=api_calls(figures, limits),
+            cli=cli_calls(figures, limits),
+            report_chunk_h=chunk_hours(limits),
             influxql=[StatementOut(purpose=s.purpose, text=s.text) for s in statements],
             database=database,
         ),

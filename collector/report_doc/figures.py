@@ -2,12 +2,19 @@
 (``queries.py``), pure, typed, and digested.
 
 **Tiles.** With evaluation windows of length ``L`` (1 h by default) the period
-``[start, end)`` is tiled by the stored windows ending at ``start + L``, ``start + 2L``, …,
-``end`` (the first stored window ending in each ``L``-long bucket, should the one on the
-grid be missing): each covers one ``L`` of the period, none overlaps another, and each is
-what ``/api/v1/report?window=hour`` and ``/api/v1/recompute`` give for that hour. The live
-loop's other windows (it evaluates the last hour every minute) overlap these: their mean
-is a trend, not an audit figure (docs/api.md), so they are not counted.
+``[start, end)`` is tiled by ``n = ceil((end - start) / L)`` stored windows: in each bucket
+``[start + k·L, start + (k+1)·L)``, k = 1 … n, the first window stored ending in it.
+Normally that is the window ending on the grid, at ``start + k·L``: it covers
+``[start + (k-1)·L, start + k·L)``, no other tile overlaps it, and it is what
+``/api/v1/recompute`` gives for that range (and ``/api/v1/report?window=hour`` when
+``start`` is on its hour grid). When that window was not stored, a later one of the bucket
+stands in: ending ``d`` after the grid, it covers the first ``d`` of the next tile's range
+too and leaves the first ``d`` of its own uncovered. The last tile is a whole window even
+when ``end - start`` is not a whole number of ``L`` (it ends at ``start + n·L``), and a
+stand-in for it ends after its grid point: either way it counts data of less than ``L``
+after ``end``. The live loop's other windows (it evaluates the last hour every minute)
+overlap these: their mean is a trend, not an audit figure (docs/api.md), so they are not
+counted.
 
 **The period's measured rate** of a scope (enterprise, plant, line) is pooled over the
 tiles, from the stored verdicts of its key processes (``process_status``)::
@@ -23,8 +30,9 @@ enterprise's stored ``kpi_rate`` tiles against the processes' sums.
 **A key process's status shares** are over the same tiles: tiles with each status / tiles
 stored; a reason's count is the tiles reporting it.
 
-**The trend** pools the tiles per day (on the production-day grid) or per week (from
-Monday), each tile in the bucket of the time it covers (its end − L).
+**The trend** pools the tiles per day or per week (from Monday), days starting at midnight
+in the time zone the period was asked in (its start's UTC offset), each tile in the bucket
+of the time it covers (its nominal end − L).
 
 **The digest** is SHA-256 of the figures as canonical JSON: ``orjson.dumps(figures,
 option=orjson.OPT_SORT_KEYS)`` (keys sorted, no spaces, UTF-8). Names, the generation time
@@ -41,10 +49,10 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from collector.api.timerange import iso
 from collector.kpi.evaluator import Status
 from collector.report_doc.queries import ProcessKey, ProcessTile, RateTile, Span, Stored
 from common.register import Register
-from common.timestamps import ns_to_datetime
 
 __all__ = [
     "FORMAT",
@@ -71,10 +79,6 @@ RATE_DEFINITION = (
 )
 S = 1_000_000_000
 _SCOPE_ORDER = ("enterprise", "plant", "line")
-
-
-def iso(ts_ns: int) -> str:
-    return ns_to_datetime(ts_ns).isoformat().replace("+00:00", "Z")
 
 
 class FigureModel(BaseModel):
@@ -133,14 +137,18 @@ class TrendFigures(FigureModel):
     bucket_s: int
     offset_s: int
     """Buckets are ``[k·bucket_s + offset_s, (k+1)·bucket_s + offset_s)`` since the epoch:
-    days start this long after midnight UTC (the production day), weeks on Mondays then."""
+    days start this long after midnight UTC (at midnight in the zone the period was asked
+    in: 57600, 16 h, for +08:00), weeks on Mondays then."""
     points: list[TrendPoint]
 
 
 class ValueSpan(FigureModel):
+    """A register version: the (nominal) ends of the first and last tile whose key processes'
+    stored verdicts carry it (``process_status.register_version``). Thresholds: the ends of
+    the first and last window of the enterprise's stored ``kpi_rate`` carrying them."""
+
     value: str
     first_ns: int
-    """End of the first stored window of the period carrying this value."""
     last_ns: int
     first: str
     last: str

@@ -5,7 +5,8 @@ digest and the page number at the bottom; tables have borders and repeat their h
 row on a new page. Chinese is set in Noto Sans CJK SC (Debian's fonts-noto-cjk), Latin
 text in the same family so both scripts share one look.
 
-Rendering is CPU-bound and blocking (about a second): the API runs it in a thread.
+Rendering is CPU-bound and blocking (about a second): the API runs it in the report's worker
+thread (``worker.py``).
 """
 
 from __future__ import annotations
@@ -348,8 +349,10 @@ def _reproduce(v: View) -> str:
     mark = f"<span class='{'ok' if c.reconciles else 'bad'}'>{_e(v.verdict)}</span>"
     check = v.check_text
     definitions = "".join(f"<li>{_e(text)}</li>" for text in v.definitions())
-    calls = "\n".join([*v.doc.reproduce.api, "", *v.doc.reproduce.cli])
-    statements = "\n\n".join(f"-- {s.purpose}\n{s.text}" for s in v.doc.reproduce.influxql)
+    calls = "\n".join([*v.doc.reproduce.api, "", *v.commands(compact=True)])
+    statements = "\n\n".join(
+        f"-- {v.purpose(s.purpose)}\n{s.text}" for s in v.doc.reproduce.influxql
+    )
     calls_text = _(
         "API calls (relative to the collector API's address; /history and the exports cover "
         "a limited range per call, so a long period takes several), and the same with the "
@@ -429,8 +432,9 @@ def render_html(doc: ReportDoc, lang: Lang) -> str:
 
 
 _RENDERING = threading.Lock()
-"""One rendering at a time: Pango's font map is shared by every thread of the process, and
-two reports at once would only share the same cores anyway."""
+"""One rendering at a time, whoever calls: Pango's font map is shared by every thread of the
+process. The API renders in the report's one worker thread, so it never waits here; the lock
+guards other callers (scripts, tests)."""
 
 
 def no_resource_fetcher() -> object:

@@ -13,6 +13,7 @@ __all__ = [
     "bucket_of",
     "calendar_period",
     "file_stem",
+    "local_midnight",
     "stamp",
 ]
 
@@ -43,10 +44,18 @@ def calendar_period(moment: datetime, period: CalendarPeriod) -> tuple[datetime,
     return start, start.replace(year=start.year + year, month=month + 1)
 
 
+def local_midnight(utc_offset_s: int) -> int:
+    """Midnight in a zone ``utc_offset_s`` ahead of UTC, from midnight UTC (ns): -8 h for
+    +08:00 (its day starts at 16:00 UTC the day before), +5 h for -05:00."""
+    return -utc_offset_s * S
+
+
 def bucket_of(start_ns: int, end_ns: int, day_offset_ns: int) -> tuple[Bucket, int, int]:
-    """The trend's bucket for ``[start, end)``: ``(kind, length ns, offset ns)`` for
-    InfluxQL's ``GROUP BY time(length, offset)``. Days start at ``day_offset_ns`` past
-    midnight UTC (the production day, ``COLLECTOR_API__SHIFT_START``); weeks on Mondays then."""
+    """The trend's bucket for ``[start, end)``: ``(kind, length ns, offset ns)``, buckets
+    ``[k·length + offset, (k+1)·length + offset)`` as InfluxQL's ``GROUP BY time(length,
+    offset)``, ``0 <= offset < length``. Days start ``day_offset_ns`` after midnight UTC
+    (negative: before it; the report's days start at midnight in the zone the period was
+    asked in, :func:`local_midnight`); weeks on the Mondays that start so."""
     if end_ns - start_ns <= DAILY_MAX_DAYS * DAY_NS:
         return "day", DAY_NS, day_offset_ns % DAY_NS
     return "week", WEEK_NS, (_MONDAY_NS + day_offset_ns) % WEEK_NS

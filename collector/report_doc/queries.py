@@ -9,11 +9,15 @@ picks them (``first(…) … GROUP BY time(L, offset)``) and answers one row per
 process, not the 60 windows an hour stored by the live loop. The counts of every scope are
 made of these stored verdicts (``process_status``), exactly as the live loop made its
 ``kpi_rate`` points of them; the enterprise's own stored ``kpi_rate`` tiles are read beside
-them to check that the two agree. InfluxDB 1.x reads about 3 million points per second and
+them to check that the two agree. The register versions are those the tiles' verdicts were
+stored with (``process_status.register_version``, the enterprise's own: a ``kpi_rate`` point's
+``register_versions`` lists every register the collector evaluated in that window, other
+enterprises' too). InfluxDB 1.x reads about 3 million points per second and
 field, so the ``process_status`` scan is split by plant (one statement each, concurrent).
 
 Every statement is kept with its text so the report prints exactly what it read (its
-"how to reproduce" section). Nothing here reads a raw sample. The statements are sent
+"how to reproduce" section), and with its purpose, a catalogue text the report shows in the
+reader's language. Nothing here reads a raw sample. The statements are sent
 concurrently, one request each.
 """
 
@@ -25,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from collector.i18n.catalogue import N_
 from collector.storage.influxql import Series, quote_ident, quote_literal, time_range
 from collector.storage.reader import InfluxQLReader
 from collector.storage.schema import KPI_RATE, PROCESS_STATUS
@@ -61,14 +66,35 @@ class ProcessTile(NamedTuple):
     status: str
     reasons: str
     """Comma-separated codes, as stored."""
+    register_version: str = ""
+    """The version of the register the verdict was made with, as stored."""
 
 
 @dataclass(frozen=True)
 class Statement:
     purpose: str
-    """What it answers, in a few English words (the report's sections say it in the
-    reader's language)."""
+    """What it answers, in a few English words: a catalogue text (``N_``), which the report
+    shows in the reader's language (the statement says which plant or value it reads)."""
     text: str
+
+
+RATES = N_("per tile: the enterprise's stored counts (kpi_rate), to check the processes' sums")
+PROCESSES = N_(
+    "per tile: the stored status, reasons and register version of every key process of one "
+    "plant (named in the statement)"
+)
+OTHER_PLANTS = N_(
+    "per tile: the stored status, reasons and register version of every key process of the "
+    "plants not in the register"
+)
+DISTINCT = {
+    "thresholds": N_("the thresholds stored in the period"),
+    "window_s": N_("the window lengths stored in the period"),
+}
+EDGES = {
+    "first": N_("the first window stored with these thresholds"),
+    "last": N_("the last window stored with these thresholds"),
+}
 
 
 @dataclass(frozen=True)
@@ -88,7 +114,11 @@ class Stored:
     """The enterprise's own stored ``kpi_rate`` tiles (industry ``all``)."""
     processes: dict[ProcessKey, list[ProcessTile]] = field(default_factory=dict)
     register_versions: dict[str, Span] = field(default_factory=dict)
+    """The register versions of the tiles' stored verdicts: the (nominal) end of the first
+    and last tile carrying each."""
     thresholds: dict[str, Span] = field(default_factory=dict)
+    """The thresholds of the enterprise's stored ``kpi_rate`` points (the collector's, the
+    same for every enterprise): the end of the first and last stored window carrying each."""
     window_s: list[float] = field(default_factory=list)
     """Lengths of the stored windows in the period (normally one: ``window_ns``)."""
     statements: list[Statement] = field(default_factory=list)
@@ -123,7 +153,7 @@ class _Plan:
 
     def rates(self) -> Statement:
         return Statement(
-            "per tile: the enterprise's stored counts (kpi_rate), to check the processes' sums",
+            RATES,
             f"SELECT {_firsts('numerator', 'denominator', 'not_scheduled', 'provisional')} "
             f"FROM {quote_ident(KPI_RATE.name)} WHERE {self.own} AND {self.all} AND "
             f"{self.time} {self.group} fill(none)",
@@ -134,30 +164,32 @@ class _Plan:
         ``others``): one statement per plant lets InfluxDB use a core for each."""
         pattern = "|".join(re.escape(p) for p in plants)
         if others:
-            where, purpose = f"{quote_ident('plant')} !~ /^({pattern})$/", "other plants"
+            where, purpose = f"{quote_ident('plant')} !~ /^({pattern})$/", OTHER_PLANTS
         else:
             where = " OR ".join(f"{quote_ident('plant')} = {quote_literal(p)}" for p in plants)
-            purpose = ", ".join(plants)
+            purpose = PROCESSES
+        fields = _firsts("status", "reasons", "register_version")
         return Statement(
-            f"per tile: the stored status and reasons of every key process ({purpose})",
-            f"SELECT {_firsts('status', 'reasons')} FROM {quote_ident(PROCESS_STATUS.name)} "
+            purpose,
+            f"SELECT {fields} FROM {quote_ident(PROCESS_STATUS.name)} "
             f"WHERE {self.enterprise} AND ({where}) AND {self.time} "
             f"{self.group}, {_ident('plant', 'line', 'process', 'industry')} fill(none)",
         )
 
     def distinct(self, name: str) -> Statement:
         return Statement(
-            f"the {name} values stored in the period",
+            DISTINCT[name],
             f"SELECT distinct({quote_ident(name)}) FROM {quote_ident(KPI_RATE.name)} "
             f"WHERE {self.own} AND {self.all} AND {self.time}",
         )
 
-    def edge(self, name: str, value: str, selector: str) -> Statement:
+    def edge(self, value: str, selector: str) -> Statement:
+        """The first or last window stored with these thresholds."""
         return Statement(
-            f"{selector} window stored with this {name}",
+            EDGES[selector],
             f"SELECT {selector}({quote_ident('denominator')}) FROM {quote_ident(KPI_RATE.name)} "
-            f"WHERE {self.own} AND {self.all} AND {quote_ident(name)} = {quote_literal(value)} "
-            f"AND {self.time}",
+            f"WHERE {self.own} AND {self.all} AND {quote_ident('thresholds')} = "
+            f"{quote_literal(value)} AND {self.time}",
         )
 
 
@@ -214,14 +246,35 @@ def _process_tiles(found: Sequence[list[Series]]) -> dict[ProcessKey, list[Proce
             tags.get("industry", ""),
         )
         tiles = out.setdefault(key, [])
-        i_time, i_status, i_reasons = (
-            series.columns.index(n) for n in ("time", "status", "reasons")
+        i_time, i_status, i_reasons, i_version = (
+            series.columns.index(n) for n in ("time", "status", "reasons", "register_version")
         )
         tiles.extend(
-            ProcessTile(int(row[i_time]), str(row[i_status] or ""), str(row[i_reasons] or ""))
+            ProcessTile(
+                int(row[i_time]),
+                str(row[i_status] or ""),
+                str(row[i_reasons] or ""),
+                str(row[i_version] or ""),
+            )
             for row in series.values
         )
     return out
+
+
+def _versions(processes: dict[ProcessKey, list[ProcessTile]]) -> dict[str, Span]:
+    """Each register version of the tiles' verdicts, with its first and last tile."""
+    spans: dict[str, Span] = {}
+    for tiles in processes.values():
+        for tile in tiles:
+            if not tile.register_version:
+                continue
+            span = spans.get(tile.register_version)
+            if span is None:
+                spans[tile.register_version] = Span(tile.end_ns, tile.end_ns)
+            elif not span.first_ns <= tile.end_ns <= span.last_ns:
+                first, last = min(span.first_ns, tile.end_ns), max(span.last_ns, tile.end_ns)
+                spans[tile.register_version] = Span(first, last)
+    return spans
 
 
 async def read_stored(
@@ -235,8 +288,9 @@ async def read_stored(
     concurrency: int = CONCURRENT_STATEMENTS,
 ) -> Stored:
     """The stored results of ``enterprise`` (whose register names ``plants``) that tile
-    ``[start, end)`` with windows of ``window_ns``, and the register versions, thresholds and
-    window lengths stored."""
+    ``[start, end)`` with windows of ``window_ns``: the key processes' verdicts (with the
+    register versions they were made with) and the enterprise's counts; and the thresholds
+    and window lengths stored."""
     plan = _Plan(enterprise, start_ns, end_ns, window_ns)
     limit = asyncio.Semaphore(concurrency)
     per_plant = [plan.processes([p]) for p in plants]
@@ -244,34 +298,26 @@ async def read_stored(
         *per_plant,
         plan.processes(plants, others=True),
         plan.rates(),
-        plan.distinct("register_versions"),
         plan.distinct("thresholds"),
         plan.distinct("window_s"),
     ]
     found = await _run(reader, first, limit)
-    processes = found[: len(per_plant) + 1]
-    rates, versions, thresholds, window_s = found[len(per_plant) + 1 :]
+    processes = _process_tiles(found[: len(per_plant) + 1])
+    rates, thresholds, window_s = found[len(per_plant) + 1 :]
     out = Stored(
         window_ns=window_ns,
         enterprise=_rate_tiles(rates),
-        processes=_process_tiles(processes),
+        processes=processes,
+        register_versions=_versions(processes),
         window_s=sorted({float(v) for v in _distinct(window_s) if v is not None}),
         statements=list(first),
     )
-    edges = [
-        (name, value, selector)
-        for name, values in (("register_versions", versions), ("thresholds", thresholds))
-        for value in sorted(str(v) for v in _distinct(values) if v is not None)
-        for selector in ("first", "last")
-    ]
-    second = [plan.edge(*e) for e in edges]
+    values = sorted(str(v) for v in _distinct(thresholds) if v is not None)
+    second = [plan.edge(value, selector) for value in values for selector in ("first", "last")]
     times = [_time(f) for f in await _run(reader, second, limit)]
     out.statements += second
-    for i in range(0, len(edges), 2):
-        name, value, _ = edges[i]
-        first_ns, last_ns = times[i], times[i + 1]
-        if first_ns is None or last_ns is None:
-            continue
-        spans = out.register_versions if name == "register_versions" else out.thresholds
-        spans[value] = Span(first_ns, last_ns)
+    for i, value in enumerate(values):
+        first_ns, last_ns = times[2 * i], times[2 * i + 1]
+        if first_ns is not None and last_ns is not None:
+            out.thresholds[value] = Span(first_ns, last_ns)
     return out

@@ -8,35 +8,34 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from collector.i18n import Lang, Translator, display_name, translator
 from collector.i18n.catalogue import N_
-from collector.i18n.terms import reason_fix, reason_label, status_label
-from collector.report_doc.document import Named, ReportDoc
+from collector.i18n.terms import (
+    STATUSES_SHORT,
+    reason_fix,
+    reason_label,
+    scope_label,
+    status_label,
+    term,
+)
+from collector.report_doc.document import RECOMPUTE_COMMAND, Named, ReportDoc
 from collector.report_doc.figures import STATUSES, ProcessFigures, RateFigures
 from common.timestamps import ns_to_datetime
 
 __all__ = ["STATUSES", "View", "pct"]
 
 TITLE = N_("Key-process digitalization rate report")
-SHORT_STATUSES = {
-    "DIGITALIZED": N_("Digitalized"),
-    "NOT_DIGITALIZED": N_("Not digitalized"),
-    "NOT_SCHEDULED": N_("Not scheduled"),
-    "PROVISIONAL": N_("Provisional"),
-}
-"""Column headings (``terms.STATUSES`` explains ``PROVISIONAL`` at more length)."""
-SCOPE_NAMES = {
-    "enterprise": N_("Enterprise"),
-    "plant": N_("Plant"),
-    "line": N_("Line"),
-}
 
 DEFINITIONS: tuple[str, ...] = (
     N_(
         "Windows: the KPI is evaluated over windows of {length}; the live loop evaluates the "
         "latest one every minute, so the windows it stores overlap. The report counts the "
-        "stored windows that tile the period: those ending at start + {length}, start + 2 × "
-        "{length}, …, end (the first one stored in each {length}), each covering one {length} "
-        "of the period, none overlapping another, each what /api/v1/report or "
-        "/api/v1/recompute gives for it."
+        "stored windows that tile the period: in each {length} from start + {length} on "
+        "(start + {length}, start + 2 × {length}, … up to the first at or after end), the first "
+        "window stored ending in it. Normally that window ends exactly there: it covers the "
+        "{length} before, overlaps no other and is what /api/v1/recompute gives for that "
+        "range. When it was not stored, a later one stands in and overlaps the next window by "
+        "as much as it ends late. The last window is a whole {length}: when the period is not "
+        "a whole number of windows, or when it ends late, it counts data of less than {length} "
+        "after the end of the period."
     ),
     N_(
         "Measured rate (实测值) of a scope over the period: the sum of its digitalized key "
@@ -59,9 +58,9 @@ DEFINITIONS: tuple[str, ...] = (
         "below)."
     ),
     N_(
-        "Trend: the same pooled rate per day (on the production-day grid) or per week (from "
-        "Monday, for periods longer than about three months), each window in the bucket of the "
-        "time it covers."
+        "Trend: the same pooled rate per day or per week (from Monday, for periods longer than "
+        "about three months), days starting at midnight in the report's time zone ({zone}), "
+        "each window in the bucket of the time it covers."
     ),
     N_(
         "Only stored results are read (kpi_rate, process_status), never raw samples; each "
@@ -86,6 +85,18 @@ def signed_pct(_: Translator, value: float | None) -> str:
 
 def count(n: int) -> str:
     return f"{n:,}"
+
+
+HOURS, MINUTES, SECONDS = N_("{n} h"), N_("{n} min"), N_("{n} s")
+
+
+def duration(_: Translator, seconds: float) -> str:
+    """``1 h``, ``5 min``, ``30 s`` (``1 小时`` …): the largest unit it is a whole number of."""
+    if seconds % 3600 == 0:
+        return _(HOURS, n=format(seconds / 3600, "g"))
+    if seconds % 60 == 0:
+        return _(MINUTES, n=format(seconds / 60, "g"))
+    return _(SECONDS, n=format(seconds, "g"))
 
 
 class View:
@@ -130,7 +141,7 @@ class View:
         return self.line(rate.plant_id or "", rate.scope_id)
 
     def scope_kind(self, scope: str) -> str:
-        return self._(SCOPE_NAMES[scope]) if scope in SCOPE_NAMES else scope
+        return scope_label(self._, scope)
 
     # -- times ------------------------------------------------------------------------------
 
@@ -172,7 +183,7 @@ class View:
         return status_label(self._, code)
 
     def short_status(self, code: str) -> str:
-        return self._(SHORT_STATUSES[code]) if code in SHORT_STATUSES else code
+        return term(self._, STATUSES_SHORT, code)
 
     def reason(self, code: str) -> str:
         return reason_label(self._, code)
@@ -197,7 +208,7 @@ class View:
 
     @property
     def window_length(self) -> str:
-        return _duration(self.figures.window_s)
+        return duration(self._, self.figures.window_s)
 
     @property
     def stored_lengths(self) -> str:
@@ -205,7 +216,7 @@ class View:
         lengths = self.figures.stored_window_s
         if not lengths or lengths == [self.figures.window_s]:
             return ""
-        return ", ".join(_duration(s) for s in lengths)
+        return ", ".join(duration(self._, s) for s in lengths)
 
     @property
     def tiles_text(self) -> str:
@@ -226,7 +237,30 @@ class View:
         return self._(TITLE)
 
     def definitions(self) -> list[str]:
-        return [self._(text, length=self.window_length) for text in DEFINITIONS]
+        return [self._(text, length=self.window_length, zone=self.zone) for text in DEFINITIONS]
+
+    # -- how to reproduce -------------------------------------------------------------------
+
+    def purpose(self, text: str) -> str:
+        """A statement's purpose in the reader's language (a catalogue text)."""
+        return self._(text)
+
+    def commands(self, compact: bool) -> list[str]:
+        """The ``kpi`` commands; ``compact``: of the ``kpi report`` ones (one per range the
+        API accepts, a year has 88) the first, then a line saying how many more."""
+        cli = self.doc.reproduce.cli
+        chunks = [c for c in cli if c.startswith(f"{RECOMPUTE_COMMAND} ")]
+        if not compact or len(chunks) <= 2:
+            return list(cli)
+        more = self._(
+            "… and {n} more kpi report commands like it, one after the other up to {end}, each "
+            "over at most {hours} h (what one request of the API accepts); all of them: the "
+            "XLSX's Reproduce sheet, or reproduce.cli in the JSON",
+            n=count(len(chunks) - 1),
+            end=self.figures.end,
+            hours=self.doc.reproduce.report_chunk_h,
+        )
+        return [c for c in cli if c not in chunks] + [chunks[0], f"# {more}"]
 
     @property
     def check_text(self) -> str:
@@ -257,11 +291,3 @@ class View:
             'print(hashlib.sha256(orjson.dumps(d["figures"], '
             "option=orjson.OPT_SORT_KEYS)).hexdigest())' < report.json"
         )
-
-
-def _duration(seconds: float) -> str:
-    if seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    if seconds % 60 == 0:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"

@@ -1,6 +1,12 @@
 """The report as an XLSX workbook (openpyxl): one sheet per part, numbers as numbers (rates
 formatted as percentages, so a reader can compute with them), the trend with a line
-chart, and the digest and reproduction notes beside the figures."""
+chart, and the digest and reproduction notes beside the figures.
+
+Every text is written as a text cell, whatever it begins with: openpyxl would store a string
+starting with ``=`` as a formula, and a register's name such as ``=HYPERLINK(…)`` would run
+in the reader's spreadsheet (formula injection). :func:`_put` is the one way a value enters
+a cell.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
 from openpyxl.chart import LineChart, Reference
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
@@ -31,6 +38,14 @@ _TITLE_FONT = Font(bold=True, size=14, color="1F4E79")
 _WRAP = Alignment(wrap_text=True, vertical="top")
 
 
+def _put(ws: Worksheet, row: int, col: int, value: Any) -> Cell:
+    """Write ``value`` into a cell; a string always as text, never as a formula."""
+    cell: Cell = ws.cell(row, col, value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+    return cell
+
+
 def _sheet(book: Workbook, title: str) -> Worksheet:
     # Sheet titles: at most 31 characters, none of []:*?/\ (Excel's rules).
     clean = "".join(ch for ch in title if ch not in "[]:*?/\\")[:31]
@@ -48,11 +63,11 @@ def _table(
 ) -> int:
     """Write a bordered table with its header row at ``top``; the next free row."""
     for col, text in enumerate(headers, start=1):
-        cell = ws.cell(top, col, text)
+        cell = _put(ws, top, col, text)
         cell.font, cell.fill, cell.border, cell.alignment = _HEAD_FONT, _HEAD_FILL, _BORDER, _WRAP
     for r, row in enumerate(rows, start=top + 1):
         for col, value in enumerate(row, start=1):
-            cell = ws.cell(r, col, value)
+            cell = _put(ws, r, col, value)
             cell.border = _BORDER
             fmt = formats[col - 1] if col - 1 < len(formats) else None
             if fmt:
@@ -65,8 +80,8 @@ def _table(
 
 
 def _title(ws: Worksheet, v: View, text: str) -> None:
-    ws.cell(1, 1, text).font = _TITLE_FONT
-    ws.cell(2, 1, f"{v.enterprise} ({v.figures.enterprise_id}) · {v.period}")
+    _put(ws, 1, 1, text).font = _TITLE_FONT
+    _put(ws, 2, 1, f"{v.enterprise} ({v.figures.enterprise_id}) · {v.period}")
     ws.freeze_panes = "A5"
 
 
@@ -76,7 +91,7 @@ def _summary(book: Workbook, v: View) -> None:
     ws = book.active
     assert ws is not None
     ws.title = _("Summary")[:31]
-    ws.cell(1, 1, v.title).font = _TITLE_FONT
+    _put(ws, 1, 1, v.title).font = _TITLE_FONT
     own = f.rates[0]
     facts: list[tuple[str, Any, str | None]] = [
         (_("Enterprise"), f"{v.enterprise} ({f.enterprise_id})", None),
@@ -97,8 +112,8 @@ def _summary(book: Workbook, v: View) -> None:
         (_("Digest method"), v.doc.digest_method, None),
     ]
     for r, (label, value, fmt) in enumerate(facts, start=3):
-        ws.cell(r, 1, label).font = Font(bold=True)
-        cell = ws.cell(r, 2, value)
+        _put(ws, r, 1, label).font = Font(bold=True)
+        cell = _put(ws, r, 2, value)
         if fmt:
             cell.number_format = fmt
         ws.cell(r, 1).border = ws.cell(r, 2).border = _BORDER
@@ -307,8 +322,8 @@ def _reproduce(book: Workbook, v: View) -> None:
         [_("Σ denominator (kpi_rate)"), c.denominator],
     ]
     rows += [[_("API call"), call] for call in v.doc.reproduce.api]
-    rows += [[_("Command"), call] for call in v.doc.reproduce.cli]
-    rows += [[f"InfluxQL: {s.purpose}", s.text] for s in v.doc.reproduce.influxql]
+    rows += [[_("Command"), call] for call in v.commands(compact=False)]
+    rows += [[f"InfluxQL: {v.purpose(s.purpose)}", s.text] for s in v.doc.reproduce.influxql]
     rows += [
         [_("SHA-256 of the figures"), v.doc.digest],
         [_("Digest method"), v.doc.digest_method],

@@ -6,11 +6,14 @@ recomputes, and a wrong enterprise, range, language or format is named."""
 from __future__ import annotations
 
 import asyncio
+import html
 import io
+import itertools
 import json
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,11 +25,19 @@ import uvicorn
 from openpyxl import load_workbook
 from typer.testing import CliRunner, Result
 
+import collector.api.routes.report_doc as route_module
+import collector.report_doc.document as document_module
+from collector.i18n import Lang
 from collector.kpi.service import KpiResult
 from collector.kpi_cli import kpi_app
+from collector.report_doc import figures as figures_module
+from collector.report_doc import queries as queries_module
 from collector.report_doc.document import ReportDoc
 from collector.report_doc.figures import STATUSES, digest
+from collector.report_doc.pdf import render_html
 from collector.report_doc.view import View, pct
+from collector.report_doc.worker import THREAD_NAME
+from collector.report_doc.xlsx import render_xlsx
 from harness.servers import free_port
 from tests.collector.api.conftest import Apps, Plant, client
 from tests.collector.kpi.kpi_testkit import at
@@ -327,3 +338,161 @@ async def test_the_cli_takes_a_calendar_period_and_names_errors(served: str) -> 
         "month",
     )
     assert both.exit_code == 2 and "not both" in both.output
+
+
+# -- how to reproduce, the language, the zone, the worker ------------------------------------
+
+MONTH = {"start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"}
+
+
+def recompute_commands(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(start, end)`` of every ``kpi report`` command the report prints."""
+    out = []
+    for command in doc["reproduce"]["cli"]:
+        words = command.split()
+        if words[:2] == ["kpi", "report"]:
+            out.append((words[words.index("--start") + 1], words[words.index("--end") + 1]))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("settings", "hours", "commands"),
+    [({}, 100, 8), ({"report_max_windows": 24}, 24, 30), ({"max_range": "2d"}, 48, 15)],
+)
+async def test_every_printed_recomputation_is_one_the_api_accepts(
+    make_app: Apps, settings: dict[str, Any], hours: int, commands: int
+) -> None:
+    """A month is 720 hours: one ``kpi report`` over it would be refused (at most 100
+    windows a request), so the report prints one command per range the API accepts, and
+    ``/report/windows`` (what ``kpi report`` asks first) accepts each of them."""
+    app = make_app(**settings)
+    async with client(app) as api:
+        answer = await api.get("/api/v1/report-doc", params={**PERIOD, **MONTH})
+        assert answer.status_code == 200, answer.text
+        doc = answer.json()
+        ranges = recompute_commands(doc)
+        assert len(ranges) == commands
+        assert ranges[0][0] == MONTH["start"] and ranges[-1][1] == MONTH["end"]
+        covered: list[tuple[str, str]] = []
+        for start, end in ranges:
+            plan = await api.get(
+                "/api/v1/report/windows", params={"start": start, "end": end, "window": "hour"}
+            )
+            assert plan.status_code == 200, plan.text
+            covered += [(w["start"], w["end"]) for w in plan.json()["windows"]]
+        whole = await api.get("/api/v1/report/windows", params={**MONTH, "window": "hour"})
+        assert whole.status_code == 422  # the one command the report used to print
+    assert len(covered) == 720 and covered[0][0] == "2026-11-01T00:00:00Z"
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(covered))
+    assert doc["reproduce"]["report_chunk_h"] == hours
+    # The PDF prints the first and says how many more; the workbook lists every one.
+    report = ReportDoc.model_validate(doc)
+    page = render_html(report, "en")
+    first = next(c for c in doc["reproduce"]["cli"] if c.startswith("kpi report "))
+    assert html.escape(first) in page
+    assert f"… and {commands - 1} more kpi report commands like it" in page
+    assert f"each over at most {hours} h" in page
+    assert html.escape(doc["reproduce"]["cli"][-1]) not in page
+    book = load_workbook(io.BytesIO(render_xlsx(report, "en")))
+    cells = [c.value for row in book["Reproduce"].iter_rows() for c in row]
+    assert all(c in cells for c in doc["reproduce"]["cli"])
+
+
+async def test_no_hourly_recomputation_is_printed_when_the_tiles_are_not_the_apis_hours(
+    make_app: Apps,
+) -> None:
+    """India's months start at 18:30 UTC: the tiles (start + k h) are not ``/report``'s hours."""
+    period = {"start": "2026-11-01T00:00:00+05:30", "end": "2026-12-01T00:00:00+05:30"}
+    doc = (await get(make_app, **period)).json()
+    assert recompute_commands(doc) == []
+    assert not any(c.startswith("/api/v1/report?") for c in doc["reproduce"]["api"])
+    assert any(c.startswith("/api/v1/recompute?") for c in doc["reproduce"]["api"])
+
+
+async def test_the_trend_follows_the_zone_of_the_period(make_app: Apps) -> None:
+    """November asked in +08:00: the stored tiles (16:00–18:00 there on the 28th) are in the
+    day that starts at midnight there, 16:00 UTC the day before."""
+    period = {"start": "2026-11-01T00:00:00+08:00", "end": "2026-12-01T00:00:00+08:00"}
+    doc = (await get(make_app, **period)).json()
+    trend = doc["figures"]["trend"]
+    assert (trend["bucket"], trend["offset_s"]) == ("day", 16 * 3600)
+    assert [p["start"] for p in trend["points"]] == ["2026-11-27T16:00:00Z"]
+    assert View(ReportDoc.model_validate(doc), "en").day(trend["points"][0]["start_ns"]) == (
+        "2026-11-28"
+    )
+
+
+async def test_the_language_is_the_shared_lang_parameter(make_app: Apps) -> None:
+    """``?lang=``, else ``Accept-Language``, else English, as every route."""
+    async with client(make_app()) as api:
+        for headers, params, sheet, suffix in (
+            ({"Accept-Language": "zh-CN,zh;q=0.9"}, {}, "概要", "_zh.xlsx"),
+            ({"Accept-Language": "zh-CN"}, {"lang": "en"}, "Summary", "1000.xlsx"),
+            ({}, {}, "Summary", "1000.xlsx"),
+        ):
+            response = await api.get(
+                "/api/v1/report-doc", params={**PERIOD, **params, "format": "xlsx"}, headers=headers
+            )
+            assert response.status_code == 200, response.text
+            assert response.headers["content-disposition"].endswith(f'{suffix}"')
+            assert load_workbook(io.BytesIO(response.content)).sheetnames[0] == sheet
+        wrong = await api.get("/api/v1/report-doc", params={**PERIOD, "lang": "fr"})
+    body = wrong.json()
+    assert (wrong.status_code, body["error"], body["field"]) == (422, "invalid_request", "lang")
+    assert body["detail"].startswith("lang: ")
+
+
+async def test_a_chinese_report_says_everything_in_chinese(make_app: Apps) -> None:
+    """The statements' purposes and the window length are translated; what stays as it is
+    (codes, calls, InfluxQL) is meant to be copied."""
+    doc = ReportDoc.model_validate((await get(make_app)).json())
+    page = render_html(doc, "zh")
+    assert "per tile" not in page and "window stored" not in page
+    assert "-- 每个窗口：企业存储的计数（kpi_rate）" in page
+    assert "1 小时" in page and "1 h" not in page
+    book = load_workbook(io.BytesIO(render_xlsx(doc, "zh")))
+    labels = [str(row[0]) for row in book["复现"].iter_rows(min_row=5, values_only=True) if row[0]]
+    influxql = [label for label in labels if label.startswith("InfluxQL")]
+    assert influxql and not any("per tile" in label for label in influxql)
+    summary = {row[0]: row[1] for row in book["概要"].iter_rows(min_row=3, values_only=True)}
+    assert summary["窗口长度"] == "1 小时"
+
+
+async def test_reports_are_made_in_their_worker_two_at_a_time(
+    make_app: Apps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures and the files are made in the report's own thread, never on the event
+    loop nor in the shared default executor; at most two requests are served at once."""
+    threads: list[str] = []
+    in_flight = [0, 0]  # now, most
+
+    async def read_stored(*args: Any, **kwargs: Any) -> Any:
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
+        try:
+            await asyncio.sleep(0.2)  # a longer read, so that the requests overlap
+            return await queries_module.read_stored(*args, **kwargs)
+        finally:
+            in_flight[0] -= 1
+
+    def build_figures(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return figures_module.build_figures(*args, **kwargs)
+
+    def render(doc: ReportDoc, lang: Lang) -> bytes:
+        threads.append(threading.current_thread().name)
+        return render_xlsx(doc, lang)
+
+    monkeypatch.setattr(document_module, "read_stored", read_stored)
+    monkeypatch.setattr(document_module, "build_figures", build_figures)
+    monkeypatch.setattr(route_module, "render_xlsx", render)
+    async with client(make_app()) as api:
+        answers = await asyncio.gather(
+            *(
+                api.get("/api/v1/report-doc", params={**PERIOD, "format": kind})
+                for kind in ("xlsx", "json", "xlsx", "json", "xlsx")
+            )
+        )
+    assert [a.status_code for a in answers] == [200] * 5
+    assert in_flight[1] == route_module.CONCURRENT_REPORTS == 2
+    assert len(threads) == 5 + 3 and set(threads) == {f"{THREAD_NAME}_0"}, threads

@@ -3,20 +3,37 @@ tiles, the digest's canonical form, the chart, the names in the reader's languag
 
 from __future__ import annotations
 
+import html
+import io
+import itertools
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import typer
+from openpyxl import load_workbook
 
 from collector.report_doc.chart import Series, trend_svg
 from collector.report_doc.cli import period_of
-from collector.report_doc.document import names_of
+from collector.report_doc.document import (
+    ApiLimits,
+    ReportDoc,
+    document,
+    names_of,
+    recompute_chunks,
+)
 from collector.report_doc.figures import build_figures, canonical, digest
-from collector.report_doc.pdf import _css_content
-from collector.report_doc.period import DAY_NS, bucket_of, calendar_period, file_stem
+from collector.report_doc.pdf import _css_content, render_html
+from collector.report_doc.period import (
+    DAY_NS,
+    bucket_of,
+    calendar_period,
+    file_stem,
+    local_midnight,
+)
 from collector.report_doc.queries import ProcessTile, RateTile, Stored, tiles_range
+from collector.report_doc.xlsx import render_xlsx
 from common.register_loader import LoadedRegister
 from tests import registers
 from tests.registers import process, sig
@@ -218,3 +235,98 @@ def test_the_pdf_renderer_reads_no_file_and_no_network(tmp_path: Path) -> None:
             fetcher(url)  # type: ignore[operator]
     page = f'<p>x</p><link rel="stylesheet" href="file://{secret}">'
     assert HTML(string=page, url_fetcher=fetcher).write_pdf().startswith(b"%PDF")
+
+
+def test_days_and_weeks_start_at_midnight_where_the_period_was_asked() -> None:
+    assert local_midnight(0) == 0
+    assert local_midnight(8 * 3600) == -8 * H  # 00:00 +08:00 is 16:00 UTC the day before
+    assert local_midnight(-5 * 3600) == 5 * H
+    assert bucket_of(0, DAY_NS, local_midnight(8 * 3600)) == ("day", DAY_NS, 16 * H)
+    _, length, offset = bucket_of(0, 93 * DAY_NS, local_midnight(8 * 3600))
+    monday = datetime.fromtimestamp(offset / 1e9, UTC).astimezone(CST)
+    assert (monday.weekday(), monday.hour, monday.minute) == (0, 0, 0)
+    assert length == 7 * DAY_NS
+    _, _, offset = bucket_of(0, 93 * DAY_NS, local_midnight(-5 * 3600))
+    monday = datetime.fromtimestamp(offset / 1e9, UTC).astimezone(timezone(timedelta(hours=-5)))
+    assert (monday.weekday(), monday.hour, monday.minute) == (0, 0, 0)
+
+
+def test_the_recomputation_is_cut_into_requests_the_api_accepts() -> None:
+    start = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) * 10**9
+    end = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp()) * 10**9
+    chunks = recompute_chunks(start, end, ApiLimits())
+    assert [(b - a) // H for a, b in chunks] == [100] * 7 + [20]
+    assert chunks[0][0] == start and chunks[-1][1] == end
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(chunks))
+    # A start off the API's hour grid: the first range ends on the grid, so that it meets
+    # at most 100 hours (the first of them partial).
+    off = start + 30 * 60 * 10**9
+    first, *rest = recompute_chunks(off, end, ApiLimits(max_windows=24))
+    assert first == (off, start + 24 * H) and rest[0] == (start + 24 * H, start + 48 * H)
+    # The API's hours begin 30 min past the UTC hour (COLLECTOR_API__SHIFT_START=06:30).
+    shifted = ApiLimits(max_windows=10, hour_offset_ns=30 * 60 * 10**9)
+    assert recompute_chunks(start, start + 20 * H, shifted)[0] == (start, off + 9 * H)
+    # The range bound holds too.
+    short = ApiLimits(max_range_s=5 * 3600, max_windows=100)
+    assert [(b - a) // H for a, b in recompute_chunks(start, start + 12 * H, short)] == [5, 5, 2]
+
+
+NASTY = '=HYPERLINK("http://x","y") <script>alert(1)</script> & "quoted"'
+
+
+def _nasty_doc() -> ReportDoc:
+    """A report whose register names are made to break out of a cell or an element."""
+    signals = [sig("state", role="state")]
+    lines = [
+        registers.line(
+            "l1",
+            [process("p1", signals, name=NASTY, equipment=NASTY)],
+            name=NASTY,
+        )
+    ]
+    doc = registers.document(
+        [registers.plant("pl", registers.SOURCES, lines, name=NASTY)],
+        enterprise="ent-a",
+        name=NASTY,
+        region="Shanxi",
+        declared_rate=0.5,
+    )
+    register = registers.load(doc)
+    stored = Stored(
+        window_ns=H,
+        enterprise=[RateTile(2 * H, 1, 1, 0, 0)],
+        processes={("pl", "l1", "p1", "discrete"): [ProcessTile(2 * H, "DIGITALIZED", "", "v1")]},
+    )
+    figures = build_figures(
+        register.model, stored, H, 2 * H, bucket="day", bucket_ns=DAY_NS, offset_ns=0
+    )
+    return document(figures, register, [], "plantkpi")
+
+
+def test_the_workbook_writes_every_text_as_text() -> None:
+    """A name starting with ``=`` stays a text cell: no formula runs in the reader's
+    spreadsheet."""
+    book = load_workbook(io.BytesIO(render_xlsx(_nasty_doc(), "en")))
+    found = []
+    for sheet in book.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and "HYPERLINK" in cell.value:
+                    found.append((sheet.title, cell.coordinate, cell.data_type))
+    # The enterprise (Summary, every title row), the plant (Rates, trend header), the
+    # process (Key processes).
+    assert len(found) >= 8
+    assert {kind for _, _, kind in found} == {"s"}, found
+    rates = book["Rates"]
+    names = [r[3] for r in rates.iter_rows(min_row=5, values_only=True) if r[0]]
+    assert NASTY in names and rates["D6"].data_type == "s"
+    trend = book["Trend"]
+    assert trend["C4"].value == NASTY and trend["C4"].data_type == "s"
+
+
+def test_the_page_escapes_every_name() -> None:
+    page = render_html(_nasty_doc(), "en")
+    assert "<script>" not in page and '"quoted"' not in page
+    escaped = html.escape(NASTY)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;quoted&quot;" in escaped
+    assert page.count(escaped) >= 4  # enterprise (header, subtitle, facts), plant, line, …

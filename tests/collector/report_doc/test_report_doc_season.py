@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,8 @@ import pytest
 from bench.report_doc_data import HOUR, Story
 from collector.kpi.service import KpiResult, result_lines
 from collector.report_doc.document import ReportDoc, build_report
+from collector.report_doc.pdf import render_html
+from collector.report_doc.view import View
 from collector.storage.reader import InfluxQLReader
 from collector.storage.settings import InfluxSettings
 from collector.storage.writer import make_writer
@@ -126,3 +128,41 @@ async def test_a_month_trends_per_day_and_the_digest_is_stable(season: Season) -
     assert first.digest == again.digest
     assert first.generated_at_ns <= again.generated_at_ns
     assert first.figures.rates[0].tiles == 30 * 24 // STEP
+
+
+async def test_days_and_weeks_follow_the_zone_the_period_was_asked_in(season: Season) -> None:
+    """February asked in +08:00: each day point starts at midnight there (16:00 UTC the day
+    before), the first is February 1st; a longer period's weeks start on Monday there."""
+    cst = timezone(timedelta(hours=8))
+    start, end = datetime(2026, 2, 1, tzinfo=cst), datetime(2026, 3, 1, tzinfo=cst)
+    doc = await build_report(
+        season.reader,
+        season.register,
+        int(start.timestamp()) * 10**9,
+        int(end.timestamp()) * 10**9,
+        utc_offset_s=8 * 3600,
+    )
+    trend = doc.figures.trend
+    assert (trend.bucket, trend.offset_s) == ("day", 16 * 3600)
+    days = [datetime.fromtimestamp(p.start_ns / 1e9, UTC).astimezone(cst) for p in trend.points]
+    assert days == [start + timedelta(days=d) for d in range(28)]
+    assert trend.points[0].start == "2026-01-31T16:00:00Z"
+    view = View(doc, "zh")
+    assert view.day(trend.points[0].start_ns) == "2026-02-01"
+    assert 'text-anchor="middle" fill="#444">02-01</text>' in render_html(doc, "zh")
+    assert sum(p.enterprise.denominator for p in trend.points) == doc.figures.rates[0].denominator
+
+    weeks = await build_report(
+        season.reader,
+        season.register,
+        int(datetime(2026, 1, 1, tzinfo=cst).timestamp()) * 10**9,
+        int(datetime(2026, 4, 10, tzinfo=cst).timestamp()) * 10**9,
+        utc_offset_s=8 * 3600,
+    )
+    assert weeks.figures.trend.bucket == "week"
+    starts = [
+        datetime.fromtimestamp(p.start_ns / 1e9, UTC).astimezone(cst)
+        for p in weeks.figures.trend.points
+    ]
+    assert all((s.weekday(), s.hour, s.minute) == (0, 0, 0) for s in starts), starts
+    assert starts[0] == datetime(2025, 12, 29, tzinfo=cst)
