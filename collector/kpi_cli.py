@@ -17,6 +17,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import measure_renderables
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -34,6 +35,7 @@ from collector.api.models import (
     OutageOut,
     ProcessDetailOut,
     ProcessesOut,
+    RateOut,
     ReportPlanOut,
     ReportWindowOut,
     WindowHistoryOut,
@@ -126,6 +128,34 @@ def _scope(_: Translator, scope: str) -> str:
     return term(_, SCOPES_SHORT, scope)
 
 
+def _rates_table(
+    title: str, rows: list[RateOut], _: Translator, names: DisplayNames | None
+) -> Table:
+    table = Table(title=title)
+    table.add_column(_("scope"))
+    table.add_column(_("id"))
+    if names is not None:
+        table.add_column(_("name"))
+    table.add_column(_("rate"), justify="right")
+    table.add_column(_("digitalized/key"), justify="right")
+    table.add_column(_("not sched."), justify="right")
+    table.add_column(_("provisional"), justify="right")
+    table.add_column(_("why not (processes)"))
+    for r in rows:
+        name = [names.scope(r.scope, r.scope_id, r.plant_id, r.enterprise_id)] if names else []
+        table.add_row(
+            _scope(_, r.scope),
+            r.scope_id,
+            *name,
+            _pct(r.rate),
+            f"{r.numerator}/{r.denominator}",
+            str(r.not_scheduled),
+            str(r.provisional),
+            top_reasons(r.reasons, _=_),
+        )
+    return table
+
+
 def render_kpi(
     console: Console,
     kpi: KpiOut,
@@ -137,40 +167,23 @@ def render_kpi(
     window = kpi.window
     seconds = (window.end_ns - window.start_ns) / 1e9
     end = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(window.end_ns / 1e9))
-    table = Table(
-        title=_(
-            "Key-process digitalization rate — window {seconds}s ending {end}",
-            seconds=round(seconds),
-            end=end,
-        )
+    title = _(
+        "Key-process digitalization rate — window {seconds}s ending {end}",
+        seconds=round(seconds),
+        end=end,
     )
-    table.add_column(_("scope"))
-    table.add_column(_("id"))
-    with_names = bool(names.enterprises)
-    if with_names:
-        table.add_column(_("name"), max_width=24)  # long names wrap, the figures stay wide
-    table.add_column(_("rate"), justify="right")
-    table.add_column(_("digitalized/key"), justify="right")
-    table.add_column(_("not sched."), justify="right")
-    table.add_column(_("provisional"), justify="right")
-    table.add_column(_("why not (processes)"))
     order = {"region_official": 0, "region_pooled": 1, "enterprise": 2, "plant": 3, "line": 4}
     rows = sorted(
         (r for r in kpi.rates if r.industry == "all"),
         key=lambda r: (order.get(r.scope, 9), r.scope_id),
     )
-    for r in rows:
-        name = names.scope(r.scope, r.scope_id, r.plant_id, r.enterprise_id)
-        table.add_row(
-            _scope(_, r.scope),
-            r.scope_id,
-            *([name] if with_names else []),
-            _pct(r.rate),
-            f"{r.numerator}/{r.denominator}",
-            str(r.not_scheduled),
-            str(r.provisional),
-            top_reasons(r.reasons, _=_),
-        )
+    table = _rates_table(title, rows, _, names)
+    unbounded = console.options.update_width(10_000)  # the width the table would like
+    if names.enterprises and measure_renderables(console, unbounded, [table]).maximum > (
+        console.width
+    ):
+        # The names only where they fit: a squeezed table would cut ids and reason codes.
+        table = _rates_table(title, rows, _, None)
     console.print(table)
     if any(r.provisional for r in rows):
         console.print(
@@ -179,6 +192,7 @@ def render_kpi(
                 "edge (uplink outage, backlog draining); they leave the rate until it has arrived"
             )
         )
+    with_names = bool(names.enterprises)
     failing = Table(title=_("Key processes that do not count, and why"))
     failing.add_column(_("process"))
     if with_names:

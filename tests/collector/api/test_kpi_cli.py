@@ -230,3 +230,25 @@ async def test_export_headers_in_chinese_cells_unchanged(served: str, tmp_path: 
         env={"KPI_TOKEN": TOKEN, "KPI_LANG": "", "LC_ALL": "zh_CN.UTF-8"},
     )
     assert by_locale.stdout.startswith("time,time_ns,enterprise,"), by_locale.stdout[:80]
+
+
+async def test_names_stand_beside_the_ids_only_where_they_fit(served: str) -> None:
+    """A terminal too narrow for the names keeps ids and reason codes whole instead."""
+    wide = await asyncio.to_thread(
+        CliRunner().invoke,
+        kpi_app,
+        ["--api", served, "--lang", "en"],
+        env={"COLUMNS": "200", "KPI_TOKEN": TOKEN},
+    )
+    narrow = await asyncio.to_thread(
+        CliRunner().invoke,
+        kpi_app,
+        ["--api", served, "--lang", "en"],
+        env={"COLUMNS": "105", "KPI_TOKEN": TOKEN},
+    )
+    assert wide.exit_code == 0 and narrow.exit_code == 0, wide.output + narrow.output
+    rates = [line for line in wide.stdout.splitlines() if "│ enterprise" in line]
+    assert rates and "Enterprise A" in rates[0]
+    rates = [line for line in narrow.stdout.splitlines() if "│ enterprise" in line]
+    assert rates and "ent-a" in rates[0] and "Enterprise A" not in narrow.stdout
+    assert "…" not in narrow.stdout.split("Key processes that do not count")[0]
