@@ -453,7 +453,8 @@ async def _assert_stored_equals_recompute(rig: Rig, stored: list[StoredWindow]) 
                     "outages": json.loads(row["outages"])["listed"],
                     "complete": row["complete"],
                 }
-                assert again == was, (w.end, p.process_id)
+                # The whole of both sides on failure: a mismatch is a KPI bug to trace.
+                assert again == was, (w.start, w.end, p.process_id, again, was)
     finally:
         await reader.close()
         await writer.close()
