@@ -44,14 +44,16 @@ def check_industry(industry: str, field: str = "industry") -> None:
         )
 
 
-def unknown_scope_id(scope: str, scope_id: str, registers: Sequence[LoadedRegister]) -> ApiError:
+def unknown_scope_id(
+    scope: str, scope_id: str, registers: Sequence[LoadedRegister], field: str = "scope_id"
+) -> ApiError:
     known = sorted(known_scope_ids(registers)[scope])
     shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
     return ApiError(
         404,
         "unknown_scope",
         f"no {scope} {excerpt(scope_id)} in the loaded registers (known: {shown or 'none'})",
-        field="scope_id",
+        field=field,
     )
 
 

@@ -16,10 +16,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from collector.api.errors import ApiError, excerpt
 from collector.api.language import lang_param
 from collector.api.routes.history import grid_of
 from collector.api.runtime import Runtime, reader_of
+from collector.api.scopes import unknown_scope_id
 from collector.api.timerange import check_range
 from collector.i18n import Lang
 from collector.report_doc import DIGEST_HEADER
@@ -44,14 +44,7 @@ def _register(runtime: Runtime, enterprise: str) -> LoadedRegister:
     for register in runtime.kpi.registers:
         if register.enterprise_id == enterprise:
             return register
-    known = sorted(r.enterprise_id for r in runtime.kpi.registers)
-    shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
-    raise ApiError(
-        404,
-        "unknown_scope",
-        f"no enterprise {excerpt(enterprise)} in the loaded registers (known: {shown or 'none'})",
-        field="enterprise",
-    )
+    raise unknown_scope_id("enterprise", enterprise, runtime.kpi.registers, field="enterprise")
 
 
 def router(runtime: Runtime, settings: ApiSettings) -> APIRouter:

@@ -9,13 +9,16 @@ Register ``ent-a`` (declared rate 0.8): line ``l1`` has ``p1`` (discrete, health
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from collector.api.app import create_app
@@ -32,7 +35,7 @@ from collector.storage.writer import make_writer
 from common.endpoints import parse_broker_url
 from common.quality import GOOD
 from common.register_loader import LoadedRegister
-from harness.servers import InfluxServer
+from harness.servers import InfluxServer, free_port
 from tests import registers
 from tests.collector.kpi.kpi_testkit import S, at
 from tests.registers import process, sig
@@ -161,6 +164,25 @@ async def plant(influxdb: InfluxServer) -> AsyncIterator[Plant]:
         await writer.close()
         await reader.close()
         influxdb.drop_database(database)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on this loop, on a free loopback port: its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # uvicorn offers no event to wait on
+            if task.done():
+                task.result()
+                raise AssertionError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 def client(app: FastAPI, token: str | None = None) -> httpx.AsyncClient:

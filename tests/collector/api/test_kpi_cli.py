@@ -9,12 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner, Result
 
 from collector.kpi_cli import kpi_app, parse_when, top_reasons
-from harness.servers import free_port
-from tests.collector.api.conftest import LIVE_ENDS, Apps, Plant
+from tests.collector.api.conftest import LIVE_ENDS, Apps, Plant, serving
 
 pytestmark = pytest.mark.integration
 
@@ -24,20 +22,8 @@ RANGE = ["--start", "2026-11-28T08:00:00Z", "--end", "2026-11-28T10:00:01Z"]
 
 @pytest.fixture
 async def served(make_app: Apps) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        make_app(tokens=[TOKEN]), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # uvicorn offers no event to wait on
-        if task.done():
-            task.result()
-            raise AssertionError("uvicorn stopped before it started")
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(make_app(tokens=[TOKEN])) as url:
+        yield url
 
 
 async def kpi(api: str, *args: str, token: str | None = TOKEN) -> Result:

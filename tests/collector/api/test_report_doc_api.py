@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from openpyxl import load_workbook
 from typer.testing import CliRunner, Result
 
@@ -38,8 +37,7 @@ from collector.report_doc.pdf import render_html
 from collector.report_doc.view import View, pct
 from collector.report_doc.worker import THREAD_NAME
 from collector.report_doc.xlsx import render_xlsx
-from harness.servers import free_port
-from tests.collector.api.conftest import Apps, Plant, client
+from tests.collector.api.conftest import Apps, Plant, client, serving
 from tests.collector.kpi.kpi_testkit import at
 
 pytestmark = pytest.mark.integration
@@ -254,20 +252,8 @@ TOKEN = "report-doc-token"
 
 @pytest.fixture
 async def served(make_app: Apps) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        make_app(tokens=[TOKEN]), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise AssertionError("uvicorn stopped before it started")
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(make_app(tokens=[TOKEN])) as url:
+        yield url
 
 
 async def kpi(api: str, *args: str) -> Result:
