@@ -14,6 +14,7 @@ from collector.api.auth import require_token
 from collector.api.models import ERROR_RESPONSES
 from collector.api.routes import export, history, kpi, ops, report_doc, texts
 from collector.api.runtime import Runtime
+from collector.i18n import LANGS, catalogue_of
 from collector.settings import ApiSettings
 from common.version import VERSION
 
@@ -30,6 +31,9 @@ def create_app(runtime: Runtime, settings: ApiSettings | None = None) -> FastAPI
             '`{"error": code, "detail": text}`; see docs/api.md.'
         ),
     )
+    for lang in LANGS:
+        # A damaged or missing catalogue (a broken package) fails at start, not on a page.
+        catalogue_of(lang)
     errors.install(app)
     app.include_router(ops.open_router(runtime))
     protected = [Depends(require_token(settings.tokens))]

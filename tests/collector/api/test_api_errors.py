@@ -205,10 +205,20 @@ async def test_storage_down_is_503_json(make_app: Apps) -> None:
     async with client(make_app(make_app.runtime(nowhere))) as api:
         history = await api.get("/api/v1/history", params=params)
         export = await api.get("/api/v1/export/rates.csv", params=params)
-    for response in (history, export):
+        report = await api.get(
+            "/api/v1/report-doc",
+            params={"enterprise": "ent-a", "start": params["start"], "end": params["end"]},
+        )
+        report_zh = await api.get(
+            "/api/v1/report-doc",
+            params={"enterprise": "ent-a", "start": params["start"], "end": params["end"]},
+            headers={"Accept-Language": "zh-CN"},
+        )
+    for response in (history, export, report):
         assert response.status_code == 503
         assert response.json()["error"] == "storage_unavailable"
         assert "query" not in response.json()["detail"]  # the query text stays in the log
+    assert report_zh.status_code == 503 and "无法连接数据库" in report_zh.json()["message"]
 
 
 async def test_unexpected_exception_is_a_500_without_traceback(
